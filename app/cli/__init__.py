@@ -1,0 +1,1 @@
+"""The ``medreview`` command line: one module per verb, registered in ``main.py``."""

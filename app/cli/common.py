@@ -1,0 +1,85 @@
+"""What every verb shares: the common options, exit codes, the progress bar and error printing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from app.workspace import Workspace
+from core.progress import Progress, ProgressEvent, json_lines
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # some rows or items were rejected, and reported
+EXIT_FAILED = 2  # usage error, or a failure that changed nothing
+
+
+class CommandError(Exception):
+    """A failure to report in words, with exit code 2, and no traceback."""
+
+
+def add_common(parser: argparse.ArgumentParser, progress: bool = False) -> None:
+    """``--workspace`` on every verb; ``--progress`` on the long ones."""
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="workspace folder (default: $MEDREVIEW_WORKSPACE, else the user data folder)",
+    )
+    if progress:
+        parser.add_argument(
+            "--progress",
+            choices=("bar", "json", "none"),
+            default="bar" if sys.stderr.isatty() else "none",
+            help="progress display: a bar on the terminal, JSON lines on stdout, or none",
+        )
+
+
+def workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.resolve(getattr(args, "workspace", None))
+
+
+class _Bar:
+    """A tqdm bar per stage, on stderr."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._stage: str | None = None
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        from tqdm import tqdm
+
+        if ev.stage != self._stage or self._bar is None:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = tqdm(total=ev.total, desc=ev.stage, file=sys.stderr, leave=True)
+            self._stage = ev.stage
+        bar = self._bar
+        if ev.total is not None and bar.total != ev.total:
+            bar.total = ev.total
+        post = {k: f"{v:.4g}" for k, v in (("loss", ev.loss), ("reward", ev.reward), ("kl", ev.kl)) if v is not None}
+        if post:
+            bar.set_postfix(post, refresh=False)
+        bar.n = ev.step
+        bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextmanager
+def progress_for(args: argparse.Namespace) -> Iterator[Progress]:
+    """The ``Progress`` that ``--progress`` asks for; closes the bar at the end."""
+    mode = getattr(args, "progress", "none")
+    if mode == "json":
+        yield json_lines()
+    elif mode == "bar":
+        bar = _Bar()
+        try:
+            yield Progress(bar)
+        finally:
+            bar.close()
+    else:
+        yield Progress()

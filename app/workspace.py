@@ -1,0 +1,90 @@
+"""The workspace: one folder that holds the database, the images and the models.
+
+Layout::
+
+    <root>/medreview.db      SQLite store (unless workspace.json names another database URL)
+    <root>/images/           case images, stored by content hash
+    <root>/models/<version>/ the model registry (model_card.json, adapter/, reward_model/)
+    <root>/exports/          expert_feedback.jsonl and the images it names
+    <root>/runs/             temporary training output, moved into models/ on success
+    <root>/workspace.json    optional settings: {"db_url": "postgresql+psycopg://..."}
+
+The default folder is the user's data folder (platformdirs); ``--workspace DIR`` or the
+``MEDREVIEW_WORKSPACE`` variable chooses another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "MedGemmaReviewer"
+ENV_VAR = "MEDREVIEW_WORKSPACE"
+
+
+def default_root() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False) / "demo-workspace"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, arg: str | os.PathLike[str] | None = None) -> Workspace:
+        """The workspace named by ``arg``, else ``$MEDREVIEW_WORKSPACE``, else the default."""
+        if arg:
+            return cls(Path(arg).expanduser().resolve())
+        env = os.environ.get(ENV_VAR)
+        if env:
+            return cls(Path(env).expanduser().resolve())
+        return cls(default_root())
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "medreview.db"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def settings_path(self) -> Path:
+        return self.root / "workspace.json"
+
+    @property
+    def db_url(self) -> str:
+        """The store's SQLAlchemy URL: workspace.json's ``db_url`` or the SQLite file."""
+        if self.settings_path.exists():
+            try:
+                url = json.loads(self.settings_path.read_text(encoding="utf-8")).get("db_url")
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{self.settings_path}: cannot read: {exc}") from exc
+            if url:
+                return str(url)
+        return f"sqlite:///{self.db_path}"
+
+    def exists(self) -> bool:
+        return self.db_path.exists() or self.settings_path.exists()
+
+    def ensure(self) -> Workspace:
+        """Create the folders (not the database) and return self."""
+        for d in (self.root, self.images_dir, self.models_dir, self.exports_dir, self.runs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
