@@ -1,0 +1,12 @@
+"""The store's own exception, so callers never have to know SQLAlchemy's."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """A store operation failed; the message says what, in words.
+
+    Raised for database errors (wrapped by the session context, the original is ``__cause__``),
+    for references to rows that do not exist, and for schema problems (a database newer than this
+    program, or one that needs an upgrade that was not allowed).
+    """

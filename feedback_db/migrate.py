@@ -1,0 +1,144 @@
+"""Schema migrations, run from code: create new databases at head, upgrade old ones after a backup.
+
+The Alembic scripts live in ``feedback_db/migrations`` (shipped in the package). A new, empty
+database is created by running every migration, so it is stamped at head by the same code that
+upgrades old ones. Before an existing SQLite file is upgraded, a consistent copy is taken with
+SQLite's online backup (correct under WAL, unlike a file copy). A database this program does not
+recognise (tables but no revision) or one newer than it is refused, never touched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from feedback_db.errors import StoreError
+from feedback_db.session import safe_url, sqlite_path
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this program knows."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise StoreError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision; None for a database never migrated.
+
+    Raises:
+        StoreError: the database cannot be read.
+    """
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the schema revision of {safe_url(str(engine.url))}: {exc}") from exc
+
+
+def _check_known(engine: Engine, revision: str | None) -> None:
+    url = safe_url(str(engine.url))
+    if revision is None:
+        try:
+            tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read {url}: {exc}") from exc
+        if tables:
+            raise StoreError(
+                f"{url} holds tables ({', '.join(sorted(tables))}) but no schema revision: "
+                "it is not a MedGemma Reviewer store; refusing to touch it"
+            )
+    elif revision not in known_revisions():
+        raise StoreError(
+            f"{url} is at schema revision {revision}, newer than this program knows "
+            f"(head {head_revision()}); update MedGemma Reviewer"
+        )
+
+
+def backup_sqlite(path: str | Path, revision: str | None) -> Path:
+    """A consistent copy of a SQLite file beside it: ``<name>.bak-<revision>-<UTC time>``.
+
+    Raises:
+        StoreError: the copy could not be made (the upgrade is then not attempted).
+    """
+    src_path = Path(path)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    dst_path = src_path.with_name(f"{src_path.name}.bak-{revision or 'none'}-{stamp}")
+    try:
+        src = sqlite3.connect(str(src_path))
+        try:
+            dst = sqlite3.connect(str(dst_path))
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot back up {src_path} to {dst_path} before upgrading: {exc}") from exc
+    return dst_path
+
+
+def upgrade(engine: Engine) -> Path | None:
+    """Bring the database to head; return the backup made first (None when none was needed).
+
+    A new database is created at head with no backup; an up-to-date one is left alone.
+
+    Raises:
+        StoreError: the database is not ours, is newer than this program, cannot be backed up,
+            or a migration failed (on SQLite the failed migration is rolled back as a whole).
+    """
+    revision = current_revision(engine)
+    _check_known(engine, revision)
+    head = head_revision()
+    if revision == head:
+        return None
+    backup = None
+    path = sqlite_path(str(engine.url))
+    if revision is not None and path is not None:
+        backup = backup_sqlite(path, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.connect() as conn:
+            if sqlite:
+                # Batch migrations copy and drop tables; SQLite allows that only with foreign
+                # keys off, which must be set outside a transaction. Checked again below.
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with conn.begin():
+                    command.upgrade(_config(conn), "head")
+                    if sqlite:
+                        bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if bad:
+                            raise StoreError(f"migration broke {len(bad)} foreign keys: {bad[:5]}")
+            finally:
+                if sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+    except (SQLAlchemyError, CommandError) as exc:
+        where = f"; the database before the upgrade is saved as {backup}" if backup else ""
+        raise StoreError(f"upgrading {safe_url(str(engine.url))} to {head} failed: {exc}{where}") from exc
+    return backup

@@ -1,0 +1,118 @@
+"""Engines and the session context: commit on success, roll back on error, raise StoreError.
+
+SQLite gets WAL (readers never wait for the writer), foreign keys on, a busy timeout (a second
+process, such as a training child, waits instead of failing) and ``synchronous=FULL`` (a rating
+the clinician saw saved survives a power cut), set by a listener on every new connection.
+
+SQLite transactions are begun by us, not by the sqlite3 module (SQLAlchemy's documented recipe):
+the module's own handling leaves DDL outside transactions, so a failed migration would be half
+applied. Writing sessions begin ``IMMEDIATE`` (they take the write lock up front, so two writing
+processes queue on the busy timeout instead of deadlocking); reading sessions begin ``DEFERRED``,
+so a long export never holds up a clinician's next rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from feedback_db.errors import StoreError
+
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_BEGIN = "medreview_sqlite_begin"  # execution option: DEFERRED | IMMEDIATE
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+    finally:
+        cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL; SQLite files get the pragmas above.
+
+    Raises:
+        StoreError: the URL is malformed or its driver is not installed.
+    """
+    try:
+        parsed = make_url(url)
+        engine = create_engine(parsed)
+    except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot open database URL {safe_url(url)}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages and ``StoreInfo``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<malformed URL>"
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    db = parsed.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return db
+
+
+class SessionFactory:
+    """Makes sessions on one engine; ``scope()`` is the only way the store touches the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        writer = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        self._write = sessionmaker(writer, expire_on_commit=False)
+
+    @contextmanager
+    def scope(self, what: str = "database operation", *, write: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back if it raises.
+
+        ``write=True`` for blocks that change the database (see the module docstring).
+
+        Raises:
+            StoreError: any database error, with ``what`` in the message; StoreErrors raised in
+                the block pass through unchanged (after the rollback).
+        """
+        session = (self._write if write else self._read)()
+        try:
+            yield session
+            session.commit()
+        except StoreError:
+            session.rollback()
+            raise
+        except SQLAlchemyError as exc:
+            session.rollback()
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(f"{what} failed: {detail}") from exc
+        finally:
+            session.close()

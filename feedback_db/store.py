@@ -1,0 +1,388 @@
+"""The repository: every read and write of the feedback store goes through ``Store``.
+
+Open one with ``open_store(url)``. Methods take and return the frozen records of
+``feedback_db.records``; the ratings and queue methods live in ``ratings.py`` and ``queue.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy.orm import Session
+
+from feedback_db import convert, migrate
+from feedback_db.errors import StoreError
+from feedback_db.models import (
+    TABLES,
+    Base,
+    CaseRow,
+    EvaluationRow,
+    ModelVersionRow,
+    PredictionRow,
+    ReviewerRow,
+    TrainingRunRow,
+    utcnow,
+)
+from feedback_db.queue import QueueMixin
+from feedback_db.ratings import RatingsMixin
+from feedback_db.records import (
+    FINISHED_STATUSES,
+    CaseIn,
+    CaseRecord,
+    Evaluation,
+    ModelVersion,
+    Prediction,
+    PredictionIn,
+    Reviewer,
+    StoreInfo,
+    TrainingRun,
+)
+from feedback_db.session import SessionFactory, make_engine, safe_url, sqlite_path
+
+_CHUNK = 500  # ids per IN (...) probe, well under every database's parameter limit
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _version_row(s: Session, name: str) -> ModelVersionRow:
+    row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.name == name)).first()
+    if row is None:
+        raise StoreError(f"unknown model version {name!r}")
+    return row
+
+
+def _last_eval(s: Session, version_id: int) -> EvaluationRow | None:
+    stmt = select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id.desc()).limit(1)
+    return s.scalars(stmt).first()
+
+
+def open_store(url: str, *, upgrade: bool = True) -> Store:
+    """Open the store at a SQLAlchemy URL (``sqlite:////abs/path/medreview.db``, ``postgresql+psycopg://...``).
+
+    A new database is created at the newest schema. An older one is upgraded after a backup copy
+    (SQLite: ``<file>.bak-<revision>-<time>`` beside it; ``Store.backup_path``) when ``upgrade``
+    is true, and refused otherwise.
+
+    Raises:
+        StoreError: bad URL, unreachable database, a database that is not ours or is newer than
+            this program, a needed upgrade that was not allowed, or a failed upgrade.
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        if upgrade:
+            backup = migrate.upgrade(engine)
+        else:
+            backup = None
+            revision = migrate.current_revision(engine)
+            head = migrate.head_revision()
+            if revision != head:
+                raise StoreError(
+                    f"{safe_url(url)} is at schema revision {revision or 'none'}, this program needs "
+                    f"{head}: run `medreview db upgrade` (a backup is made first)"
+                )
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, backup_path=backup)
+
+
+class Store(RatingsMixin, QueueMixin):
+    """The feedback store on one database.
+
+    Thread safety: an instance may be used by one thread at a time (the GUI serialises its store
+    calls through one worker lane). Several processes may open the same database: SQLite writers
+    queue on a busy timeout. Every method runs in its own transaction and returns frozen records.
+    """
+
+    def __init__(self, engine: Engine, *, backup_path: Path | None = None) -> None:
+        self._db = SessionFactory(engine)
+        self.url = str(engine.url)
+        #: the copy made before this open upgraded the schema, if any
+        self.backup_path = backup_path
+
+    @property
+    def sessions(self) -> SessionFactory:
+        """The session factory (for feedback_db's own export and import modules)."""
+        return self._db
+
+    def close(self) -> None:
+        """Release the database connections. The instance must not be used afterwards."""
+        self._db.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the store itself ----------------------------------------------------------------------
+    def info(self) -> StoreInfo:
+        """URL (password hidden), schema revision, the program's head revision, rows per table."""
+        engine = self._db.engine
+        revision = migrate.current_revision(engine)
+        present = set(inspect(engine).get_table_names())
+        counts: dict[str, int] = {}
+        with self._db.scope("counting rows") as s:
+            for name in TABLES:
+                if name in present:
+                    table = Base.metadata.tables[name]
+                    counts[name] = int(s.scalar(select(func.count()).select_from(table)) or 0)
+        return StoreInfo(safe_url(self.url), revision, migrate.head_revision(), counts)
+
+    # -- reviewers ------------------------------------------------------------------------------
+    def ensure_reviewer(self, name: str, role: str) -> Reviewer:
+        """The reviewer called ``name``, created with ``role`` if new (an existing one is unchanged).
+
+        Raises:
+            ValueError: an empty name or role.
+        """
+        name, role = name.strip(), role.strip()
+        if not name or not role:
+            raise ValueError("a reviewer needs a non-empty name and role")
+        with self._db.scope("saving a reviewer", write=True) as s:
+            row = s.scalars(select(ReviewerRow).where(ReviewerRow.name == name)).first()
+            if row is None:
+                row = ReviewerRow(name=name, role=role)
+                s.add(row)
+                s.flush()
+            return convert.reviewer(row)
+
+    def reviewers(self) -> list[Reviewer]:
+        with self._db.scope("reading reviewers") as s:
+            return [convert.reviewer(r) for r in s.scalars(select(ReviewerRow).order_by(ReviewerRow.id))]
+
+    # -- cases ----------------------------------------------------------------------------------
+    def add_cases(self, cases: Iterable[CaseIn], *, skip_existing: bool = False) -> int:
+        """Add cases in one transaction; return how many were added.
+
+        Raises:
+            StoreError: a case id already exists (or repeats in the input) and ``skip_existing``
+                is false; nothing is added then.
+        """
+        incoming: dict[str, CaseIn] = {}
+        for c in cases:
+            if c.case_id in incoming:
+                if skip_existing:
+                    continue
+                raise StoreError(f"case id {c.case_id!r} appears twice in the input")
+            incoming[c.case_id] = c
+        with self._db.scope("adding cases", write=True) as s:
+            existing: set[str] = set()
+            for chunk in _chunks(list(incoming)):
+                existing.update(s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk))))
+            if existing and not skip_existing:
+                shown = ", ".join(sorted(existing)[:5])
+                raise StoreError(f"{len(existing)} case id(s) already in the store: {shown}")
+            now = utcnow()
+            rows: list[dict[str, Any]] = [
+                {**{k: getattr(c, k) for k in CaseIn.__dataclass_fields__}, "meta": dict(c.meta), "created_at": now}
+                for cid, c in incoming.items()
+                if cid not in existing
+            ]
+            if rows:
+                s.execute(insert(CaseRow), rows)
+            return len(rows)
+
+    def get_case(self, case_id: str) -> CaseRecord | None:
+        with self._db.scope("reading a case") as s:
+            row = s.get(CaseRow, case_id)
+            return None if row is None else convert.case(row)
+
+    def get_cases(self, ids: Iterable[str]) -> list[CaseRecord]:
+        """The cases with these ids, in the order asked; unknown ids are left out."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, CaseRecord] = {}
+        with self._db.scope("reading cases") as s:
+            for chunk in _chunks(wanted):
+                for row in s.scalars(select(CaseRow).where(CaseRow.case_id.in_(chunk))):
+                    found[row.case_id] = convert.case(row)
+        return [found[i] for i in wanted if i in found]
+
+    # -- model versions -------------------------------------------------------------------------
+    def add_model_version(
+        self,
+        name: str,
+        backend: str,
+        base_model: str,
+        *,
+        parent: str | None = None,
+        path: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        active: bool = False,
+        note: str | None = None,
+    ) -> ModelVersion:
+        """Register a model version (``active=True`` makes it the one active version).
+
+        Raises:
+            StoreError: the name is taken or the parent is unknown.
+        """
+        with self._db.scope(f"registering model version {name!r}", write=True) as s:
+            if s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.name == name)) is not None:
+                raise StoreError(f"model version {name!r} already exists")
+            if parent is not None:
+                _version_row(s, parent)
+            if active:
+                s.execute(update(ModelVersionRow).values(active=False))
+            row = ModelVersionRow(
+                name=name, backend=backend, base_model=base_model, parent=parent, path=path,
+                metrics=metrics, active=active, note=note,
+            )
+            s.add(row)
+            s.flush()
+            return convert.model_version(row, None)
+
+    def model_versions(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        with self._db.scope("reading model versions") as s:
+            rows = list(s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.id)))
+            return [convert.model_version(r, _last_eval(s, r.id)) for r in rows]
+
+    def get_model_version(self, name: str) -> ModelVersion | None:
+        with self._db.scope("reading a model version") as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.name == name)).first()
+            return None if row is None else convert.model_version(row, _last_eval(s, row.id))
+
+    def set_active(self, name: str) -> ModelVersion:
+        """Make ``name`` the one active version. Raises StoreError for an unknown name."""
+        with self._db.scope(f"activating {name!r}", write=True) as s:
+            row = _version_row(s, name)
+            s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
+            row.active = True
+            s.flush()
+            return convert.model_version(row, _last_eval(s, row.id))
+
+    def active_version(self) -> ModelVersion | None:
+        with self._db.scope("reading the active version") as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.active.is_(True))).first()
+            return None if row is None else convert.model_version(row, _last_eval(s, row.id))
+
+    def record_evaluation(self, name: str, metrics: dict[str, Any], promoted: bool, reason: str) -> Evaluation:
+        """Append an evaluation of ``name``; its metrics become the version's; promoted = made active.
+
+        Raises:
+            StoreError: unknown version, or metrics that are not JSON.
+        """
+        with self._db.scope(f"recording the evaluation of {name!r}", write=True) as s:
+            row = _version_row(s, name)
+            ev = EvaluationRow(version_id=row.id, metrics=dict(metrics), promoted=bool(promoted), reason=reason)
+            s.add(ev)
+            row.metrics = dict(metrics)
+            if promoted:
+                s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
+                row.active = True
+            s.flush()
+            return convert.evaluation(ev, name)
+
+    def evaluations(self, name: str) -> list[Evaluation]:
+        """Every evaluation of ``name``, oldest first. Raises StoreError for an unknown name."""
+        with self._db.scope("reading evaluations") as s:
+            row = _version_row(s, name)
+            stmt = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
+            return [convert.evaluation(e, name) for e in s.scalars(stmt)]
+
+    # -- predictions ----------------------------------------------------------------------------
+    def add_predictions(self, version: str, preds: Iterable[PredictionIn]) -> int:
+        """Store a version's verdicts (a bulk insert); return how many.
+
+        Raises:
+            StoreError: unknown version or case; nothing is stored then.
+        """
+        items = list(preds)
+        with self._db.scope(f"saving predictions of {version!r}", write=True) as s:
+            vid = _version_row(s, version).id
+            ids = list(dict.fromkeys(p.case_id for p in items))
+            known: set[str] = set()
+            for chunk in _chunks(ids):
+                known.update(s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk))))
+            missing = [i for i in ids if i not in known]
+            if missing:
+                raise StoreError(f"predictions for {len(missing)} unknown case(s): {', '.join(missing[:5])}")
+            now = utcnow()
+            rows = [
+                {"version_id": vid, "case_id": p.case_id, "label": p.label, "reason": p.reason, "text": p.text,
+                 "confidence": p.confidence, "latency_ms": p.latency_ms, "created_at": now}
+                for p in items
+            ]
+            if rows:
+                s.execute(insert(PredictionRow), rows)
+            return len(rows)
+
+    def predictions_for_case(self, case_id: str) -> list[Prediction]:
+        """The latest prediction of each version for the case, in version registration order."""
+        latest = (
+            select(func.max(PredictionRow.id))
+            .where(PredictionRow.case_id == case_id)
+            .group_by(PredictionRow.version_id)
+        )
+        stmt = (
+            select(PredictionRow, ModelVersionRow.name)
+            .join(ModelVersionRow, ModelVersionRow.id == PredictionRow.version_id)
+            .where(PredictionRow.id.in_(latest))
+            .order_by(ModelVersionRow.id)
+        )
+        with self._db.scope("reading predictions") as s:
+            return [convert.prediction(p, name) for p, name in s.execute(stmt)]
+
+    def predictions_for_version(self, version: str, split: str | None = None) -> dict[str, Prediction]:
+        """case_id -> the version's latest prediction (of the cases in ``split`` when given).
+
+        Raises:
+            StoreError: unknown version.
+        """
+        with self._db.scope("reading predictions") as s:
+            vid = _version_row(s, version).id
+            latest = select(func.max(PredictionRow.id)).where(PredictionRow.version_id == vid).group_by(PredictionRow.case_id)
+            stmt = select(PredictionRow).where(PredictionRow.id.in_(latest))
+            if split is not None:
+                stmt = stmt.join(CaseRow, CaseRow.case_id == PredictionRow.case_id).where(CaseRow.split == split)
+            return {p.case_id: convert.prediction(p, version) for p in s.scalars(stmt)}
+
+    # -- training runs --------------------------------------------------------------------------
+    def add_training_run(self, kind: str, config: dict[str, Any], parent_version: str | None) -> TrainingRun:
+        """Record a training run that has started (status ``running``).
+
+        Raises:
+            StoreError: unknown parent version, or a config that is not JSON.
+        """
+        with self._db.scope(f"recording a {kind} training run", write=True) as s:
+            if parent_version is not None:
+                _version_row(s, parent_version)
+            row = TrainingRunRow(kind=kind, config=dict(config), parent_version=parent_version, status="running")
+            s.add(row)
+            s.flush()
+            return convert.training_run(row)
+
+    def finish_training_run(self, run_id: int, status: str, message: str | None, version: str | None = None) -> TrainingRun:
+        """Close a running training run with its outcome and, on success, the version it made.
+
+        Raises:
+            ValueError: ``status`` is not succeeded, failed or canceled.
+            StoreError: unknown run, a run already finished, or an unknown version.
+        """
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(FINISHED_STATUSES)}; got {status!r}")
+        with self._db.scope("finishing a training run", write=True) as s:
+            row = s.get(TrainingRunRow, run_id)
+            if row is None:
+                raise StoreError(f"unknown training run {run_id}")
+            if row.status != "running":
+                raise StoreError(f"training run {run_id} already finished ({row.status})")
+            if version is not None:
+                _version_row(s, version)
+            row.status, row.message, row.version, row.finished_at = status, message, version, utcnow()
+            s.flush()
+            return convert.training_run(row)
+
+    def training_runs(self) -> list[TrainingRun]:
+        """All training runs, oldest first."""
+        with self._db.scope("reading training runs") as s:
+            return [convert.training_run(r) for r in s.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id))]
