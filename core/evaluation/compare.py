@@ -113,7 +113,9 @@ def compare(
     for case, va, vb in zip(cases, verdicts_a, verdicts_b, strict=True):
         if va.label is not vb.label:
             disagreements.append(
-                Disagreement(case.case_id, case.modality, case.truth_label, va.label.value, vb.label.value)
+                Disagreement(
+                    case.case_id, case.modality, case.truth_label, va.label.value, vb.label.value
+                )
             )
         if case.is_error is None:
             continue
@@ -137,5 +139,14 @@ def compare(
     )
     test = mcnemar_exact(int(np.sum(ra_arr & ~rb_arr)), int(np.sum(~ra_arr & rb_arr)))
     return ComparisonReport(
-        name_a, name_b, report_a, report_b, intervals, test, tuple(disagreements), n_boot, seed, level
+        name_a,
+        name_b,
+        report_a,
+        report_b,
+        intervals,
+        test,
+        tuple(disagreements),
+        n_boot,
+        seed,
+        level,
     )

@@ -35,9 +35,7 @@ def _groups(report: EvaluationReport) -> list[tuple[str, GroupMetrics]]:
 def _values(report: EvaluationReport, rows: list[str]) -> list[list[float]]:
     groups = dict(_groups(report))
     nan = float("nan")
-    return [
-        [getattr(groups[r], key) if r in groups else nan for key, _ in COLUMNS] for r in rows
-    ]
+    return [[getattr(groups[r], key) if r in groups else nan for key, _ in COLUMNS] for r in rows]
 
 
 def _panel(ax: Any, values: list[list[float]], rows: list[str], title: str, diff: bool) -> Any:
@@ -129,10 +127,14 @@ def heatmap_png(
         fig = Figure(figsize=(7.5, 1.6 + 0.6 * len(keys)), dpi=110, layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.subplots()
-        image = _panel(ax, _values(result, keys), labels, title or "Evaluation by modality", diff=False)
+        image = _panel(
+            ax, _values(result, keys), labels, title or "Evaluation by modality", diff=False
+        )
         fig.colorbar(image, ax=ax, shrink=0.8, label="goodness (FPR shown inverted)")
     else:
-        raise TypeError(f"heatmap_png: expected an EvaluationReport or ComparisonReport, got {type(result).__name__}")
+        raise TypeError(
+            f"heatmap_png: expected an EvaluationReport or ComparisonReport, got {type(result).__name__}"
+        )
     fig.savefig(out, format="png")
     return out
 

@@ -67,9 +67,15 @@ def format_table(rows: Sequence[tuple[str, EvaluationReport]]) -> str:
     body = []
     for name, r in rows:
         body.append(
-            [name, *_group_cells(r.overall), f"{len(r.critical_misses)}/{r.n_critical}",
-             str(r.unparseable), num(r.mean_reward), num(r.latency_p50_ms, ".1f"),
-             num(r.latency_p95_ms, ".1f")]  # fmt: skip
+            [
+                name,
+                *_group_cells(r.overall),
+                f"{len(r.critical_misses)}/{r.n_critical}",
+                str(r.unparseable),
+                num(r.mean_reward),
+                num(r.latency_p50_ms, ".1f"),
+                num(r.latency_p95_ms, ".1f"),
+            ]  # fmt: skip
         )
     return render(header, body)
 
@@ -80,12 +86,16 @@ def format_breakdown(report: EvaluationReport) -> str:
     rows = [[m, *_group_cells(g), num(g.mean_reward)] for m, g in report.per_modality.items()]
     parts = [render(header, rows)]
     if report.per_error_type:
-        t_rows = [[t, str(e.n), str(e.caught), pct(e.tp_rate)] for t, e in report.per_error_type.items()]
+        t_rows = [
+            [t, str(e.n), str(e.caught), pct(e.tp_rate)] for t, e in report.per_error_type.items()
+        ]
         parts.append(render(["Error type", "Errors", "Caught", "TP rate"], t_rows))
     misses = ", ".join(report.critical_misses[:MAX_IDS]) if report.critical_misses else "none"
     if len(report.critical_misses) > MAX_IDS:
         misses += f", ... ({len(report.critical_misses) - MAX_IDS} more)"
-    parts.append(f"Critical misses ({len(report.critical_misses)} of {report.n_critical}): {misses}")
+    parts.append(
+        f"Critical misses ({len(report.critical_misses)} of {report.n_critical}): {misses}"
+    )
     if report.skipped_no_truth:
         parts.append(f"Skipped {report.skipped_no_truth} case(s) with no ground truth.")
     return "\n\n".join(parts)
@@ -97,8 +107,10 @@ def _iv(iv: Interval, metric: str, signed: bool = False) -> str:
         est, lo, hi = num(iv.estimate, f), num(iv.low, f), num(iv.high, f)
     else:
         sign = "+" if signed else ""
+
         def p(x: float) -> str:
             return NA if not math.isfinite(x) else f"{100 * x:{sign}.1f}"
+
         est, lo, hi = p(iv.estimate), p(iv.low), p(iv.high)
         unit = " pp" if signed else "%"
         est = est if est == NA else est + unit
@@ -117,7 +129,9 @@ def format_comparison(comp: ComparisonReport, max_disagreements: int | None = 20
     for m in METRICS:
         by = comp.intervals[m]
         rows.append([METRIC_LABELS[m], _iv(by["a"], m), _iv(by["b"], m), _iv(by["diff"], m, True)])
-    rows.append(["Critical misses", str(len(comp.a.critical_misses)), str(len(comp.b.critical_misses)), ""])
+    rows.append(
+        ["Critical misses", str(len(comp.a.critical_misses)), str(len(comp.b.critical_misses)), ""]
+    )
     rows.append(["Unparseable", str(comp.a.unparseable), str(comp.b.unparseable), ""])
     parts = [
         f"{comp.a.n} cases with ground truth; paired bootstrap, {comp.n_boot} resamples, seed {comp.seed}.",

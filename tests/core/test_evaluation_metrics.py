@@ -12,7 +12,9 @@ from core.evaluation import evaluate, format_breakdown, format_table
 from core.verdicts import Label, Verdict
 
 
-def case(cid: str, error_type: str | None, severity: str | None = None, modality: str = "xray") -> Case:
+def case(
+    cid: str, error_type: str | None, severity: str | None = None, modality: str = "xray"
+) -> Case:
     return Case(cid, modality, f"{cid}.png", "f", "t", error_type=error_type, severity=severity)
 
 

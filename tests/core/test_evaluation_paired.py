@@ -130,8 +130,18 @@ def test_mcnemar_and_disagreements_from_verdicts() -> None:
         Case("c", "mri", "i", "f", "t", error_type="none"),
         Case("d", "ultrasound", "i", "f", "t"),  # no truth: listed, not tested
     ]
-    va = [Verdict(Label.ERROR, ""), Verdict(Label.UNPARSEABLE, ""), Verdict(Label.CORRECT, ""), Verdict(Label.ERROR, "")]
-    vb = [Verdict(Label.CORRECT, ""), Verdict(Label.CORRECT, ""), Verdict(Label.CORRECT, ""), Verdict(Label.CORRECT, "")]
+    va = [
+        Verdict(Label.ERROR, ""),
+        Verdict(Label.UNPARSEABLE, ""),
+        Verdict(Label.CORRECT, ""),
+        Verdict(Label.ERROR, ""),
+    ]
+    vb = [
+        Verdict(Label.CORRECT, ""),
+        Verdict(Label.CORRECT, ""),
+        Verdict(Label.CORRECT, ""),
+        Verdict(Label.CORRECT, ""),
+    ]
     comp = compare(cases, va, vb, n_boot=50, name_a="old", name_b="new")
     assert (comp.mcnemar.b, comp.mcnemar.c) == (1, 1)
     assert [(d.case_id, d.truth, d.label_a, d.label_b) for d in comp.disagreements] == [

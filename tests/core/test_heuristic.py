@@ -11,14 +11,30 @@ from core.knowledge import default_knowledge
 from core.verdicts import Label, parse_verdict
 
 
-def _case(cid: str, modality: str, finding: str, treatment: str, error_type: str, severity: str | None = None) -> Case:
-    return Case(cid, modality, f"{cid}.png", finding, treatment, error_type=error_type, severity=severity)
+def _case(
+    cid: str,
+    modality: str,
+    finding: str,
+    treatment: str,
+    error_type: str,
+    severity: str | None = None,
+) -> Case:
+    return Case(
+        cid, modality, f"{cid}.png", finding, treatment, error_type=error_type, severity=severity
+    )
 
 
 MISMATCH = _case("m", "xray", "Pneumothorax", "Lobectomy", "treatment_mismatch", "critical")
 CONSISTENT = _case("ok", "mri", "Intracranial mass", "Dexamethasone", "none")
 # The stated finding and the treatment agree; only the image shows there is no mass.
-IMAGE_ONLY = _case("img", "ultrasound", "Solid hypoechoic mass", "Surgical excision of the mass", "unsupported_by_image", "critical")
+IMAGE_ONLY = _case(
+    "img",
+    "ultrasound",
+    "Solid hypoechoic mass",
+    "Surgical excision of the mass",
+    "unsupported_by_image",
+    "critical",
+)
 
 
 def test_registered_and_a_backend() -> None:
@@ -52,7 +68,10 @@ def test_unknown_finding_no_rule_and_unknown_treatment_flagged() -> None:
     v = backend.judge(_case("u", "xray", "Rib fracture", "Lobectomy", "none"))
     assert (v.label, v.reason) == (Label.CORRECT, NO_RULE_REASON)
     # A finding of another modality is not applied across modalities.
-    assert backend.judge(_case("u2", "mri", "Pneumothorax", "Lobectomy", "none")).reason == NO_RULE_REASON
+    assert (
+        backend.judge(_case("u2", "mri", "Pneumothorax", "Lobectomy", "none")).reason
+        == NO_RULE_REASON
+    )
     v = backend.judge(_case("t", "xray", "Pneumothorax", "Homeopathy", "treatment_mismatch"))
     assert v.label is Label.ERROR
     assert "Homeopathy is not in the knowledge table" in v.reason and "moderate" in v.reason
