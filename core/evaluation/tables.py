@@ -73,8 +73,8 @@ def format_table(rows: Sequence[tuple[str, EvaluationReport]]) -> str:
                 f"{len(r.critical_misses)}/{r.n_critical}",
                 str(r.unparseable),
                 num(r.mean_reward),
-                num(r.latency_p50_ms, ".1f"),
-                num(r.latency_p95_ms, ".1f"),
+                num(r.latency_p50_ms, ".2f"),
+                num(r.latency_p95_ms, ".2f"),
             ]  # fmt: skip
         )
     return render(header, body)
