@@ -10,7 +10,7 @@ every case, since a disagreement is worth a clinician's look whether or not the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,7 +66,6 @@ class ComparisonReport:
     n_boot: int = 2000
     seed: int = 0
     level: float = 0.95
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN becomes None)."""
@@ -79,7 +78,6 @@ class ComparisonReport:
             "mcnemar": self.mcnemar.to_dict(),
             "disagreements": [d.to_dict() for d in self.disagreements],
             "bootstrap": {"n_boot": self.n_boot, "seed": self.seed, "level": self.level},
-            **self.extra,
         }
 
 

@@ -75,7 +75,7 @@ def format_table(rows: Sequence[tuple[str, EvaluationReport]]) -> str:
                 num(r.mean_reward),
                 num(r.latency_p50_ms, ".2f"),
                 num(r.latency_p95_ms, ".2f"),
-            ]  # fmt: skip
+            ]
         )
     return render(header, body)
 
