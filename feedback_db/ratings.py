@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -14,13 +16,14 @@ from feedback_db.models import (
     PreferencePairRow,
     RatingRow,
     ReviewerRow,
+    utcnow,
 )
 from feedback_db.pairs import derive_pairs
 from feedback_db.records import PreferencePair, Rating, RatingIn
 from feedback_db.session import SessionFactory
 
 
-def _standing(s: Session, case_id: str, reviewer_id: int) -> RatingRow | None:
+def standing(s: Session, case_id: str, reviewer_id: int) -> RatingRow | None:
     """The reviewer's last row on the case that nothing supersedes (may be a retraction)."""
     stmt = (
         select(RatingRow)
@@ -31,60 +34,65 @@ def _standing(s: Session, case_id: str, reviewer_id: int) -> RatingRow | None:
     return s.scalars(stmt).first()
 
 
+def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = None) -> Rating:
+    """``Store.add_rating`` inside the caller's session (the JSONL import batches many)."""
+    if s.get(CaseRow, rating.case_id) is None:
+        raise StoreError(f"cannot rate unknown case {rating.case_id!r}")
+    reviewer = s.get(ReviewerRow, rating.reviewer_id)
+    if reviewer is None:
+        raise StoreError(f"cannot rate as unknown reviewer id {rating.reviewer_id}")
+    texts = []
+    for side, pid in (("A", rating.prediction_a_id), ("B", rating.prediction_b_id)):
+        pred = s.get(PredictionRow, pid)
+        if pred is None:
+            raise StoreError(f"verdict {side}: unknown prediction id {pid}")
+        if pred.case_id != rating.case_id:
+            raise StoreError(
+                f"verdict {side}: prediction {pid} is for case {pred.case_id!r}, not {rating.case_id!r}"
+            )
+        texts.append(convert.prediction(pred, "").answer)
+    previous = standing(s, rating.case_id, rating.reviewer_id)
+    row = RatingRow(
+        case_id=rating.case_id,
+        reviewer_id=rating.reviewer_id,
+        prediction_a_id=rating.prediction_a_id,
+        prediction_b_id=rating.prediction_b_id,
+        preference=rating.preference,
+        true_label=rating.true_label,
+        severity=rating.severity,
+        rationale=rating.rationale,
+        margin=rating.margin,
+        supersedes_id=previous.id if previous is not None else None,
+        retracted=False,
+        created_at=convert.naive_utc(rated_at) if rated_at is not None else utcnow(),
+    )
+    s.add(row)
+    s.flush()
+    pairs = derive_pairs(rating.preference, rating.true_label, rating.rationale, texts[0], texts[1])
+    s.add_all(
+        PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r) for c, r in pairs
+    )
+    return convert.rating(row, reviewer.name)
+
+
 class RatingsMixin:
     """Rating methods of ``Store``; see ``Store`` for the thread-safety rule."""
 
     _db: SessionFactory
 
-    def add_rating(self, rating: RatingIn) -> Rating:
+    def add_rating(self, rating: RatingIn, *, rated_at: datetime | None = None) -> Rating:
         """Save a clinician's judgement; it supersedes the same reviewer's standing one on the case.
 
         Never overwrites: the previous rating stays in the history. The preference pairs the
-        rating yields (feedback_db.pairs) are written in the same transaction.
+        rating yields (feedback_db.pairs) are written in the same transaction. ``rated_at`` (UTC)
+        is for imports that keep the original time; the default is now.
 
         Raises:
             StoreError: unknown case, reviewer or prediction, a prediction of another case, or a
                 database error; nothing is saved then.
         """
         with self._db.scope("saving a rating", write=True) as s:
-            if s.get(CaseRow, rating.case_id) is None:
-                raise StoreError(f"cannot rate unknown case {rating.case_id!r}")
-            reviewer = s.get(ReviewerRow, rating.reviewer_id)
-            if reviewer is None:
-                raise StoreError(f"cannot rate as unknown reviewer id {rating.reviewer_id}")
-            texts = []
-            for side, pid in (("A", rating.prediction_a_id), ("B", rating.prediction_b_id)):
-                pred = s.get(PredictionRow, pid)
-                if pred is None:
-                    raise StoreError(f"verdict {side}: unknown prediction id {pid}")
-                if pred.case_id != rating.case_id:
-                    raise StoreError(
-                        f"verdict {side}: prediction {pid} is for case {pred.case_id!r}, "
-                        f"not {rating.case_id!r}"
-                    )
-                texts.append(convert.prediction(pred, "").answer)
-            previous = _standing(s, rating.case_id, rating.reviewer_id)
-            row = RatingRow(
-                case_id=rating.case_id,
-                reviewer_id=rating.reviewer_id,
-                prediction_a_id=rating.prediction_a_id,
-                prediction_b_id=rating.prediction_b_id,
-                preference=rating.preference,
-                true_label=rating.true_label,
-                severity=rating.severity,
-                rationale=rating.rationale,
-                margin=rating.margin,
-                supersedes_id=previous.id if previous is not None else None,
-                retracted=False,
-            )
-            s.add(row)
-            s.flush()
-            pairs = derive_pairs(rating.preference, rating.true_label, rating.rationale, texts[0], texts[1])
-            s.add_all(
-                PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r)
-                for c, r in pairs
-            )
-            return convert.rating(row, reviewer.name)
+            return insert_rating(s, rating, rated_at=rated_at)
 
     def undo_rating(self, rating_id: int) -> Rating:
         """Withdraw a standing rating: append a retraction that supersedes it (history kept).

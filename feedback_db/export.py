@@ -1,0 +1,250 @@
+"""Export the standing ratings as ``expert_feedback.jsonl``: TRL preference pairs or KTO rows.
+
+The file is the contract between the store and the trainers (DESIGN.md): ``datasets.load_dataset(
+"json", data_files=...)`` feeds TRL's RewardTrainer and DPOTrainer unchanged. One line per pair::
+
+    {"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Modality: ..."}]}],
+     "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "ERROR - ..."}]}],
+     "rejected": [...], "images": ["images/<sha256>.png"], "case_id": ..., "modality": ...,
+     "error_type": ..., "severity": ..., "true_label": ..., "reviewer": ..., "rated_at": "...Z"}
+
+``margin`` appears on every line when any exported rating has one (0.0 where none was given, which
+is the plain pairwise loss): TRL's collator reads the margin of the first row as saying all rows
+have one. Only standing ratings count (superseded and retracted ones do not). No patient data:
+the reviewer is the name the clinician chose, case ``meta`` is not exported, images are stripped
+of metadata (feedback_db.images). The file is written to a temporary file and renamed into place,
+after the images it names.
+
+KTO (``fmt="kto"``): one unpaired row per rated verdict, ``completion`` and ``label`` (true when
+the verdict's label is the clinician's true label), plus the clinician's rationale as a desirable
+completion when given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from feedback_db.convert import aware
+from feedback_db.current import is_current
+from feedback_db.errors import StoreError
+from feedback_db.images import ImageConverter, ImageError, ImageExporter
+from feedback_db.models import CaseRow, PredictionRow, PreferencePairRow, RatingRow, ReviewerRow
+from feedback_db.pairs import gold_answer
+from feedback_db.store import Store
+from feedback_db.text import case_text
+
+FORMATS: tuple[str, ...] = ("trl", "kto")
+_BATCH = 2000
+
+
+class ProgressLike(Protocol):
+    """What export reports to: ``core.progress.Progress`` fits (feedback_db cannot import it)."""
+
+    def update(self, stage: str, step: int, total: int | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote. ``problems``: rows left out and why, one line each, by case."""
+
+    path: Path
+    format: str
+    rows: int
+    ratings: int
+    images_written: int
+    problems: list[str] = field(default_factory=list)
+
+
+def rated_at(dt: datetime) -> str:
+    """UTC time as ``2026-01-31T12:00:00.123456Z``."""
+    return aware(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def user_turn(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+
+
+def assistant_turn(text: str) -> list[dict[str, Any]]:
+    return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+
+
+def _reviewer_id(store: Store, name: str | None) -> int | None:
+    if name is None:
+        return None
+    for r in store.reviewers():
+        if r.name == name:
+            return r.id
+    raise StoreError(f"unknown reviewer {name!r}; known: {', '.join(r.name for r in store.reviewers()) or 'none'}")
+
+
+def _meta(row: Any, reviewer: str) -> dict[str, Any]:
+    return {
+        "case_id": row.case_id,
+        "modality": row.modality,
+        "error_type": row.error_type,
+        "severity": row.severity,
+        "true_label": row.true_label,
+        "reviewer": reviewer,
+        "rated_at": rated_at(row.created_at),
+    }
+
+
+def _trl_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
+    stmt = (
+        select(
+            PreferencePairRow.chosen, PreferencePairRow.rejected, RatingRow.id.label("rating_id"),
+            RatingRow.severity, RatingRow.margin, RatingRow.created_at, RatingRow.true_label,
+            CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
+            CaseRow.error_type, ReviewerRow.name.label("reviewer"),
+        )
+        .join(RatingRow, RatingRow.id == PreferencePairRow.rating_id)
+        .join(CaseRow, CaseRow.case_id == RatingRow.case_id)
+        .join(ReviewerRow, ReviewerRow.id == RatingRow.reviewer_id)
+        .where(is_current())
+        .order_by(RatingRow.id, PreferencePairRow.id)
+    )
+    count = select(func.count(), func.count(RatingRow.margin)).select_from(PreferencePairRow).join(
+        RatingRow, RatingRow.id == PreferencePairRow.rating_id
+    ).where(is_current())
+    if reviewer_id is not None:
+        stmt = stmt.where(RatingRow.reviewer_id == reviewer_id)
+        count = count.where(RatingRow.reviewer_id == reviewer_id)
+    return stmt, *_totals(store, count)
+
+
+def _kto_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
+    pa, pb = aliased(PredictionRow, name="pa"), aliased(PredictionRow, name="pb")
+    stmt = (
+        select(
+            RatingRow.id.label("rating_id"), RatingRow.severity, RatingRow.margin, RatingRow.created_at,
+            RatingRow.true_label, RatingRow.rationale,
+            CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
+            CaseRow.error_type, ReviewerRow.name.label("reviewer"),
+            pa.label.label("a_label"), pa.reason.label("a_reason"), pa.text.label("a_text"),
+            pb.label.label("b_label"), pb.reason.label("b_reason"), pb.text.label("b_text"),
+        )
+        .join(CaseRow, CaseRow.case_id == RatingRow.case_id)
+        .join(ReviewerRow, ReviewerRow.id == RatingRow.reviewer_id)
+        .join(pa, pa.id == RatingRow.prediction_a_id)
+        .join(pb, pb.id == RatingRow.prediction_b_id)
+        .where(is_current())
+        .order_by(RatingRow.id)
+    )
+    count = select(func.count(), func.count(RatingRow.margin)).select_from(RatingRow).where(is_current())
+    if reviewer_id is not None:
+        stmt = stmt.where(RatingRow.reviewer_id == reviewer_id)
+        count = count.where(RatingRow.reviewer_id == reviewer_id)
+    total, _ = _totals(store, count)
+    return stmt, total, False
+
+
+def _totals(store: Store, count: Any) -> tuple[int, bool]:
+    with store.sessions.scope("counting ratings to export") as s:
+        total, margins = s.execute(count).one()
+    return int(total), int(margins) > 0
+
+
+def _answer(label: str, reason: str, text: str) -> str:
+    return text if text.strip() else f"{label} - {reason}".rstrip(" -")
+
+
+def _kto_lines(row: Any, prompt: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    verdicts = [(row.a_label, _answer(row.a_label, row.a_reason, row.a_text)),
+                (row.b_label, _answer(row.b_label, row.b_reason, row.b_text))]
+    if row.rationale and row.rationale.strip():
+        verdicts.append((row.true_label, gold_answer(row.true_label, row.rationale)))
+    for label, text in verdicts:
+        if text in seen:
+            continue
+        seen.add(text)
+        out.append({"prompt": prompt, "completion": assistant_turn(text), "label": label == row.true_label, **meta})
+    return out
+
+
+def export_feedback(
+    store: Store,
+    out: Path,
+    *,
+    workspace_root: Path,
+    fmt: str = "trl",
+    reviewer: str | None = None,
+    image_converter: ImageConverter | None = None,
+    progress: ProgressLike | None = None,
+) -> ExportResult:
+    """Write the standing ratings to ``out`` (JSONL) and their images to ``out.parent/images/``.
+
+    Args:
+        workspace_root: the folder case image paths are relative to.
+        fmt: ``trl`` (preference pairs) or ``kto`` (unpaired rows).
+        reviewer: only this reviewer's ratings (by name).
+        image_converter: turns a non-PNG/JPEG image (DICOM, TIFF) into de-identified PNG bytes.
+        progress: gets ``update("export", rows_done, rows_total)``.
+
+    A row whose image cannot be exported is left out and named in ``ExportResult.problems``.
+
+    Raises:
+        ValueError: unknown ``fmt``.
+        StoreError: unknown reviewer, or a database error. ``OSError``: the file cannot be written.
+        Nothing is replaced at ``out`` unless the export completes.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    rid = _reviewer_id(store, reviewer)
+    stmt, total, with_margin = (_trl_rows if fmt == "trl" else _kto_rows)(store, rid)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images = ImageExporter(out.parent, Path(workspace_root), image_converter)
+    problems: list[str] = []
+    rows = done = 0
+    ratings: set[int] = set()
+    prompts: dict[str, list[dict[str, Any]]] = {}
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh, store.sessions.scope("exporting ratings") as s:
+            if progress is not None:
+                progress.update("export", 0, total)
+            for row in s.execute(stmt.execution_options(yield_per=_BATCH)):
+                done += 1
+                try:
+                    image = images.export(row.image)
+                except ImageError as exc:
+                    problems.append(f"case {row.case_id} (rating {row.rating_id}): {exc}")
+                    continue
+                prompt = prompts.get(row.case_id)
+                if prompt is None:
+                    prompt = prompts[row.case_id] = user_turn(case_text(row.modality, row.finding, row.treatment))
+                meta = {"images": [image], **_meta(row, row.reviewer)}
+                if fmt == "trl":
+                    line = {"prompt": prompt, "chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected), **meta}
+                    if with_margin:
+                        line["margin"] = float(row.margin or 0.0)
+                    lines = [line]
+                else:
+                    lines = _kto_lines(row, prompt, meta)
+                for line in lines:
+                    fh.write(json.dumps(line, ensure_ascii=False))
+                    fh.write("\n")
+                rows += len(lines)
+                ratings.add(row.rating_id)
+                if progress is not None and done % _BATCH == 0:
+                    progress.update("export", done, total)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress.update("export", done, total)
+    return ExportResult(out, fmt, rows, len(ratings), images.written, problems)

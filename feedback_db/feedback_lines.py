@@ -1,0 +1,136 @@
+"""Reading one line of ``expert_feedback.jsonl``: JSON, fields, types. No database here.
+
+Accepts what ``feedback_db.export`` writes (TRL conversational preference rows) and TRL's standard
+format (``prompt``/``chosen``/``rejected`` as plain strings). Every problem is a ``ValueError``
+whose message names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from feedback_db.records import SEVERITIES, TRUE_LABELS
+
+# The verdict word on the first non-empty line, as core.verdicts parses it (kept equal by a test
+# in tests/app, since feedback_db cannot import core).
+_VERDICT_RE = re.compile(
+    r"^[\s*_>`#\"']*(?P<word>error|correct)\b[\s*_`\"']*(?:[-\u2013\u2014:]+\s*(?P<reason>.*))?$",
+    re.IGNORECASE,
+)
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """(``ERROR`` | ``CORRECT`` | ``UNPARSEABLE``, reason) of a verdict text."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    match = _VERDICT_RE.match(first)
+    if not match:
+        return "UNPARSEABLE", text.strip()
+    return match.group("word").upper(), (match.group("reason") or "").strip().strip("*_`\"' ")
+
+
+@dataclass(frozen=True)
+class FeedbackLine:
+    """One valid preference line."""
+
+    line: int
+    case_id: str
+    reviewer: str
+    rated_at: datetime
+    chosen: str
+    rejected: str
+    true_label: str
+    severity: str | None
+    margin: float | None
+    modality: str | None
+    images: tuple[str, ...]
+
+
+def _message_text(value: Any, field: str) -> str:
+    """The text of a completion: a string, or the last message's text parts."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not value or not isinstance(value[-1], dict):
+        raise ValueError(f"{field}: expected a string or a list of messages")
+    content = value[-1].get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ValueError(f"{field}: message content must be a string or a list of parts")
+    parts = []
+    for part in content:
+        if not isinstance(part, dict):
+            raise ValueError(f"{field}: content parts must be objects")
+        if part.get("type") == "text":
+            if not isinstance(part.get("text"), str):
+                raise ValueError(f"{field}: a text part has no string 'text'")
+            parts.append(part["text"])
+    if not parts:
+        raise ValueError(f"{field}: no text in the message")
+    return "".join(parts)
+
+
+def _str(data: dict[str, Any], field: str, optional: bool = False) -> str | None:
+    value = data.get(field)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        kind = "missing" if field not in data else f"must be a non-empty string, got {json.dumps(value)[:40]}"
+        raise ValueError(f"field '{field}' {kind}")
+    return value
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time (``...Z`` or with an offset) as aware UTC. Raises ValueError."""
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"field 'rated_at': not an ISO 8601 time: {value!r}") from None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_line(number: int, raw: str) -> FeedbackLine:
+    """Validate one line. Raises ValueError (message without the line number)."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    if "completion" in data and "chosen" not in data:
+        raise ValueError("an unpaired (KTO) row; only preference pairs can be imported as ratings")
+    for field in ("prompt", "chosen", "rejected"):
+        if field not in data:
+            raise ValueError(f"field '{field}' missing")
+    if not isinstance(data["prompt"], str | list):
+        raise ValueError("field 'prompt': expected a string or a list of messages")
+    chosen = _message_text(data["chosen"], "chosen")
+    rejected = _message_text(data["rejected"], "rejected")
+    case_id, reviewer, when = _str(data, "case_id"), _str(data, "reviewer"), _str(data, "rated_at")
+    assert case_id is not None and reviewer is not None and when is not None
+    true_label = data.get("true_label")
+    if true_label is None:
+        true_label = parse_label(chosen)[0]
+        if true_label not in TRUE_LABELS:
+            raise ValueError("no 'true_label' and the chosen text starts with neither ERROR nor CORRECT")
+    elif true_label not in TRUE_LABELS:
+        raise ValueError(f"field 'true_label' must be ERROR or CORRECT, got {json.dumps(true_label)[:40]}")
+    severity = data.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise ValueError(f"field 'severity' must be one of {', '.join(SEVERITIES)} or null, got {json.dumps(severity)[:40]}")
+    margin = data.get("margin")
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)):
+        raise ValueError(f"field 'margin' must be a number or null, got {json.dumps(margin)[:40]}")
+    modality = _str(data, "modality", optional=True)
+    images = data.get("images")
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
+        raise ValueError("field 'images' must be a non-empty list of paths")
+    return FeedbackLine(
+        line=number, case_id=case_id, reviewer=reviewer.strip(), rated_at=parse_time(when),
+        chosen=chosen, rejected=rejected, true_label=true_label, severity=severity,
+        margin=None if margin is None else float(margin), modality=modality, images=tuple(images),
+    )
