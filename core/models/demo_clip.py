@@ -1,0 +1,93 @@
+"""The demo image encoder: a tiny open_clip CLIP (ViT image tower + text transformer).
+
+Same classes and loading path as the real default (BiomedCLIP through open_clip), shrunk: a 64 px
+ViT with 8 px patches and a two-layer text transformer over CLIP's own BPE (shipped inside
+open_clip, so nothing is downloaded). Saved in open_clip's ``local-dir:`` layout
+(``open_clip_config.json`` + ``open_clip_model.safetensors``), which
+``open_clip.create_model_and_transforms("local-dir:<folder>")`` loads like any hub model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+
+
+@dataclass
+class DemoClipConfig:
+    """Size of the tiny CLIP."""
+
+    embed_dim: int = field(default=64, metadata={"help": "shared image/text embedding width"})
+    image_size: int = field(default=64, metadata={"help": "input side in pixels"})
+    patch_size: int = field(default=8, metadata={"help": "ViT patch side in pixels"})
+    width: int = field(default=64, metadata={"help": "transformer width of both towers"})
+    layers: int = field(default=2, metadata={"help": "transformer layers per tower"})
+    context_length: int = field(default=32, metadata={"help": "text tokens per prompt"})
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError("image_size must be a multiple of patch_size")
+        if min(self.embed_dim, self.width, self.layers, self.context_length) <= 0:
+            raise ValueError("sizes must be positive")
+
+    def open_clip_config(self) -> dict[str, Any]:
+        """The config file open_clip reads: model_cfg and preprocess_cfg."""
+        return {
+            "model_cfg": {
+                "embed_dim": self.embed_dim,
+                "vision_cfg": {
+                    "image_size": self.image_size,
+                    "layers": self.layers,
+                    "width": self.width,
+                    "head_width": 32,
+                    "mlp_ratio": 2.0,
+                    "patch_size": self.patch_size,
+                },
+                "text_cfg": {
+                    "context_length": self.context_length,
+                    "vocab_size": 49408,
+                    "width": self.width,
+                    "heads": max(1, self.width // 32),
+                    "layers": self.layers,
+                    "mlp_ratio": 2.0,
+                },
+            },
+            "preprocess_cfg": {
+                "mean": [0.5, 0.5, 0.5],
+                "std": [0.5, 0.5, 0.5],
+                "interpolation": "bilinear",
+                "resize_mode": "squash",
+            },
+        }
+
+
+def build_demo_clip(folder: str | Path, config: DemoClipConfig | None = None, seed: int = 0) -> Path:
+    """Create a randomly initialised tiny CLIP and save it in ``folder`` (local-dir layout).
+
+    Returns the folder. No network: the architecture comes from the config, the tokenizer is the
+    BPE vocabulary shipped with open_clip.
+    """
+    import open_clip
+    import torch
+
+    cfg = config or DemoClipConfig()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(json.dumps(cfg.open_clip_config(), indent=2), encoding="utf-8")
+    torch.manual_seed(seed)
+    model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    save_clip_weights(model, out)
+    return out
+
+
+def save_clip_weights(model: Any, folder: str | Path) -> None:
+    """Write an open_clip model's weights as safetensors (contiguous copies, no shared storage)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(Path(folder) / WEIGHTS_FILE))
