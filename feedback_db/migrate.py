@@ -140,5 +140,6 @@ def upgrade(engine: Engine) -> Path | None:
                     conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
     except (SQLAlchemyError, CommandError) as exc:
         where = f"; the database before the upgrade is saved as {backup}" if backup else ""
-        raise StoreError(f"upgrading {safe_url(str(engine.url))} to {head} failed: {exc}{where}") from exc
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StoreError(f"upgrading {safe_url(str(engine.url))} to {head} failed: {detail}{where}") from exc
     return backup

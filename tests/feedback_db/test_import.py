@@ -1,0 +1,137 @@
+"""Importing expert_feedback.jsonl: round trip, idempotence, and bad lines reported by number."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from feedback_db import RatingIn, Store, open_store
+from feedback_db.export import export_feedback
+from feedback_db.feedback_lines import parse_time
+from feedback_db.import_jsonl import IMPORTED_VERSION, import_feedback, looks_like_feedback
+from tests.feedback_db.factory import Seeded, seed
+
+
+def _rate(s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object) -> RatingIn:
+    a, b = s.preds[case_id]
+    return RatingIn(case_id, s.reviewer.id, a.id, b.id, preference, true_label, **kw)  # type: ignore[arg-type]
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def exported(seeded: Seeded, tmp_path: Path) -> Path:
+    store = seeded.store
+    store.add_rating(_rate(seeded, "c-mri-1", "b", severity="critical", margin=1.5))
+    store.add_rating(_rate(seeded, "c-hist-1", "both_wrong", severity="high", rationale="benign tissue needs no chemotherapy"))
+    store.add_rating(_rate(seeded, "c-us-1", "a", "CORRECT", rationale="symptomatic gallstones"))
+    out = tmp_path / "from-a" / "expert_feedback.jsonl"
+    export_feedback(store, out, workspace_root=seeded.root)
+    return out
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Store:
+    """A second workstation with the same cases and no ratings."""
+    root = tmp_path / "ws-b"
+    store = open_store(f"sqlite:///{root / 'medreview.db'}")
+    seed(store, root)
+    yield store
+    store.close()
+
+
+def test_round_trip_gives_back_the_same_file(exported: Path, other: Store, tmp_path: Path) -> None:
+    res = import_feedback(other, exported)
+    assert (res.lines, res.ratings, res.skipped, res.errors) == (4, 3, 0, [])
+    assert other.current_rating("c-hist-1").preference == "both_wrong"  # type: ignore[union-attr]
+    assert other.get_model_version(IMPORTED_VERSION) is not None
+    again = tmp_path / "from-b" / "expert_feedback.jsonl"
+    export_feedback(other, again, workspace_root=tmp_path / "ws-b")
+    assert _read(again) == _read(exported)
+
+
+def test_importing_twice_changes_nothing(exported: Path, other: Store) -> None:
+    import_feedback(other, exported)
+    counts = other.info().counts
+    res = import_feedback(other, exported)
+    assert (res.ratings, res.skipped, res.errors) == (0, 3, [])
+    assert other.info().counts == counts
+
+
+def test_bad_lines_are_reported_and_good_lines_import(exported: Path, other: Store) -> None:
+    good = exported.read_text(encoding="utf-8").splitlines()
+    mri = json.loads(good[0])
+    lines = [
+        good[0],                                                      # 1 good
+        good[0][: len(good[0]) // 2],                                 # 2 truncated JSON
+        json.dumps({**mri, "images": ["images/missing.png"]}),        # 3 missing image
+        json.dumps({**mri, "severity": 3}),                           # 4 wrong type
+        json.dumps({**mri, "reviewer": "dr-unknown"}),                # 5 unknown reviewer
+        json.dumps({**mri, "case_id": "c-ghost"}),                    # 6 unknown case
+        "",                                                           # 7 blank: ignored
+        json.dumps({**mri, "margin": "big"}),                         # 8 wrong type
+        json.dumps({k: v for k, v in mri.items() if k != "chosen"}),  # 9 missing field
+        good[3],                                                      # 10 good
+    ]
+    bad = exported.with_name("mixed.jsonl")
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = import_feedback(other, bad)
+    assert [(e.line, e.file) for e in res.errors] == [(n, bad) for n in (2, 3, 4, 5, 6, 8, 9)]
+    messages = {e.line: e.message for e in res.errors}
+    assert "invalid JSON" in messages[2]
+    assert "image not found" in messages[3] and "missing.png" in messages[3]
+    assert "severity" in messages[4]
+    assert "unknown reviewer 'dr-unknown'" in messages[5]
+    assert "unknown case 'c-ghost'" in messages[6]
+    assert "margin" in messages[8]
+    assert "'chosen' missing" in messages[9]
+    assert str(res.errors[0]) == f"{bad}:2: {messages[2]}"
+    assert res.ratings == 2
+    assert other.current_rating("c-mri-1") is not None and other.current_rating("c-us-1") is not None
+
+
+def test_unknown_reviewers_can_be_created(exported: Path, other: Store) -> None:
+    line = {**_read(exported)[0], "reviewer": "dr-visitor"}
+    path = exported.with_name("visitor.jsonl")
+    path.write_text(json.dumps(line) + "\n")
+    assert import_feedback(other, path).errors[0].message.startswith("unknown reviewer")
+    res = import_feedback(other, path, create_reviewers=True)
+    assert res.reviewers_created == ["dr-visitor"] and res.ratings == 1
+    assert [r.role for r in other.reviewers() if r.name == "dr-visitor"] == ["imported"]
+
+
+def test_an_older_rating_does_not_overrule_a_newer_one(exported: Path, other: Store) -> None:
+    line = _read(exported)[0]
+    older = parse_time(line["rated_at"]) - timedelta(days=1)
+    line["rated_at"] = older.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    path = exported.with_name("old.jsonl")
+    path.write_text(json.dumps(line) + "\n")
+    import_feedback(other, exported)
+    res = import_feedback(other, path)
+    assert res.ratings == 0 and "again later" in res.errors[0].message
+
+
+def test_modality_mismatch_and_kto_rows_are_refused(exported: Path, other: Store) -> None:
+    line = _read(exported)[0]
+    path = exported.with_name("x.jsonl")
+    kto = {"prompt": line["prompt"], "completion": line["chosen"], "label": True}
+    path.write_text(json.dumps({**line, "modality": "xray"}) + "\n" + json.dumps(kto) + "\n")
+    res = import_feedback(other, path)
+    assert [e.line for e in res.errors] == [1, 2]
+    assert "'mri' here" in res.errors[0].message and "KTO" in res.errors[1].message
+
+
+def test_detects_feedback_files(exported: Path, tmp_path: Path) -> None:
+    assert looks_like_feedback(exported)
+    manifest = tmp_path / "cases.jsonl"
+    manifest.write_text('not json\n{"case_id": "x", "modality": "xray"}\n')
+    assert not looks_like_feedback(manifest)
+    assert not looks_like_feedback(tmp_path / "nothing.jsonl")
+    csv = tmp_path / "cases.csv"
+    csv.write_text("chosen,rejected\n")
+    assert not looks_like_feedback(csv)
