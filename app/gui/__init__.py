@@ -1,0 +1,1 @@
+"""The Qt GUI: views, item models, dialogs and the background-work lanes (operations)."""

@@ -1,0 +1,107 @@
+"""Starting the app: settings, first run, opening the store, the window.
+
+Nothing here imports torch, transformers, trl, peft or open_clip: the window appears first and
+all model work happens in child processes (``medreview train``, ``medreview compare``).
+
+Store instances: the GUI thread opens the reading Store (this creates the database or upgrades it
+after a backup, before anything else touches it); the db lane opens the writing Store on its own
+thread with ``upgrade=False``. The reviewer is saved through the db lane like every other write;
+the start waits for that one write.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from app.gui.main_window import AppContext, MainWindow
+from app.gui.operations import Operations, describe
+from app.gui.settings_dialog import FirstRunDialog
+from app.qt import QApplication, QMessageBox
+from app.settings import Settings, SettingsError, load_settings, save_settings
+from app.workspace import Workspace
+
+STYLE_PATH = Path(__file__).resolve().parents[2] / "resources" / "style.qss"
+
+
+def application() -> QApplication:
+    """The QApplication, created once, with the app's style sheet."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("MedGemma Reviewer")
+        app.setOrganizationName("MedGemmaReviewer")
+    if STYLE_PATH.exists() and not app.property("medreview_styled"):
+        app.setStyleSheet(STYLE_PATH.read_text(encoding="utf-8"))
+        app.setProperty("medreview_styled", True)
+    return app
+
+
+def open_context(workspace: Workspace, settings: Settings, settings_path: Path | None = None) -> AppContext:
+    """Open the workspace's store (reader and db lane) and register the reviewer.
+
+    Raises:
+        feedback_db.StoreError: the database cannot be opened or upgraded (message in words).
+    """
+    from feedback_db import open_store
+
+    url = workspace.db_url
+    workspace.ensure()
+    reader = open_store(url, upgrade=True)
+    ops = Operations(open_writer=lambda: open_store(url, upgrade=False))
+    try:
+        job = ops.db.submit(
+            lambda store, _p: store.ensure_reviewer(settings.reviewer_name, settings.reviewer_role),
+            # The caller gets the exception from the future below and shows it itself.
+            on_failure=lambda _exc: None,
+        )
+        reviewer = job.future.result(timeout=60)
+    except BaseException:
+        ops.shutdown()
+        reader.close()
+        raise
+    return AppContext(workspace, settings, settings_path, reader, ops, reviewer)
+
+
+def build_window(workspace: Workspace, settings: Settings, settings_path: Path | None = None) -> MainWindow:
+    """The main window on an existing workspace (tests and the benchmark use this directly)."""
+    application()
+    return MainWindow(open_context(workspace, settings, settings_path))
+
+
+def _load_settings(path: Path | None) -> Settings:
+    try:
+        return load_settings(path)
+    except SettingsError as exc:
+        answer = QMessageBox.question(
+            None, "Settings cannot be read",
+            f"{exc}\n\nStart with default settings? (The file is replaced when you save settings.)")
+        if answer != QMessageBox.StandardButton.Yes:
+            raise
+        return Settings()
+
+
+def run(workspace_arg: str | None = None, settings_path: Path | None = None) -> int:
+    """Open the app; returns the exit code of the event loop (2 when it could not start)."""
+    app = application()
+    try:
+        settings = _load_settings(settings_path)
+    except SettingsError:
+        return 2
+    workspace = Workspace.resolve(workspace_arg or settings.workspace or None)
+    if not settings.has_reviewer or not workspace.exists():
+        dialog = FirstRunDialog(settings, workspace)
+        if dialog.exec() != FirstRunDialog.DialogCode.Accepted or dialog.result_settings is None:
+            return 2
+        settings = dialog.result_settings
+        try:
+            save_settings(settings, settings_path)
+        except OSError as exc:
+            QMessageBox.warning(None, "Settings not saved", f"Your name could not be remembered: {exc}")
+    try:
+        window = MainWindow(open_context(workspace, settings, settings_path))
+    except Exception as exc:  # noqa: BLE001 (any failure to open is shown, in words, then exit)
+        QMessageBox.critical(None, "Cannot open the workspace", f"{workspace.root}:\n{describe(exc)}")
+        return 2
+    window.show()
+    return app.exec()

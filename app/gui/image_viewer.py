@@ -1,0 +1,202 @@
+"""The image viewer: fit, zoom on the wheel, pan by dragging, 1:1, window/level by right-drag.
+
+Greyscale images (X-ray, MRI, ultrasound, DICOM) arrive as float pixels in 0..1
+(``core.images.LoadedImage``); window/level re-maps them to 8 bits. While the right button is
+held the re-map runs on a downsampled preview (at most ``PREVIEW_SIDE`` pixels a side), scaled to
+the full size, so dragging stays smooth on a 4k image; releasing the button renders at full
+resolution. Colour images (histopathology) have no window/level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.qt import (
+    QColor,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QImage,
+    QPainter,
+    QPixmap,
+    Qt,
+    QTransform,
+    Signal,
+)
+
+PREVIEW_SIDE = 768
+MIN_WIDTH = 1.0 / 255.0
+
+
+def apply_window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map float pixels (0..1) through a window ``center`` +/- ``width``/2 to uint8."""
+    width = max(width, MIN_WIDTH)
+    low = center - width / 2.0
+    out = (pixels - low) * (255.0 / width)
+    np.clip(out, 0.0, 255.0, out=out)
+    return out.astype(np.uint8)
+
+
+def to_qimage(array: np.ndarray) -> QImage:
+    """A QImage that owns a copy of ``array`` (H x W uint8 greyscale or H x W x 3 uint8 RGB)."""
+    array = np.ascontiguousarray(array)
+    h, w = array.shape[:2]
+    if array.ndim == 2:
+        img = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_Grayscale8)
+    else:
+        img = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_RGB888)
+    return img.copy()
+
+
+class ImageViewer(QGraphicsView):
+    """Shows one image; ``windowChanged(center, width)`` while window/level changes."""
+
+    windowChanged = Signal(float, float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("imageViewer")
+        self._scene = QGraphicsScene(self)
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._scene.addItem(self._item)
+        self.setScene(self._scene)
+        self.setBackgroundBrush(QColor("#101214"))
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setMinimumSize(320, 240)
+        self._pixels: np.ndarray | None = None
+        self._preview: np.ndarray | None = None
+        self._grey = False
+        self._center, self._width = 0.5, 1.0
+        self._default = (0.5, 1.0)
+        self._drag_origin: tuple[float, float, float, float] | None = None
+        self._fitted = True
+        self._message = ""
+
+    # -- content ---------------------------------------------------------------------------
+    @property
+    def is_greyscale(self) -> bool:
+        return self._grey
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return self._center, self._width
+
+    def has_image(self) -> bool:
+        return self._pixels is not None
+
+    def set_image(self, pixels: np.ndarray | None, is_greyscale: bool = True,
+                  window: tuple[float, float] | None = None, message: str = "") -> None:
+        """Show ``pixels`` (None clears the view and shows ``message`` instead)."""
+        self._pixels = pixels
+        self._message = message
+        self._grey = bool(is_greyscale) and pixels is not None and pixels.ndim == 2
+        if pixels is None:
+            self._preview = None
+            self._item.setPixmap(QPixmap())
+            self.viewport().update()
+            return
+        if self._grey:
+            step = max(1, int(np.ceil(max(pixels.shape) / PREVIEW_SIDE)))
+            self._preview = pixels[::step, ::step] if step > 1 else pixels
+        self._default = window or (0.5, 1.0)
+        self._center, self._width = self._default
+        self._render(full=True)
+        self._scene.setSceneRect(self._item.boundingRect())
+        self.fit()
+
+    def _render(self, full: bool) -> None:
+        if self._pixels is None:
+            return
+        if not self._grey:
+            self._item.setPixmap(QPixmap.fromImage(to_qimage(self._pixels)))
+            self._item.setTransform(QTransform())
+            return
+        source = self._pixels if full or self._preview is None else self._preview
+        pix = QPixmap.fromImage(to_qimage(apply_window(source, self._center, self._width)))
+        self._item.setPixmap(pix)
+        scale = self._pixels.shape[1] / source.shape[1]
+        self._item.setTransform(QTransform.fromScale(scale, scale))
+
+    def set_window(self, center: float, width: float, full: bool = True) -> None:
+        self._center = float(np.clip(center, -0.5, 1.5))
+        self._width = float(np.clip(width, MIN_WIDTH, 2.0))
+        if self._grey:
+            self._render(full)
+        self.windowChanged.emit(self._center, self._width)
+
+    # -- view ------------------------------------------------------------------------------
+    def fit(self) -> None:
+        if self._pixels is not None:
+            self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+            self._fitted = True
+
+    def actual_size(self) -> None:
+        self.setTransform(QTransform())
+        self._fitted = False
+
+    def zoom(self, factor: float) -> None:
+        current = self.transform().m11()
+        if 0.05 <= current * factor <= 40:
+            self.scale(factor, factor)
+            self._fitted = False
+
+    def reset(self) -> None:
+        """Fit and the default window/level."""
+        self.set_window(*self._default)
+        self.fit()
+
+    def zoom_level(self) -> float:
+        return self.transform().m11()
+
+    # -- events ----------------------------------------------------------------------------
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        delta = event.angleDelta().y()
+        if delta:
+            self.zoom(1.0015 ** delta)
+        event.accept()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.RightButton and self._grey:
+            p = event.position()
+            self._drag_origin = (p.x(), p.y(), self._center, self._width)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._drag_origin is not None:
+            x0, y0, c0, w0 = self._drag_origin
+            p = event.position()
+            # Horizontal drag changes the width (contrast), vertical the level (brightness).
+            self.set_window(c0 - (p.y() - y0) / 400.0, w0 * (1.0025 ** (p.x() - x0)), full=False)
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.RightButton and self._drag_origin is not None:
+            self._drag_origin = None
+            self._render(full=True)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (right-drag is window/level)
+        event.accept()
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        if self._pixels is None and self._message:
+            painter.save()
+            painter.resetTransform()
+            painter.setPen(QColor("#c8ccd2"))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self._message)
+            painter.restore()

@@ -1,0 +1,157 @@
+"""The one-click retrain: runs ``medreview train retrain`` as a child process and follows it.
+
+Training never runs in the window's process (DESIGN.md): a crash or out-of-memory there cannot
+take the window down, the window never imports torch, and Cancel is SIGTERM. The dialog shows each
+stage's progress and time left, a live loss / reward / KL plot, and the log. At the end it reads
+the model registry from the store and says which version was made, its metrics, and whether the
+safety gate promoted it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.gui.plot import LivePlot
+from app.gui.process_panel import ProcessPanel
+from app.qt import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    Qt,
+    QVBoxLayout,
+    Signal,
+)
+from app.workspace import Workspace
+from core.progress import ProgressEvent
+
+SHOWN_METRICS = ("accuracy", "tp_rate", "tn_rate", "fpr", "critical_misses", "unparseable", "mean_reward")
+
+
+def describe_version(version: Any) -> str:
+    """A version's outcome in words: name, parent, promoted or not and why, key metrics."""
+    lines = [f"New version: {version.name} (back end {version.backend}, parent {version.parent or '—'})"]
+    if version.promoted is True:
+        lines.append("Promoted: it is now the active version.")
+    elif version.promoted is False:
+        lines.append(f"Not promoted by the safety gate: {version.promotion_reason or 'no reason given'}")
+    else:
+        lines.append("Not evaluated yet, so not promoted.")
+    metrics = version.metrics or {}
+    shown = []
+    for key in SHOWN_METRICS:
+        value = metrics.get(key)
+        if isinstance(value, float):
+            shown.append(f"{key} {value:.3f}")
+        elif value is not None and not isinstance(value, dict | list):
+            shown.append(f"{key} {value}")
+    if shown:
+        lines.append("Metrics: " + ", ".join(shown))
+    return "\n".join(lines)
+
+
+class RetrainDialog(QDialog):
+    """Start, follow and cancel a retrain; ``versionsChanged`` when a new version exists."""
+
+    versionsChanged = Signal()
+
+    def __init__(self, workspace: Workspace, reader: Any, device: str = "auto", parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Retrain the model on your ratings")
+        self.resize(900, 680)
+        self.workspace = workspace
+        self.reader = reader
+        self.device = device
+        self._known = {v.name for v in reader.model_versions()}
+        intro = QLabel(
+            "Exports your ratings, then trains: supervised fine-tuning on corrected verdicts, the "
+            "reward model, then PPO, and evaluates the result on the held-out cases. A new version "
+            "that misses a critical error its parent caught is kept but not promoted. "
+            f"Device: {device}. You can keep reviewing while it runs."
+        )
+        intro.setWordWrap(True)
+        self.stage = QLabel("Stage: not started")
+        self.stage.setObjectName("stageLabel")
+        self.plot = LivePlot()
+        self.panel = ProcessPanel(self)
+        self.result = QLabel()
+        self.result.setObjectName("resultLabel")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.plot)
+        split.addWidget(self.panel)
+        split.setSizes([260, 340])
+        self.buttons = QDialogButtonBox()
+        self.start_button = self.buttons.addButton("Start retraining", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton("Cancel training", QDialogButtonBox.ButtonRole.RejectRole)
+        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.cancel_button.setEnabled(False)
+        top = QHBoxLayout()
+        top.addWidget(self.stage, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.result)
+        layout.addWidget(self.buttons)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.close)
+        self.panel.progressed.connect(self._on_progress)
+        self.panel.finished.connect(self._finished)
+
+    @property
+    def running(self) -> bool:
+        return self.panel.running
+
+    def start(self) -> None:
+        self.plot.clear()
+        self.result.setText("")
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.stage.setText("Stage: starting")
+        args = ["train", "retrain", "--workspace", str(self.workspace.root), "--progress", "json"]
+        if self.device != "auto":
+            args += ["--device", self.device]
+        self.panel.start(args)
+
+    def cancel(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.stage.setText("Stage: canceling…")
+        self.panel.cancel()
+
+    def _on_progress(self, ev: ProgressEvent) -> None:
+        self.stage.setText(f"Stage: {ev.stage}")
+        self.plot.add(loss=ev.loss, reward=ev.reward, kl=ev.kl)
+
+    def _finished(self, _code: int, state: str) -> None:
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.start_button.setText("Retrain again")
+        if state in ("done", "partial"):
+            new = [v for v in self.reader.model_versions() if v.name not in self._known]
+            self._known |= {v.name for v in new}
+            if new:
+                self.result.setText("\n\n".join(describe_version(v) for v in new))
+                self.versionsChanged.emit()
+            else:
+                self.result.setText("Training finished but registered no new version.")
+        elif state == "canceled":
+            self.stage.setText("Stage: canceled")
+            self.result.setText("Training was canceled. No version was registered.")
+        else:
+            self.stage.setText("Stage: failed")
+            self.result.setText(f"Training failed: {state.removeprefix('failed: ')}")
+        self.result.setProperty("error", state.startswith("failed"))
+        self.result.style().unpolish(self.result)
+        self.result.style().polish(self.result)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self.panel.running:
+            self.panel.cancel()
+            if not self.panel.process.wait(10000):
+                self.panel.process.kill()
+                self.panel.process.wait(2000)
+        super().closeEvent(event)

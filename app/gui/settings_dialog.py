@@ -1,0 +1,194 @@
+"""The settings dialog and the first-run dialog.
+
+Settings: reviewer, device, model ids or folders, workspace; the values go through ``Settings``
+validation, and a bad value is shown in words beside the buttons (the dialog stays open).
+
+First run: who is reviewing (name and role, remembered in the settings), and, when the workspace
+does not exist yet, creating the demo workspace there by running ``medreview demo create`` as a
+child process with its progress shown; a failure is shown in words and the dialog stays open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.gui.process_panel import ProcessPanel
+from app.qt import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+)
+from app.settings import DEVICES, ROLES, Settings, SettingsError
+from app.workspace import Workspace
+
+
+def _role_combo(current: str) -> QComboBox:
+    combo = QComboBox()
+    combo.setEditable(True)
+    combo.addItems(list(ROLES))
+    combo.setCurrentText(current)
+    return combo
+
+
+def _error_label() -> QLabel:
+    label = QLabel()
+    label.setObjectName("formError")
+    label.setWordWrap(True)
+    return label
+
+
+class SettingsDialog(QDialog):
+    """Edit the settings; ``result_settings`` holds the validated result after Save."""
+
+    def __init__(self, settings: Settings, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.resize(640, 380)
+        self.result_settings: Settings | None = None
+        self._settings = settings
+        self.name = QLineEdit(settings.reviewer_name)
+        self.role = _role_combo(settings.reviewer_role)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        self.device.setCurrentText(settings.device)
+        self.workspace = QLineEdit(settings.workspace)
+        self.workspace.setPlaceholderText(str(Workspace.resolve().root))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        ws_row = QHBoxLayout()
+        ws_row.addWidget(self.workspace, 1)
+        ws_row.addWidget(browse)
+        self.vlm = QLineEdit(settings.vlm_model)
+        self.clip = QLineEdit(settings.clip_model)
+        self.llm = QLineEdit(settings.llm_model)
+        self.llm.setPlaceholderText("the demo workspace's model when empty")
+        form = QFormLayout()
+        form.addRow("Your name", self.name)
+        form.addRow("Role", self.role)
+        form.addRow("Training device", self.device)
+        form.addRow("Workspace folder", ws_row)
+        form.addRow("Vision-language model", self.vlm)
+        form.addRow("Image encoder (open_clip)", self.clip)
+        form.addRow("Language model", self.llm)
+        note = QLabel("Model ids are Hugging Face ids found in the local cache, or folders. "
+                      "A new workspace or reviewer takes effect the next time the app opens.")
+        note.setWordWrap(True)
+        note.setObjectName("hint")
+        self.error = _error_label()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Workspace folder", self.workspace.text() or str(Path.home()))
+        if path:
+            self.workspace.setText(path)
+
+    def save(self) -> None:
+        try:
+            self.result_settings = self._settings.updated(
+                reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip(),
+                device=self.device.currentText(), workspace=self.workspace.text().strip(),
+                vlm_model=self.vlm.text().strip(), clip_model=self.clip.text().strip(),
+                llm_model=self.llm.text().strip(),
+            )
+        except SettingsError as exc:
+            self.error.setText(f"Not saved: {exc}")
+            return
+        if not self.result_settings.reviewer_name:
+            self.error.setText("Not saved: your name is needed on every rating")
+            self.result_settings = None
+            return
+        self.accept()
+
+
+class FirstRunDialog(QDialog):
+    """Who is reviewing, and (when needed) create the demo workspace."""
+
+    def __init__(self, settings: Settings, workspace: Workspace, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Welcome to MedGemma Reviewer")
+        self.resize(720, 520)
+        self.result_settings: Settings | None = None
+        self._settings = settings
+        self.workspace = workspace
+        self.needs_demo = not workspace.exists()
+        intro = QLabel(
+            "You review an AI model's verdicts on medical images. Your ratings are saved on this "
+            "computer and become training data for the model. Please tell us who you are; your "
+            "name is stored with every rating, for the audit trail."
+        )
+        intro.setWordWrap(True)
+        self.name = QLineEdit(settings.reviewer_name)
+        self.name.setPlaceholderText("e.g. Dr. A. Lee")
+        self.role = _role_combo(settings.reviewer_role)
+        form = QFormLayout()
+        form.addRow("Your name", self.name)
+        form.addRow("Role", self.role)
+        where = QLabel(
+            f"Workspace: {workspace.root}\n"
+            + ("It does not exist yet: a demo workspace (synthetic cases in four modalities and small "
+               "demo models, no network needed) will be created there." if self.needs_demo
+               else "It exists and will be opened.")
+        )
+        where.setWordWrap(True)
+        self.panel = ProcessPanel(self, log_lines=4)
+        self.panel.setVisible(self.needs_demo)
+        self.error = _error_label()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.ok = self.buttons.addButton("Create demo and start" if self.needs_demo else "Start",
+                                         QDialogButtonBox.ButtonRole.AcceptRole)
+        self.ok.clicked.connect(self.go)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(where)
+        layout.addWidget(self.panel, 1)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self.panel.finished.connect(self._demo_finished)
+
+    def go(self) -> None:
+        try:
+            self.result_settings = self._settings.updated(
+                reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip())
+        except SettingsError as exc:
+            self.error.setText(str(exc))
+            return
+        if not self.result_settings.reviewer_name:
+            self.error.setText("Please enter your name: it is stored with every rating.")
+            return
+        self.error.setText("")
+        if self.needs_demo and not self.workspace.exists():
+            self.ok.setEnabled(False)
+            self.panel.start(["demo", "create", "--workspace", str(self.workspace.root), "--progress", "json"])
+            return
+        self.accept()
+
+    def _demo_finished(self, _code: int, state: str) -> None:
+        self.ok.setEnabled(True)
+        if state in ("done", "partial") and self.workspace.exists():
+            self.accept()
+        elif state in ("done", "partial"):
+            self.error.setText(f"The demo workspace was not created in {self.workspace.root}.")
+        else:
+            self.error.setText(f"Could not create the demo workspace: {state.removeprefix('failed: ')}")
+
+    def reject(self) -> None:
+        if self.panel.running:
+            self.panel.cancel()
+            self.panel.process.wait(5000)
+        super().reject()
