@@ -119,6 +119,11 @@ def build_demo_gemma3(folder: str | Path, config: DemoLMConfig | None = None, se
     )
     torch.manual_seed(seed)
     model = Gemma3ForConditionalGeneration(model_cfg)
+    # Gemma 3 starts its image projection at zero (real weights overwrite it); a tiny model
+    # trained from scratch needs the image to reach the language model from the first step.
+    with torch.no_grad():
+        proj = model.model.multi_modal_projector.mm_input_projection_weight
+        proj.normal_(0.0, cfg.hidden_size**-0.5)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     image_processor = Gemma3ImageProcessor(
