@@ -22,7 +22,7 @@ from feedback_db.records import (
     StoreInfo,
     TrainingRun,
 )
-from feedback_db.store import Store, open_store
+from feedback_db.store import Store, inspect_store, open_store
 
 __all__ = [
     "CaseIn",
@@ -39,5 +39,6 @@ __all__ = [
     "StoreError",
     "StoreInfo",
     "TrainingRun",
+    "inspect_store",
     "open_store",
 ]

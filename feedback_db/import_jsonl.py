@@ -68,7 +68,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("r", encoding="utf-8", errors="strict") as fh:
         for number, raw in enumerate(fh, start=1):
             if raw.strip():
-                yield number, raw
+                yield number, raw.rstrip("\r\n")
 
 
 def looks_like_feedback(path: Path) -> bool:

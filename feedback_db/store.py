@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from feedback_db import convert, migrate
@@ -60,6 +61,37 @@ def _version_row(s: Session, name: str) -> ModelVersionRow:
 def _last_eval(s: Session, version_id: int) -> EvaluationRow | None:
     stmt = select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id.desc()).limit(1)
     return s.scalars(stmt).first()
+
+
+def _info(engine: Engine) -> StoreInfo:
+    revision = migrate.current_revision(engine)
+    try:
+        present = set(inspect(engine).get_table_names())
+        counts: dict[str, int] = {}
+        with engine.connect() as conn:
+            for name in TABLES:
+                if name in present:
+                    table = Base.metadata.tables[name]
+                    counts[name] = int(conn.scalar(select(func.count()).select_from(table)) or 0)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read {safe_url(str(engine.url))}: {exc}") from exc
+    return StoreInfo(safe_url(str(engine.url)), revision, migrate.head_revision(), counts)
+
+
+def inspect_store(url: str) -> StoreInfo:
+    """What ``info()`` says, without creating or upgrading anything (for ``medreview db info``).
+
+    Raises:
+        StoreError: a SQLite file that does not exist, or a database that cannot be read.
+    """
+    path = sqlite_path(url)
+    if path is not None and not Path(path).is_file():
+        raise StoreError(f"no database at {path}")
+    engine = make_engine(url)
+    try:
+        return _info(engine)
+    finally:
+        engine.dispose()
 
 
 def open_store(url: str, *, upgrade: bool = True) -> Store:
@@ -127,16 +159,7 @@ class Store(RatingsMixin, QueueMixin):
     # -- the store itself ----------------------------------------------------------------------
     def info(self) -> StoreInfo:
         """URL (password hidden), schema revision, the program's head revision, rows per table."""
-        engine = self._db.engine
-        revision = migrate.current_revision(engine)
-        present = set(inspect(engine).get_table_names())
-        counts: dict[str, int] = {}
-        with self._db.scope("counting rows") as s:
-            for name in TABLES:
-                if name in present:
-                    table = Base.metadata.tables[name]
-                    counts[name] = int(s.scalar(select(func.count()).select_from(table)) or 0)
-        return StoreInfo(safe_url(self.url), revision, migrate.head_revision(), counts)
+        return _info(self._db.engine)
 
     # -- reviewers ------------------------------------------------------------------------------
     def ensure_reviewer(self, name: str, role: str) -> Reviewer:

@@ -1,0 +1,115 @@
+"""``medreview import PATH``: cases (a manifest or a folder of images) or ratings (a JSONL file).
+
+A ``.jsonl`` whose first valid line has ``chosen`` and ``rejected`` is ``expert_feedback.jsonl``
+from another workstation: its ratings are imported (feedback_db.import_jsonl). Anything else is a
+case manifest (CSV, JSON, JSONL) or a folder of images, read by core.manifest; the images are
+copied into the workspace by content hash.
+
+Exit 0 when everything was imported, 1 when some rows were rejected (each printed on stderr as
+``file:line: message``), 2 for a usage error or when nothing was imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    CommandError,
+    add_common,
+    progress_for,
+    workspace,
+)
+
+if TYPE_CHECKING:
+    from app.workspace import Workspace
+
+
+def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
+    p = sub.add_parser(verb, help=help_, description=__doc__.split("\n\n")[0] if __doc__ else help_)
+    add_common(p, progress=True)
+    p.add_argument("path", metavar="MANIFEST_OR_FOLDER", help="a case manifest, a folder of images, or expert_feedback.jsonl")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="cases: skip case ids already in the workspace instead of refusing the import")
+    p.add_argument("--create-reviewers", action="store_true",
+                   help="ratings: create reviewers this workspace does not know instead of rejecting their lines")
+    p.add_argument("--reviewer-role", default="imported", metavar="ROLE",
+                   help="ratings: the role given to reviewers created by --create-reviewers")
+    p.set_defaults(func=run)
+
+
+def _print_errors(errors: list[object]) -> None:
+    for e in errors:
+        print(str(e), file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from feedback_db.import_jsonl import looks_like_feedback
+
+    path = Path(args.path).expanduser().resolve()
+    if not path.exists():
+        raise CommandError(f"{args.path}: no such file or folder")
+    ws = workspace(args)
+    if looks_like_feedback(path):
+        return _ratings(args, ws, path)
+    return _cases(args, ws, path)
+
+
+def _ratings(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
+    from feedback_db import StoreError, open_store
+    from feedback_db.import_jsonl import import_feedback
+
+    if not ws.exists():
+        raise CommandError(f"no workspace at {ws.root}: import the cases the ratings are about first")
+    try:
+        store = open_store(ws.db_url)
+        try:
+            with progress_for(args) as progress:
+                result = import_feedback(store, path, create_reviewers=args.create_reviewers,
+                                         reviewer_role=args.reviewer_role, progress=progress)
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+    _print_errors(list(result.errors))
+    created = f"; new reviewers: {', '.join(result.reviewers_created)}" if result.reviewers_created else ""
+    print(f"imported {result.ratings} ratings from {path} ({result.skipped} already there, "
+          f"{len(result.errors)} lines rejected){created}")
+    if result.errors:
+        return EXIT_PARTIAL if result.ratings or result.skipped else EXIT_FAILED
+    return EXIT_OK
+
+
+def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
+    try:
+        from core.manifest import read_manifest
+    except ImportError as exc:
+        raise CommandError(f"case manifests cannot be read in this version ({exc})") from exc
+    from app.convert import case_in_from_case
+    from feedback_db import StoreError, open_store
+
+    ws.ensure()
+    with progress_for(args) as progress:
+        result = read_manifest(path, ws.images_dir, progress=progress)
+    _print_errors(list(result.errors))
+    if not result.cases:
+        print(f"no cases imported from {path} ({len(result.errors)} rows rejected)", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        store = open_store(ws.db_url)
+        try:
+            added = store.add_cases((case_in_from_case(c) for c in result.cases), skip_existing=args.skip_existing)
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise CommandError(f"{exc}; nothing imported (use --skip-existing to import the new ones)") from exc
+    skipped = len(result.cases) - added
+    print(f"imported {added} cases from {path} into {ws.root}"
+          + (f" ({skipped} already there)" if skipped else "")
+          + (f"; {len(result.errors)} rows rejected" if result.errors else ""))
+    return EXIT_PARTIAL if result.errors else EXIT_OK
