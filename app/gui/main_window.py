@@ -102,6 +102,11 @@ class MainWindow(QMainWindow):
         self.dialogs["error"] = box
         self.show_message(f"{title}: {message}")
 
+    @property
+    def first_case_shown(self) -> bool:
+        """True once the first case (with its image, or the image's error) is on screen."""
+        return self._first_shown
+
     def _case_changed(self, shown) -> None:
         if shown is None and not self._first_shown:
             self._first_shown = True

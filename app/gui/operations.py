@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from app.qt import QObject, QProcess, QProcessEnvironment, Signal
+from app.qt import QObject, QProcess, QProcessEnvironment, Qt, Signal
 from core.progress import Canceled, Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,15 @@ class ErrorSink(QObject):
 
 
 class _Relay(QObject):
-    """Lives on the GUI thread; a callable emitted from any thread runs there (queued)."""
+    """Lives on the GUI thread; a callable emitted from any thread runs there, always later from
+    the event loop (queued even when emitted on the GUI thread, so a callback never runs inside
+    the ``submit`` call that scheduled it)."""
 
     call = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
-        self.call.connect(self._run)
+        self.call.connect(self._run, Qt.ConnectionType.QueuedConnection)
 
     def _run(self, fn: Callable[[], None]) -> None:
         fn()

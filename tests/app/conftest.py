@@ -117,8 +117,8 @@ def window(qtbot, workspace: dict, settings_file: Path):
 
     win = build_window(workspace["ws"], load_settings(settings_file), settings_file)
     qtbot.addWidget(win)
-    with qtbot.waitSignal(win.firstCaseShown, timeout=10000):
-        win.show()
+    win.show()
+    qtbot.waitUntil(lambda: win.first_case_shown, timeout=10000)
     yield win
     win.close()
 

@@ -1,0 +1,32 @@
+"""The window shows its first case before any ML library is imported (a clean interpreter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_window_shows_first_case_without_ml_libraries(workspace, settings_file) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MEDREVIEW_SETTINGS": str(settings_file)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.gui.startup_probe", str(workspace["root"])],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["visible"] is True
+    assert result["case_id"] in workspace["case_ids"]
+    assert result["heavy"] == [], f"imported before the first case: {result['heavy']}"
+    assert result["errors"] == []
+
+
+def test_medreview_gui_verb_is_registered() -> None:
+    from app.cli.main import build_parser
+
+    args = build_parser().parse_args(["gui", "--workspace", "/tmp/x"])
+    assert args.func.__module__ == "app.cli.gui"
