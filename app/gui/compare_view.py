@@ -79,14 +79,18 @@ class CompareView(QWidget):
         self.metrics_table.setModel(self.metrics)
         self.metrics_table.verticalHeader().setVisible(False)
         self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.metrics_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        self.metrics_table.setColumnWidth(0, 200)
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.mcnemar = QLabel()
         self.mcnemar.setWordWrap(True)
         self.heatmap = QLabel("The per-modality heatmap appears here.")
         self.heatmap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._heatmap_pixmap = QPixmap()
         scroll = QScrollArea()
         scroll.setWidget(self.heatmap)
         scroll.setWidgetResizable(True)
+        self.heatmap_area = scroll
         self.cases = QStandardItemModel(0, 4, self)
         self.cases.setHorizontalHeaderLabels(["Case", "Modality", "Truth", "A says / B says"])
         self.cases_table = QTableView()
@@ -109,7 +113,8 @@ class CompareView(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(scroll)
-        split.setSizes([640, 760])
+        split.setSizes([680, 720])
+        split.splitterMoved.connect(lambda *_: self._fit_heatmap())
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.status)
@@ -201,11 +206,23 @@ class CompareView(QWidget):
                                   QStandardItem(f"{d.get('label_a')} / {d.get('label_b')}")])
         self.cases_title.setText(f"Cases where they disagree: {self.cases.rowCount()} (double-click to review)")
         pixmap = QPixmap(str(png)) if png is not None and png.exists() else QPixmap()
+        self._heatmap_pixmap = pixmap
         if pixmap.isNull():
             self.heatmap.setText("No heatmap was written.")
         else:
-            self.heatmap.setPixmap(pixmap.scaledToWidth(min(pixmap.width(), 900),
-                                                        Qt.TransformationMode.SmoothTransformation))
+            self._fit_heatmap()
+
+    def _fit_heatmap(self) -> None:
+        """Scale the heatmap to the width of its pane (never above its own size)."""
+        if self._heatmap_pixmap.isNull():
+            return
+        width = max(200, self.heatmap_area.viewport().width() - 8)
+        self.heatmap.setPixmap(self._heatmap_pixmap.scaledToWidth(
+            min(self._heatmap_pixmap.width(), width), Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_heatmap()
 
     def _open(self, index) -> None:
         case_id = self.cases.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)

@@ -17,6 +17,7 @@ from app.qt import (
     QListWidget,
     QPlainTextEdit,
     QProgressBar,
+    Qt,
     QVBoxLayout,
     QWidget,
     Signal,
@@ -55,7 +56,12 @@ class ProcessPanel(QWidget):
         self.problems = QListWidget()
         self.problems.setObjectName("problemList")
         self.problems.setMaximumHeight(130)
+        self.problems.setWordWrap(True)
+        self.problems.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.problems_title = QLabel("Problems reported: none")
+        # Shown only once something is reported, so an empty red box never alarms anyone.
+        self.problems.setVisible(False)
+        self.problems_title.setVisible(False)
         self.log = QPlainTextEdit()
         self.log.setObjectName("processLog")
         self.log.setReadOnly(True)
@@ -83,6 +89,8 @@ class ProcessPanel(QWidget):
     def start(self, verb_args: Sequence[str]) -> None:
         self.problems.clear()
         self.problems_title.setText("Problems reported: none")
+        self.problems.setVisible(False)
+        self.problems_title.setVisible(False)
         self.log.clear()
         self.state = None
         self.bar.setRange(0, 0)  # busy until the first progress line
@@ -118,6 +126,8 @@ class ProcessPanel(QWidget):
     def _on_problem(self, text: str) -> None:
         self.log.appendPlainText(text)
         self.problems.addItem(text)
+        self.problems.setVisible(True)
+        self.problems_title.setVisible(True)
         self.problems_title.setText(f"Problems reported: {self.problems.count()}")
 
     def _on_finished(self, code: int, state: str) -> None:

@@ -16,6 +16,7 @@ from app.qt import (
     QFormLayout,
     QHeaderView,
     QLabel,
+    Qt,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -74,9 +75,10 @@ class QueueView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((0, 78), (1, 100), (3, 46), (4, 84)):
+        for col, width in ((0, 76), (1, 98), (3, 46), (4, 86)):
             self.table.setColumnWidth(col, width)
         self.table.setWordWrap(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -50,7 +50,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.resize(640, 380)
+        self.resize(780, 400)
         self.result_settings: Settings | None = None
         self._settings = settings
         self.name = QLineEdit(settings.reviewer_name)
@@ -69,6 +69,8 @@ class SettingsDialog(QDialog):
         self.clip = QLineEdit(settings.clip_model)
         self.llm = QLineEdit(settings.llm_model)
         self.llm.setPlaceholderText("the demo workspace's model when empty")
+        for edit in (self.workspace, self.vlm, self.clip, self.llm):
+            edit.setCursorPosition(0)
         form = QFormLayout()
         form.addRow("Your name", self.name)
         form.addRow("Role", self.role)
@@ -145,7 +147,7 @@ class FirstRunDialog(QDialog):
         )
         where.setWordWrap(True)
         self.panel = ProcessPanel(self, log_lines=4)
-        self.panel.setVisible(self.needs_demo)
+        self.panel.setVisible(False)  # shown when the demo is being created
         self.error = _error_label()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok = self.buttons.addButton("Create demo and start" if self.needs_demo else "Start",
@@ -174,6 +176,7 @@ class FirstRunDialog(QDialog):
         self.error.setText("")
         if self.needs_demo and not self.workspace.exists():
             self.ok.setEnabled(False)
+            self.panel.setVisible(True)
             self.panel.start(["demo", "create", "--workspace", str(self.workspace.root), "--progress", "json"])
             return
         self.accept()

@@ -90,6 +90,7 @@ class VerdictCard(QFrame):
         layout.addWidget(self.reason, 1)
         layout.addWidget(self.confidence)
         layout.addWidget(self.author)
+        self.reason.setMinimumHeight(54)
 
     def show_prediction(self, pred: Any | None, reveal: bool) -> None:
         if pred is None:

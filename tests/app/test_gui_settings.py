@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from app.settings import SETTINGS_VERSION, Settings, SettingsError, load_settings, save_settings, settings_path
+from app.settings import (
+    SETTINGS_VERSION,
+    Settings,
+    SettingsError,
+    load_settings,
+    save_settings,
+    settings_path,
+)
 
 
 def test_defaults_round_trip(tmp_path) -> None:

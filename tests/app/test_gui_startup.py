@@ -30,3 +30,16 @@ def test_medreview_gui_verb_is_registered() -> None:
 
     args = build_parser().parse_args(["gui", "--workspace", "/tmp/x"])
     assert args.func.__module__ == "app.cli.gui"
+
+
+def test_only_app_qt_imports_the_qt_binding() -> None:
+    """A binding change touches one file: nothing under app/ but app/qt.py names PySide6."""
+    offenders = []
+    for path in (ROOT / "app").rglob("*.py"):
+        if path == ROOT / "app" / "qt.py":
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import PySide6", "from PySide6")):
+                offenders.append(f"{path.relative_to(ROOT)}: {stripped}")
+    assert offenders == []
