@@ -1,0 +1,61 @@
+"""Mirror model versions and their verdicts from the registry (core) into the store (feedback_db).
+
+The registry (``<workspace>/models/<version>/model_card.json``) is the truth about weights; the
+store keeps a row per version so ratings, predictions and evaluations can point at it. Every verb
+that makes a version (``demo create``, ``train``, ``predict``) goes through here, so the mirror is
+written one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.convert import prediction_in_from_verdict
+from core.cases import Case
+from core.verdicts import Verdict
+from feedback_db import ModelVersion, Store
+
+
+def base_model_text(base_models: dict[str, str]) -> str:
+    """One line naming a card's base models, e.g. ``clip=base/clip, lm=base/lm``."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(base_models.items())) or "-"
+
+
+def mirror_card(
+    store: Store,
+    card: Any,
+    path: str,
+    *,
+    active: bool = False,
+    metrics: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Add a store row for the registry ``card`` (a ``core.registry.ModelCard``) at ``path``,
+    unless the store has it already; returns the store's version record."""
+    existing = store.get_model_version(card.name)
+    if existing is not None:
+        if active and not existing.active:
+            return store.set_active(card.name)
+        return existing
+    return store.add_model_version(
+        card.name,
+        card.backend,
+        base_model_text(card.base_models),
+        parent=card.parent,
+        path=path,
+        metrics=metrics if metrics is not None else (card.metrics or None),
+        active=active,
+        note=card.description or None,
+    )
+
+
+def store_verdicts(
+    store: Store, version: str, cases: Sequence[Case], verdicts: Sequence[Verdict]
+) -> int:
+    """Save ``verdicts`` (in the order of ``cases``) as ``version``'s predictions."""
+    if len(cases) != len(verdicts):
+        raise ValueError(f"{len(verdicts)} verdicts for {len(cases)} cases")
+    return store.add_predictions(
+        version,
+        [prediction_in_from_verdict(c.case_id, v) for c, v in zip(cases, verdicts, strict=True)],
+    )
