@@ -65,8 +65,10 @@ class ExportResult:
 
 
 def rated_at(dt: datetime) -> str:
-    """UTC time as ``2026-01-31T12:00:00.123456Z``."""
-    return aware(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC time as ``2026-01-31T12:00:00.123456Z`` (the columns hold naive UTC)."""
+    if dt.tzinfo is not None:
+        dt = aware(dt).replace(tzinfo=None)
+    return dt.isoformat(timespec="microseconds") + "Z"
 
 
 def user_turn(text: str) -> list[dict[str, Any]]:
@@ -86,8 +88,8 @@ def _reviewer_id(store: Store, name: str | None) -> int | None:
     raise StoreError(f"unknown reviewer {name!r}; known: {', '.join(r.name for r in store.reviewers()) or 'none'}")
 
 
-def _meta(row: Any, reviewer: str) -> dict[str, Any]:
-    return {
+def _meta(row: Any, reviewer: str, margin: float | None) -> dict[str, Any]:
+    meta = {
         "case_id": row.case_id,
         "modality": row.modality,
         "error_type": row.error_type,
@@ -96,6 +98,9 @@ def _meta(row: Any, reviewer: str) -> dict[str, Any]:
         "reviewer": reviewer,
         "rated_at": rated_at(row.created_at),
     }
+    if margin is not None:
+        meta["margin"] = margin
+    return meta
 
 
 def _trl_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
@@ -157,7 +162,7 @@ def _answer(label: str, reason: str, text: str) -> str:
     return text if text.strip() else f"{label} - {reason}".rstrip(" -")
 
 
-def _kto_lines(row: Any, prompt: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+def _kto_lines(row: Any) -> list[dict[str, Any]]:
     seen: set[str] = set()
     out = []
     verdicts = [(row.a_label, _answer(row.a_label, row.a_reason, row.a_text)),
@@ -168,7 +173,7 @@ def _kto_lines(row: Any, prompt: list[dict[str, Any]], meta: dict[str, Any]) -> 
         if text in seen:
             continue
         seen.add(text)
-        out.append({"prompt": prompt, "completion": assistant_turn(text), "label": label == row.true_label, **meta})
+        out.append({"completion": assistant_turn(text), "label": label == row.true_label})
     return out
 
 
@@ -208,34 +213,35 @@ def export_feedback(
     problems: list[str] = []
     rows = done = 0
     ratings: set[int] = set()
-    prompts: dict[str, list[dict[str, Any]]] = {}
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
+    # case_id -> ('{"prompt": ...', '"images": [...]'), serialised once per case; key order as DESIGN.md
+    heads: dict[str, tuple[str, str]] = {}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh, store.sessions.scope("exporting ratings") as s:
             if progress is not None:
                 progress.update("export", 0, total)
-            for row in s.execute(stmt.execution_options(yield_per=_BATCH)):
+            # Plain rows through the session's connection: the ORM's per-row work is not needed.
+            result = s.connection().execution_options(yield_per=_BATCH).execute(stmt)
+            for row in result:
                 done += 1
-                try:
-                    image = images.export(row.image)
-                except ImageError as exc:
-                    problems.append(f"case {row.case_id} (rating {row.rating_id}): {exc}")
-                    continue
-                prompt = prompts.get(row.case_id)
-                if prompt is None:
-                    prompt = prompts[row.case_id] = user_turn(case_text(row.modality, row.finding, row.treatment))
-                meta = {"images": [image], **_meta(row, row.reviewer)}
+                head = heads.get(row.case_id)
+                if head is None:
+                    try:
+                        image = images.export(row.image)
+                    except ImageError as exc:
+                        problems.append(f"case {row.case_id} (rating {row.rating_id}): {exc}")
+                        continue
+                    prompt = user_turn(case_text(row.modality, row.finding, row.treatment))
+                    head = heads[row.case_id] = (encode({"prompt": prompt})[:-1], '"images": ' + encode([image]))
+                meta = encode(_meta(row, row.reviewer, float(row.margin or 0.0) if with_margin else None))[1:]
                 if fmt == "trl":
-                    line = {"prompt": prompt, "chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected), **meta}
-                    if with_margin:
-                        line["margin"] = float(row.margin or 0.0)
-                    lines = [line]
+                    bodies = [{"chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected)}]
                 else:
-                    lines = _kto_lines(row, prompt, meta)
-                for line in lines:
-                    fh.write(json.dumps(line, ensure_ascii=False))
-                    fh.write("\n")
-                rows += len(lines)
+                    bodies = _kto_lines(row)
+                for body in bodies:
+                    fh.write(f"{head[0]}, {encode(body)[1:-1]}, {head[1]}, {meta}\n")
+                rows += len(bodies)
                 ratings.add(row.rating_id)
                 if progress is not None and done % _BATCH == 0:
                     progress.update("export", done, total)

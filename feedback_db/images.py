@@ -110,15 +110,19 @@ def deidentified(path: Path, converter: ImageConverter | None) -> tuple[bytes, s
     raise ImageError(f"{path}: the converter returned {ext!r}; expected png or jpg")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    ``fsync=False`` skips forcing the bytes to disk (still never a torn file under the name).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -154,8 +158,11 @@ class ImageExporter:
             raise
         name = f"images/{hashlib.sha256(data).hexdigest()}.{ext}"
         dst = self.out_dir / name
-        if not dst.exists():  # content-addressed: an existing file has these bytes
-            write_atomic(dst, data)
+        # Content-addressed: a file of that name and size holds these bytes. Images are not
+        # fsynced one by one (an export can be rerun; the store is the record), and a file a
+        # crash left short is caught by the size check and written again.
+        if not (dst.is_file() and dst.stat().st_size == len(data)):
+            write_atomic(dst, data, fsync=False)
             self.written += 1
         self._names[image] = name
         return name

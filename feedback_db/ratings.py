@@ -36,14 +36,18 @@ def standing(s: Session, case_id: str, reviewer_id: int) -> RatingRow | None:
 
 def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = None) -> Rating:
     """``Store.add_rating`` inside the caller's session (the JSONL import batches many)."""
-    if s.get(CaseRow, rating.case_id) is None:
-        raise StoreError(f"cannot rate unknown case {rating.case_id!r}")
     reviewer = s.get(ReviewerRow, rating.reviewer_id)
     if reviewer is None:
         raise StoreError(f"cannot rate as unknown reviewer id {rating.reviewer_id}")
+    ids = (rating.prediction_a_id, rating.prediction_b_id)
+    found = {p.id: p for p in s.scalars(select(PredictionRow).where(PredictionRow.id.in_(ids)))}
     texts = []
-    for side, pid in (("A", rating.prediction_a_id), ("B", rating.prediction_b_id)):
-        pred = s.get(PredictionRow, pid)
+    for side, pid in zip(("A", "B"), ids, strict=True):
+        pred = found.get(pid)
+        # Both verdicts belonging to the case proves the case exists (foreign key), so the case
+        # is looked up only to word an error.
+        if (pred is None or pred.case_id != rating.case_id) and s.get(CaseRow, rating.case_id) is None:
+            raise StoreError(f"cannot rate unknown case {rating.case_id!r}")
         if pred is None:
             raise StoreError(f"verdict {side}: unknown prediction id {pid}")
         if pred.case_id != rating.case_id:
