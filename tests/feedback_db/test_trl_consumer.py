@@ -77,3 +77,18 @@ def test_reward_trainer_trains_on_the_export_unchanged(seeded: Seeded, tmp_path:
     assert "classifier.weight" in changed and any("encoder" in n for n in changed)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert losses and all(loss == loss for loss in losses)  # finite, not NaN
+
+
+def test_images_load_for_a_vision_trainer(seeded: Seeded, tmp_path: Path) -> None:
+    """The documented recipe for DPO/VLM training: paths made absolute, cast to datasets' Image."""
+    from datasets import Image, Sequence, load_dataset
+
+    a, b = seeded.preds["c-us-1"]
+    seeded.store.add_rating(RatingIn("c-us-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT"))
+    out = tmp_path / "export" / "expert_feedback.jsonl"
+    export_feedback(seeded.store, out, workspace_root=seeded.root)
+    ds = load_dataset("json", data_files=str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    ds = ds.map(lambda r: {"images": [str(out.parent / p) for p in r["images"]]})
+    ds = ds.cast_column("images", Sequence(Image()))
+    img = ds[0]["images"][0]
+    assert img.size == (8, 8) and img.format == "JPEG"

@@ -1,0 +1,40 @@
+"""Two processes on one SQLite file: a writer waits for another's write lock instead of failing,
+and readers see committed work from another connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from feedback_db import RatingIn, open_store
+from tests.feedback_db.factory import Seeded
+
+
+def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path) -> None:
+    db = root / "medreview.db"
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other.execute("INSERT INTO reviewers (name, role, created_at) VALUES ('dr-other', 'x', '2026-01-01')")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        a, b = seeded.preds["c-mri-1"]
+        r = seeded.store.add_rating(RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
+    finally:
+        release.join()
+        other.close()
+    assert seeded.store.current_rating("c-mri-1") == r
+    assert "dr-other" in [x.name for x in seeded.store.reviewers()]
+
+
+def test_two_stores_on_one_file_see_each_other(seeded: Seeded) -> None:
+    second = open_store(seeded.store.url)
+    try:
+        a, b = seeded.preds["c-hist-1"]
+        r = second.add_rating(RatingIn("c-hist-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
+        assert seeded.store.current_rating("c-hist-1") == r
+        r2 = seeded.store.add_rating(RatingIn("c-hist-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT"))
+        assert r2.supersedes_id == r.id and second.current_rating("c-hist-1") == r2
+    finally:
+        second.close()
