@@ -15,9 +15,9 @@ from typing import Any
 
 from core.backends._policy import TransformersPolicy, load_pil, resolve_image
 from core.cases import Case
-from core.devices import select_device
+from core.devices import configure_threads, select_device
 from core.knowledge import KnowledgeTable
-from core.models.clip_scorer import DEFAULT_CLIP, ClipScorer, describe_scores
+from core.models.clip_scorer import DEFAULT_CLIP, ClipScorer, describe_scores, open_clip_name
 from core.models.hub import offline, resolve_model
 from core.prompts import build_prompt
 
@@ -60,13 +60,17 @@ class ClipLLMBackend(TransformersPolicy):
             core.devices.DeviceUnavailable: the device asked for is not here.
         """
         offline()
+        self.config = cfg = config or ClipLLMConfig()
+        # Resolve both models before importing torch/transformers, so a missing one fails at once.
+        lm_path = resolve_model(cfg.lm_model)
+        if cfg.describe_image:
+            open_clip_name(cfg.clip_model)
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         transformers.utils.logging.disable_progress_bar()
-        self.config = cfg = config or ClipLLMConfig()
         self.choice = select_device(cfg.device, cfg.dtype)
-        lm_path = resolve_model(cfg.lm_model)
+        configure_threads()
         self.scorer = ClipScorer(cfg.clip_model, self.choice, knowledge) if cfg.describe_image else None
         self.tokenizer = AutoTokenizer.from_pretrained(lm_path)
         model: Any = AutoModelForCausalLM.from_pretrained(lm_path, dtype=self.choice.torch_dtype)

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.backends._policy import TransformersPolicy, load_pil, resolve_image
 from core.cases import Case
-from core.devices import select_device
+from core.devices import configure_threads, select_device
 from core.models.hub import offline, resolve_model
 from core.prompts import build_prompt
 
@@ -63,13 +63,14 @@ class VLMBackend(TransformersPolicy):
             core.devices.DeviceUnavailable: the device asked for is not here.
         """
         offline()
+        self.config = cfg = config or VLMConfig()
+        path = resolve_model(cfg.model, ("config.json",))  # before the heavy imports: fail fast
         import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         transformers.utils.logging.disable_progress_bar()
-        self.config = cfg = config or VLMConfig()
         self.choice = select_device(cfg.device, cfg.dtype)
-        path = resolve_model(cfg.model, ("config.json", "processor_config.json"))
+        configure_threads()
         self.processor = AutoProcessor.from_pretrained(path)
         self.tokenizer = self.processor.tokenizer
         model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=self.choice.torch_dtype)
