@@ -1,0 +1,270 @@
+"""The brief supervised fit of the demo models, so the demo's verdicts mean something.
+
+``train_demo_models(cases, out_dir, progress)`` trains on the ``train`` split and registers two
+clip-llm versions in the registry at ``out_dir``, so every case has an A and a B to compare:
+
+- ``demo-v1``: the language model alone, trained on the case text (no image description). Like
+  the text heuristic it can learn treatment mismatches but cannot see an image-only error.
+- ``demo-v2``: the tiny CLIP is first fitted to tell each modality's findings apart (cross-entropy
+  of image/text similarities over the modality's ``clip_text``, both towers), then the language
+  model is trained on prompts that carry the CLIP's own description of the image.
+
+Targets are gold verdicts built from the ground truth and the knowledge table (``gold_verdict``).
+Everything runs in a temporary folder beside the registry and is moved in only on success.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from core.cases import Case
+from core.knowledge import KnowledgeTable, default_knowledge
+from core.progress import Progress
+from core.registry import ModelCard, Registry
+
+# Cases whose stated finding is the one the image shows (CLIP can learn from these).
+_IMAGE_SHOWS_FINDING = ("none", "treatment_mismatch")
+
+
+@dataclass
+class DemoTrainConfig:
+    """How long and how hard the demo models train."""
+
+    seed: int = field(default=0, metadata={"help": "seed for initialisation and batch order"})
+    clip_steps: int = field(default=300, metadata={"help": "optimiser steps for the tiny CLIP"})
+    lm_steps: int = field(default=300, metadata={"help": "optimiser steps per language model"})
+    batch_size: int = field(default=16, metadata={"help": "cases per step"})
+    clip_lr: float = field(default=1e-3, metadata={"help": "CLIP learning rate (AdamW)"})
+    lm_lr: float = field(default=3e-3, metadata={"help": "language model learning rate (AdamW)"})
+    verdict_weight: float = field(
+        default=5.0, metadata={"help": "loss weight of the verdict word's token (the decision)"}
+    )
+    names: tuple[str, str] = field(default=("demo-v1", "demo-v2"), metadata={"help": "version names"})
+
+    def __post_init__(self) -> None:
+        if min(self.clip_steps, self.lm_steps, self.batch_size) <= 0:
+            raise ValueError("steps and batch_size must be positive")
+        if self.clip_lr <= 0 or self.lm_lr <= 0 or self.verdict_weight <= 0:
+            raise ValueError("learning rates must be positive")
+        if len(self.names) != 2 or self.names[0] == self.names[1]:
+            raise ValueError("names must be two different version names")
+
+
+def gold_verdict(case: Case, knowledge: KnowledgeTable | None = None) -> str:
+    """The verdict a perfect model writes for ``case``, from its ground truth.
+
+    Raises:
+        ValueError: the case has no ground truth.
+    """
+    kb = knowledge or default_knowledge()
+    f = kb.finding(case.modality, case.finding)
+    finding = f.name if f else case.finding
+    if case.error_type is None:
+        raise ValueError(f"case {case.case_id} has no ground truth (error_type)")
+    if case.error_type == "none":
+        return f"CORRECT - {case.treatment} fits {finding}"
+    if case.error_type == "unsupported_by_image":
+        return f"ERROR - the image does not show {finding}"
+    return f"ERROR - {case.treatment} is not an accepted treatment for {finding}"
+
+
+def _absolute(cases: Sequence[Case], image_root: str | None) -> list[Case]:
+    if not image_root:
+        return list(cases)
+    return [c if Path(c.image).is_absolute() else replace(c, image=str(Path(image_root) / c.image)) for c in cases]
+
+
+def train_clip(
+    folder: Path, cases: Sequence[Case], cfg: DemoTrainConfig, progress: Progress | None, stage: str
+) -> float:
+    """Fit the CLIP saved in ``folder`` to name each image's finding; save it back. Final loss."""
+    import open_clip
+    import torch
+
+    from core.backends._policy import load_pil
+    from core.models.demo_clip import save_clip_weights
+
+    kb = default_knowledge()
+    usable = [c for c in cases if c.error_type in _IMAGE_SHOWS_FINDING and kb.finding(c.modality, c.finding)]
+    if not usable:
+        raise ValueError("no training case shows its stated finding; cannot fit the image encoder")
+    model, preprocess, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    findings = [f for m in kb.findings.values() for f in m]
+    text_tokens = tokenizer([f.clip_text for f in findings])
+    images = torch.stack([preprocess(load_pil(Path(c.image))) for c in usable])
+    target = torch.tensor([findings.index(kb.finding(c.modality, c.finding)) for c in usable])  # type: ignore[arg-type]
+    same_modality = torch.tensor([[f.modality == c.modality for f in findings] for c in usable])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.clip_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    loss_value = float("nan")
+    for step in range(1, cfg.clip_steps + 1):
+        if progress is not None:
+            progress.check()
+        idx = torch.randint(len(usable), (min(cfg.batch_size * 2, len(usable)),), generator=gen)
+        img = model.encode_image(images[idx], normalize=True)
+        txt = model.encode_text(text_tokens, normalize=True)
+        logits = model.logit_scale.exp() * img @ txt.T
+        logits = logits.masked_fill(~same_modality[idx], float("-inf"))
+        loss = torch.nn.functional.cross_entropy(logits, target[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, 4.6052)
+        loss_value = float(loss.detach())
+        if progress is not None and (step % 10 == 0 or step == cfg.clip_steps):
+            progress.update(stage, step, cfg.clip_steps, loss=loss_value)
+    save_clip_weights(model.eval(), folder)
+    return loss_value
+
+
+def verdict_weighted_loss(model: Any, inputs: dict[str, Any], weight: float) -> Any:
+    """Next-token cross-entropy over the completion, its first token (the verdict word, where the
+    decision is made) weighted ``weight`` times; the rest of the verdict is mostly copying."""
+    import torch
+
+    labels = inputs.pop("labels")
+    logits = model(**inputs).logits[:, :-1].float()
+    target = labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
+    ).view_as(target)
+    valid = (target != -100).float()
+    first = valid * (valid.cumsum(dim=1) == 1).float()
+    w = valid + (weight - 1.0) * first
+    return (per_token * w).sum() / w.sum()
+
+
+def train_lm(
+    backend: Any, cases: Sequence[Case], cfg: DemoTrainConfig, progress: Progress | None, stage: str
+) -> float:
+    """Fit a clip-llm back end's language model (all weights) to the gold verdicts. Final loss."""
+    import torch
+
+    rng = random.Random(cfg.seed)
+    targets = {c.case_id: gold_verdict(c) for c in cases}
+    model = backend.model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lm_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / cfg.lm_steps))
+    order: list[Case] = []
+    loss_value = float("nan")
+    for step in range(1, cfg.lm_steps + 1):
+        if progress is not None:
+            progress.check()
+        if len(order) < cfg.batch_size:
+            order += rng.sample(list(cases), len(cases))
+        batch, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        model.train()
+        inputs = backend.encode(batch, [targets[c.case_id] for c in batch])
+        loss = verdict_weighted_loss(model, inputs, cfg.verdict_weight)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        loss_value = float(loss.detach())
+        if progress is not None and (step % 10 == 0 or step == cfg.lm_steps):
+            progress.update(stage, step, cfg.lm_steps, loss=loss_value)
+    model.eval()
+    return loss_value
+
+
+def train_demo_models(
+    cases: Sequence[Case],
+    out_dir: str | Path,
+    progress: Progress | None = None,
+    config: DemoTrainConfig | None = None,
+    image_root: str | None = None,
+) -> list[ModelCard]:
+    """Build, train and register the two demo versions in the registry at ``out_dir``.
+
+    Args:
+        cases: the demo cases (with ground truth); those of the ``train`` split are used.
+        out_dir: the registry's models folder (``<workspace>/models``).
+        progress: progress and cancel; stages ``demo: image encoder`` and one per LM.
+        config: steps and rates; ``DemoTrainConfig()`` by default.
+        image_root: the folder relative image paths start from.
+
+    Returns:
+        The model cards of the two new versions (text-only first).
+
+    Raises:
+        ValueError: no training cases with ground truth.
+        core.registry.RegistryError: a version name is taken.
+        core.progress.Canceled: canceled; nothing is registered.
+    """
+    import torch
+
+    from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+    from core.models.demo_clip import DemoClipConfig, build_demo_clip
+    from core.models.demo_lm import DemoLMConfig, build_demo_causal_lm
+
+    from core.devices import configure_threads
+
+    configure_threads()
+    cfg = config or DemoTrainConfig()
+    train = [c for c in _absolute(cases, image_root) if c.split == "train" and c.error_type is not None]
+    if not train:
+        raise ValueError("no train-split cases with ground truth to fit the demo models on")
+    registry = Registry(out_dir)
+    for name in cfg.names:
+        if (registry.root / name).exists():
+            from core.registry import RegistryError
+
+            raise RegistryError(f"model version {name!r} already exists in {registry.root}")
+    registry.root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".demo-train-", dir=registry.root))
+    torch.manual_seed(cfg.seed)
+    lm_cfg = DemoLMConfig()
+    training = {"cases": len(train), **asdict(cfg)}
+    try:
+        v1, v2 = tmp / cfg.names[0], tmp / cfg.names[1]
+        build_demo_causal_lm(v1 / "base" / "lm", lm_cfg, seed=cfg.seed)
+        shutil.copytree(v1 / "base" / "lm", v2 / "base" / "lm")
+        build_demo_clip(v2 / "base" / "clip", DemoClipConfig(), seed=cfg.seed)
+        clip_loss = train_clip(v2 / "base" / "clip", train, cfg, progress, "demo: image encoder")
+
+        losses = {}
+        for folder, with_image in ((v1, False), (v2, True)):
+            backend = ClipLLMBackend(
+                ClipLLMConfig(
+                    clip_model=str(folder / "base" / "clip"),
+                    lm_model=str(folder / "base" / "lm"),
+                    describe_image=with_image,
+                    device="cpu",
+                )
+            )
+            stage = f"demo: {folder.name} language model"
+            losses[folder.name] = train_lm(backend, train, cfg, progress, stage)
+            backend.model.save_pretrained(folder / "base" / "lm", safe_serialization=True)
+        cards = [
+            registry.create_version(
+                cfg.names[0],
+                "clip-llm",
+                {"lm": "base/lm"},
+                from_folder=v1,
+                training={**training, "final_lm_loss": losses[cfg.names[0]]},
+                settings={"describe_image": False},
+                description="demo: tiny language model on the case text only (no image)",
+            ),
+            registry.create_version(
+                cfg.names[1],
+                "clip-llm",
+                {"clip": "base/clip", "lm": "base/lm"},
+                from_folder=v2,
+                training={**training, "final_clip_loss": clip_loss, "final_lm_loss": losses[cfg.names[1]]},
+                settings={"describe_image": True, "top_k": 2},
+                description="demo: tiny CLIP image description + tiny language model",
+            ),
+        ]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cards
