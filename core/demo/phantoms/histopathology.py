@@ -1,0 +1,142 @@
+"""Histopathology phantom (H&E, RGB): pink stroma, white lumens, purple nuclei.
+
+Colour comes from stain optical densities (Beer-Lambert with the Ruifrok-Johnston H&E vectors),
+so nuclei, stroma and glass mix the way stained tissue does. Normal: small, round, evenly dark
+nuclei lining regular glands. Atypical: large, pleomorphic, hyperchromatic, crowded nuclei with
+nucleoli, glands lost or distorted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.demo.phantoms._common import blur, ellipse, grid, smooth_noise
+
+VISUALS = ("atypical", "normal")
+
+HAEMATOXYLIN = np.array([0.65, 0.70, 0.29], dtype=np.float32)
+EOSIN = np.array([0.07, 0.99, 0.11], dtype=np.float32)
+
+
+def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """An HxWx3 float32 RGB image in [0, 1] showing ``visual``, and the nuclear statistics."""
+    if visual not in VISUALS:
+        raise ValueError(
+            f"histopathology phantom: unknown visual {visual!r}; expected one of {VISUALS}"
+        )
+    atypical = visual == "atypical"
+    y, x = grid(size)
+    # Stroma: fibres as anisotropic noise along a random direction.
+    angle = rng.uniform(0, np.pi)
+    fibres = blur(rng.standard_normal((size, size)).astype(np.float32), (0.8, 4.0))
+    fibres = _rotate_like(fibres, angle, rng)
+    eosin = rng.uniform(0.28, 0.42) + 0.12 * fibres / (np.abs(fibres).max() + 1e-6)
+    eosin += 0.06 * smooth_noise(rng, size, 6.0)
+    haem = 0.04 + 0.02 * smooth_noise(rng, size, 2.0)
+
+    # Glands: white lumens; the normal ones lined by an orderly ring of nuclei.
+    lumen = np.zeros_like(y)
+    centres: list[tuple[float, float, float, float]] = []
+    n_glands = int(rng.integers(3, 6)) if not atypical else int(rng.integers(0, 3))
+    for _ in range(n_glands):
+        cy, cx = rng.uniform(-0.8, 0.8, size=2)
+        ry, rx = rng.uniform(0.1, 0.2), rng.uniform(0.1, 0.2)
+        lumen = np.maximum(lumen, ellipse(y, x, cy, cx, ry, rx, rng.uniform(0, np.pi), soft=0.02))
+        centres.append((cy, cx, ry, rx))
+    eosin = eosin * (1.0 - 0.95 * lumen)
+    haem = haem * (1.0 - lumen)
+
+    px = 2.0 / size  # one pixel in grid units
+    nuclei: list[
+        tuple[float, float, float, float, float, float]
+    ] = []  # y, x, ry, rx, angle, density
+    if atypical:
+        count = int(rng.integers(110, 170))
+        for _ in range(count):
+            r = rng.uniform(3.5, 7.5) * px
+            nuclei.append(
+                (
+                    rng.uniform(-1, 1),
+                    rng.uniform(-1, 1),
+                    r,
+                    r * rng.uniform(0.55, 1.0),
+                    rng.uniform(0, np.pi),
+                    rng.uniform(1.3, 1.9),
+                )
+            )
+    else:
+        for cy, cx, ry, rx in centres:
+            for t in np.linspace(0, 2 * np.pi, int(rng.integers(14, 22)), endpoint=False):
+                r = rng.uniform(2.2, 3.0) * px
+                ny = cy + (ry + 3.5 * px) * np.sin(t)
+                nx = cx + (rx + 3.5 * px) * np.cos(t)
+                nuclei.append((ny, nx, r, r * rng.uniform(0.75, 0.95), t, rng.uniform(0.9, 1.1)))
+        for _ in range(int(rng.integers(35, 60))):
+            r = rng.uniform(2.0, 2.8) * px
+            nuclei.append(
+                (
+                    rng.uniform(-1, 1),
+                    rng.uniform(-1, 1),
+                    r,
+                    r * rng.uniform(0.7, 0.95),
+                    rng.uniform(0, np.pi),
+                    rng.uniform(0.85, 1.05),
+                )
+            )
+
+    sizes = []
+    for ny, nx, ry, rx, a, dens in nuclei:
+        _stamp(haem, y, x, ny, nx, ry, rx, a, dens, rng, atypical, px)
+        sizes.append(max(ry, rx) / px)
+    haem = blur(haem, 0.6)
+    eosin = blur(np.clip(eosin, 0.0, None), 0.5)
+    od = rng.uniform(0.9, 1.15) * (haem[..., None] * HAEMATOXYLIN + eosin[..., None] * EOSIN)
+    rgb = np.exp(-od * np.log(10.0) * 0.55)
+    rgb += rng.normal(0.0, 0.012, rgb.shape).astype(np.float32)
+    info = {"nuclei": len(nuclei), "mean_radius_px": float(np.mean(sizes)) if sizes else 0.0}
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32), info
+
+
+def _stamp(
+    haem: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    ny: float,
+    nx: float,
+    ry: float,
+    rx: float,
+    angle: float,
+    density: float,
+    rng: np.random.Generator,
+    atypical: bool,
+    px: float,
+) -> None:
+    """Add one nucleus to the haematoxylin density, working on its bounding box only."""
+    size = haem.shape[0]
+    cy_i, cx_i = (ny + 1) / px, (nx + 1) / px
+    half = int(max(ry, rx) / px) + 3
+    y0, y1 = max(0, int(cy_i) - half), min(size, int(cy_i) + half + 1)
+    x0, x1 = max(0, int(cx_i) - half), min(size, int(cx_i) + half + 1)
+    if y0 >= y1 or x0 >= x1:
+        return
+    yy, xx = y[y0:y1, x0:x1], x[y0:y1, x0:x1]
+    mask = ellipse(yy, xx, ny, nx, ry, rx, angle, soft=px * 0.8)
+    if atypical:
+        # Irregular outline and coarse chromatin, with one or two dark nucleoli.
+        mask = mask * (0.75 + 0.25 * rng.random(mask.shape).astype(np.float32))
+        for _ in range(int(rng.integers(1, 3))):
+            oy, ox = ny + rng.normal(0, ry / 4), nx + rng.normal(0, rx / 4)
+            mask += 0.8 * ellipse(yy, xx, oy, ox, 1.2 * px, 1.2 * px, soft=px * 0.6)
+    haem[y0:y1, x0:x1] += density * mask
+
+
+def _rotate_like(field: np.ndarray, angle: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate a texture by ``angle`` (nearest neighbour, wrapping): fibres run any direction."""
+    size = field.shape[0]
+    i, j = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    c, s = np.cos(angle), np.sin(angle)
+    si = np.round(c * (i - size / 2) - s * (j - size / 2) + size / 2).astype(int) % size
+    sj = np.round(s * (i - size / 2) + c * (j - size / 2) + size / 2).astype(int) % size
+    return field[si, sj]

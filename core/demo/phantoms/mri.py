@@ -1,0 +1,92 @@
+"""Brain MRI phantom (axial, T1 post-contrast-like, greyscale): scalp, skull, cortex with sulci,
+white matter, ventricles, midline; findings: ring-enhancing mass with oedema, a bright
+haemorrhage, or none. Noise is Rician, as in magnitude MR images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.demo.phantoms._common import (
+    blur,
+    ellipse,
+    grid,
+    lobulated_radius,
+    radial_distance,
+    smooth_noise,
+)
+
+VISUALS = ("mass", "bleed", "none")
+
+
+def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """A float32 greyscale image in [0, 1] showing ``visual``, and where the lesion lies."""
+    if visual not in VISUALS:
+        raise ValueError(f"mri phantom: unknown visual {visual!r}; expected one of {VISUALS}")
+    y, x = grid(size)
+    cy, ry, rx = rng.uniform(-0.03, 0.05), rng.uniform(0.8, 0.86), rng.uniform(0.64, 0.7)
+    d = radial_distance(y, x, cy, 0.0, ry, rx)
+    theta = np.arctan2(y - cy, x)
+    wobble = 1.0 + 0.02 * smooth_noise(rng, size, 8.0)
+    d = d / wobble
+
+    img = np.zeros_like(y)
+    img += 0.85 * ((d > 1.06) & (d < 1.13))  # scalp fat, bright on T1
+    img += 0.45 * ((d > 1.0) & (d <= 1.06))  # diploe between the dark cortical bone
+    brain = (d < 0.96).astype(np.float32)
+    # Cortex: a grey ribbon whose inner edge folds (gyri); white matter inside is brighter.
+    folds = 0.78 + 0.08 * smooth_noise(rng, size, 3.5)
+    wm = (d < folds).astype(np.float32)
+    img += brain * (0.42 + 0.18 * wm)
+    sulci = (np.abs(smooth_noise(rng, size, 2.0)) < 0.25) & (d > folds) & (d < 0.96)
+    img -= 0.25 * sulci
+    img -= 0.35 * (
+        (np.abs(x) < 0.012) & (d < 0.96) & (np.abs(y - cy) > 0.35)
+    )  # interhemispheric fissure
+
+    vent = np.zeros_like(y)
+    vw = rng.uniform(0.07, 0.1)
+    for side in (-1.0, 1.0):
+        vent = np.maximum(
+            vent, ellipse(y, x, cy - 0.08, side * 0.1, 0.28, vw, angle=side * 0.25, soft=0.02)
+        )
+        vent = np.maximum(
+            vent, ellipse(y, x, cy + 0.22, side * 0.16, 0.1, vw * 0.8, angle=-side * 0.6, soft=0.02)
+        )
+    img = img * (1.0 - 0.75 * vent)
+
+    lesion: dict[str, Any] = {}
+    if visual != "none":
+        # Somewhere in one hemisphere's white matter, away from the ventricles.
+        for _ in range(50):
+            ly, lx = rng.uniform(-0.55, 0.55), rng.uniform(0.2, 0.48) * rng.choice([-1.0, 1.0])
+            if np.hypot((ly - cy) / ry, lx / rx) < 0.7:
+                break
+        r = rng.uniform(0.09, 0.19)
+        ang = np.arctan2(y - ly, x - lx)
+        rr = np.hypot(y - ly, x - lx) / (r * lobulated_radius(rng, ang, 0.15))
+        if visual == "mass":
+            oedema = np.clip((1.0 - rr / rng.uniform(1.7, 2.2)) / 0.3, 0.0, 1.0) * brain
+            img -= 0.15 * oedema * (0.8 + 0.2 * smooth_noise(rng, size, 3.0))
+            core = np.clip((0.72 - rr) / 0.08, 0.0, 1.0)
+            rim = np.clip(1.0 - np.abs(rr - 0.86) / 0.14, 0.0, 1.0)
+            img = img * (1.0 - np.clip(rr < 1.0, 0, 1)) + (rr < 1.0) * 0.3
+            img += rng.uniform(0.5, 0.65) * rim - 0.05 * core
+        else:
+            inside = np.clip((1.0 - rr) / 0.12, 0.0, 1.0)
+            halo = np.clip(1.0 - np.abs(rr - 1.08) / 0.1, 0.0, 1.0)
+            img = img * (1.0 - inside) + inside * rng.uniform(0.82, 0.95)
+            img -= 0.25 * halo  # haemosiderin rim
+            img -= 0.06 * np.clip((1.0 - rr / 1.5) / 0.3, 0.0, 1.0) * (1 - inside) * brain
+        lesion = {"y": float(ly), "x": float(lx), "r": float(r)}
+
+    img = blur(np.clip(img, 0.0, 1.0), rng.uniform(0.5, 0.8))
+    sigma = rng.uniform(0.015, 0.04)
+    n1 = rng.normal(0.0, sigma, img.shape).astype(np.float32)
+    n2 = rng.normal(0.0, sigma, img.shape).astype(np.float32)
+    img = np.sqrt((img + n1) ** 2 + n2**2) * rng.uniform(0.9, 1.1)
+    img = img * (1.0 + 0.08 * (y * rng.uniform(-1, 1) + x * rng.uniform(-1, 1)))  # coil shading
+    del theta
+    return np.clip(img, 0.0, 1.0).astype(np.float32), lesion

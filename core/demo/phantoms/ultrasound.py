@@ -1,0 +1,85 @@
+"""Ultrasound phantom (convex probe, B-mode, greyscale): a fan-shaped sector of speckle with
+tissue layers and depth attenuation; findings: an anechoic cyst with posterior enhancement, a
+hypoechoic lobulated solid mass with posterior shadowing, or none.
+
+Shadowing and enhancement follow the beam lines (constant angle from the probe's apex), as they
+do on a real scanner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.demo.phantoms._common import blur, grid, lobulated_radius, smooth_noise
+
+VISUALS = ("cyst", "solid_mass", "none")
+
+APEX_Y = -1.35  # the probe's virtual apex sits above the image
+R_NEAR, R_FAR = 0.42, 2.28
+
+
+def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """A float32 greyscale image in [0, 1] showing ``visual``, and where the lesion lies."""
+    if visual not in VISUALS:
+        raise ValueError(
+            f"ultrasound phantom: unknown visual {visual!r}; expected one of {VISUALS}"
+        )
+    y, x = grid(size)
+    half_angle = rng.uniform(0.5, 0.62)
+    r = np.hypot(y - APEX_Y, x)
+    theta = np.arctan2(x, y - APEX_Y)  # 0 straight down
+    sector = (np.abs(theta) < half_angle) & (r > R_NEAR) & (r < R_FAR)
+    depth = np.clip((r - R_NEAR) / (R_FAR - R_NEAR), 0.0, 1.0)
+
+    # Echogenicity: a bright skin line, subcutaneous fat, a fascia, then parenchyma.
+    wavy = 0.02 * smooth_noise(rng, size, 10.0)
+    d = depth + wavy
+    echo = 0.55 + 0.1 * smooth_noise(rng, size, 12.0)
+    echo = np.where(d < 0.03, 1.3, echo)
+    echo = np.where((d >= 0.03) & (d < 0.14), 0.35, echo)
+    f = rng.uniform(0.16, 0.22)
+    echo = echo + 0.8 * np.clip(1.0 - np.abs(d - f) / 0.015, 0.0, 1.0)
+
+    lesion: dict[str, Any] = {}
+    gain = np.ones_like(y)
+    if visual != "none":
+        lr = rng.uniform(0.35, 0.8) * (R_FAR - R_NEAR) + R_NEAR
+        lt = rng.uniform(-0.6, 0.6) * half_angle
+        ly, lx = APEX_Y + lr * np.cos(lt), lr * np.sin(lt)
+        size_r = rng.uniform(0.1, 0.2)
+        ang = np.arctan2(y - ly, x - lx)
+        wob = lobulated_radius(rng, ang, 0.02 if visual == "cyst" else 0.25)
+        rr = np.hypot(y - ly, (x - lx) / rng.uniform(0.9, 1.4)) / (size_r * wob)
+        inside = np.clip((1.0 - rr) / 0.06, 0.0, 1.0)
+        # Beam lines through the lesion, below it: enhancement (cyst) or shadow (solid).
+        beam = np.clip(1.0 - np.abs(theta - lt) * lr / (size_r * 0.9), 0.0, 1.0) * (r > lr)
+        if visual == "cyst":
+            echo = echo * (1.0 - inside) + inside * 0.03
+            echo += 0.6 * np.clip(1.0 - np.abs(rr - 1.0) / 0.05, 0.0, 1.0)  # thin bright wall
+            gain += rng.uniform(0.5, 0.8) * beam
+        else:
+            echo = echo * (1.0 - inside) + inside * rng.uniform(0.18, 0.28) * (
+                1 + 0.3 * smooth_noise(rng, size, 2.5)
+            )
+            echo += 0.3 * np.clip(1.0 - np.abs(rr - 1.05) / 0.1, 0.0, 1.0)  # echogenic halo
+            gain *= 1.0 - rng.uniform(0.45, 0.65) * beam
+        lesion = {"y": float(ly), "x": float(lx), "r": float(size_r)}
+
+    # Speckle: the envelope of blurred complex noise, elongated across the beam.
+    re = blur(rng.standard_normal((size, size)).astype(np.float32), (0.6, 1.4))
+    im = blur(rng.standard_normal((size, size)).astype(np.float32), (0.6, 1.4))
+    speckle = np.hypot(re, im)
+    speckle /= float(speckle.mean()) or 1.0
+    atten = np.exp(-depth * rng.uniform(0.6, 1.1)) * (0.8 + 0.4 * depth)  # partial TGC
+    env = np.clip(echo, 0.0, None) * speckle * atten * gain
+    img = np.log1p(6.0 * env) / np.log1p(6.0 * 2.2)  # log compression
+    img = img * rng.uniform(0.85, 1.1)
+    img = np.where(sector, img, 0.0)
+    # Depth marks along the sector's right edge, as scanners draw them.
+    for k in range(1, 5):
+        rk = R_NEAR + k * (R_FAR - R_NEAR) / 5
+        my, mx = APEX_Y + rk * np.cos(half_angle + 0.06), rk * np.sin(half_angle + 0.06)
+        img = np.where(np.hypot(y - my, x - mx) < 0.012, 0.8, img)
+    return np.clip(img, 0.0, 1.0).astype(np.float32), lesion

@@ -1,0 +1,378 @@
+"""DICOM through pydicom: decode the first frame for display, and write de-identified copies.
+
+Decoding follows the display pipeline of PS3.3 C.11: stored values -> modality LUT or rescale
+slope/intercept -> VOI LUT or window centre/width (else the frame's own range) -> MONOCHROME1 /
+Presentation LUT inversion. Colour stays colour: YBR is converted to RGB by pydicom, palette
+colour goes through its LUT, and more than 8 bits are scaled down to 8.
+
+De-identification is an allowlist, not a blocklist: the stored copy holds only the pixel module,
+the modality and VOI LUT modules, the modality, pixel spacing and study date. Every name, id,
+UID, date of birth, institution, physician, private tag and overlay is dropped; the instance UID
+is replaced by one derived from the pixel bytes, so the same image always gives the same file.
+Text burned into the pixels cannot be removed this way (docs/cases.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from core.images import ImageError, LoadedImage, apply_window
+
+# What the de-identified copy keeps: display and provenance, nothing about the patient.
+KEEP_KEYWORDS: tuple[str, ...] = (
+    # Image pixel module
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PlanarConfiguration",
+    "PixelAspectRatio",
+    "SmallestImagePixelValue",
+    "LargestImagePixelValue",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "NumberOfFrames",
+    "FrameIncrementPointer",
+    "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData",
+    "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData",
+    "ICCProfile",
+    "ColorSpace",
+    "LossyImageCompression",
+    "LossyImageCompressionRatio",
+    "LossyImageCompressionMethod",
+    "BurnedInAnnotation",
+    # Modality LUT, VOI LUT, presentation
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "ModalityLUTSequence",
+    "WindowCenter",
+    "WindowWidth",
+    "WindowCenterWidthExplanation",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "PresentationLUTShape",
+    # Provenance
+    "SOPClassUID",
+    "Modality",
+    "StudyDate",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+)
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+SECONDARY_CAPTURE = UID("1.2.840.10008.5.1.4.1.1.7")
+
+
+def looks_like_dicom(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` parses as a DICOM data set with image rows (a file with no preamble)."""
+    try:
+        ds = _read(Path(path), defer=True)
+    except ImageError:
+        return False
+    return "Rows" in ds and any(k in ds for k in PIXEL_KEYWORDS)
+
+
+def load_dicom(path: str | os.PathLike[str]) -> LoadedImage:
+    """Decode the first frame of the DICOM file at ``path`` for display.
+
+    Raises:
+        ImageError: not DICOM, no pixel data, a transfer syntax with no installed decoder,
+            truncated pixel data, or an unsupported photometric interpretation.
+    """
+    p = Path(path)
+    return decode_dataset(_read(p), p)
+
+
+def load_dicom_bytes(data: bytes, name: str) -> LoadedImage:
+    """``load_dicom`` for bytes in memory; ``name`` is used in error messages."""
+    return decode_dataset(_read_from(io.BytesIO(data), Path(name)), Path(name))
+
+
+def _read(p: Path, defer: bool = False) -> Dataset:
+    try:
+        with open(p, "rb") as fh:
+            return _read_from(fh, p, defer)
+    except OSError as exc:
+        raise ImageError(p, f"cannot read the file: {exc.strerror or exc}") from exc
+
+
+def _read_from(fh: Any, p: Path, defer: bool = False) -> Dataset:
+    try:
+        with warnings.catch_warnings():
+            # pydicom warns about every oddity of a forced read; errors below say what matters.
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(fh, force=True, defer_size="4 KB" if defer else None)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, OSError, TypeError) as exc:
+        raise ImageError(p, f"not a readable DICOM file ({exc})") from exc
+    except Exception as exc:  # pydicom raises many kinds on garbage input
+        raise ImageError(p, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    _ensure_transfer_syntax(ds)
+    return ds
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    """Files written without a file meta header still say how they were encoded."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    if meta.get("TransferSyntaxUID"):
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _flatten_functional_groups(ds: Dataset) -> None:
+    """Enhanced multi-frame objects keep rescale, window and spacing per frame; lift frame 0's."""
+    wanted = {
+        "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept", "RescaleType"),
+        "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "VOILUTFunction"),
+        "PixelMeasuresSequence": ("PixelSpacing",),
+    }
+    for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        seq = ds.get(group)
+        if not seq:
+            continue
+        for macro, keywords in wanted.items():
+            items = seq[0].get(macro)
+            if not items:
+                continue
+            for kw in keywords:
+                if kw in items[0] and kw not in ds:
+                    setattr(ds, kw, items[0][kw].value)
+
+
+def decode_dataset(ds: Dataset, p: Path) -> LoadedImage:
+    """The first frame of ``ds`` as a ``LoadedImage`` (see the module docstring)."""
+    if not any(k in ds for k in PIXEL_KEYWORDS):
+        sop = ds.get("SOPClassUID")
+        kind = f" ({UID(str(sop)).name})" if sop else ""
+        raise ImageError(p, f"DICOM file has no pixel data{kind}: not an image")
+    _flatten_functional_groups(ds)
+    ts = UID(str(ds.file_meta.TransferSyntaxUID))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = pydicom.pixels.pixel_array(ds, index=0)
+    except Exception as exc:
+        raise ImageError(p, _decode_reason(ts, exc)) from exc
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    meta = _meta(ds)
+    try:
+        if photometric in ("MONOCHROME1", "MONOCHROME2") or (not photometric and arr.ndim == 2):
+            return _greyscale(ds, arr, photometric, meta, p)
+        if photometric == "PALETTE COLOR":
+            rgb = pydicom.pixels.apply_color_lut(arr, ds)
+            return LoadedImage(_to_uint8(rgb, 16 if rgb.dtype.itemsize > 1 else 8), False, meta)
+        if arr.ndim == 3 and arr.shape[-1] == 3:
+            # pydicom has already converted YBR_* to RGB.
+            return LoadedImage(_to_uint8(arr, int(ds.get("BitsStored", 8))), False, meta)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(
+            p, f"cannot apply the display transforms ({type(exc).__name__}: {exc})"
+        ) from exc
+    raise ImageError(p, f"unsupported photometric interpretation {photometric or 'missing'!r}")
+
+
+def _decode_reason(ts: UID, exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    name = ts.name if ts.is_valid else str(ts)
+    if ts.is_compressed and ("plugin" in first or "missing" in first or "decoder" in first):
+        return (
+            f"no decoder installed for the transfer syntax '{name}' ({ts}); "
+            f"install pylibjpeg and its plugins or python-gdcm ({first})"
+        )
+    if "less than expected" in first or "truncat" in first.lower():
+        return f"truncated pixel data ({first})"
+    return f"cannot decode the pixel data, transfer syntax '{name}' ({first})"
+
+
+def _greyscale(
+    ds: Dataset, arr: np.ndarray, photometric: str, meta: dict[str, Any], p: Path
+) -> LoadedImage:
+    if arr.ndim != 2:
+        raise ImageError(p, f"expected a 2-D greyscale frame, got shape {arr.shape}")
+    modality_values = pydicom.pixels.apply_modality_lut(arr, ds)
+    raw = np.asarray(modality_values, dtype=np.float32)
+    if not np.isfinite(raw).all():
+        raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(raw.min()), float(raw.max())
+    center, width = _window(ds)
+    if ds.get("VOILUTSequence") and _valid_lut(ds.VOILUTSequence[0]):
+        ints = np.round(modality_values).astype(np.int64)
+        voi = pydicom.pixels.apply_voi(ints, ds, index=0).astype(np.float32)
+        lut = np.asarray(_lut_values(ds.VOILUTSequence[0]), dtype=np.float32)
+        top, bottom = float(lut.max()), float(lut.min())
+        grey = (voi - bottom) / (top - bottom) if top > bottom else np.zeros_like(voi)
+        grey = np.clip(grey, 0.0, 1.0)
+    elif center is not None and width is not None:
+        if str(ds.get("VOILUTFunction", "LINEAR")).upper() == "SIGMOID":
+            grey = (1.0 / (1.0 + np.exp(-4.0 * (raw - center) / width))).astype(np.float32)
+        else:
+            grey = apply_window(raw, center, width)
+    else:
+        grey = (raw - lo) / (hi - lo) if hi > lo else np.zeros_like(raw)
+    if center is None or width is None:
+        center, width = (lo + hi) / 2.0, max(hi - lo, 1.0)
+    meta.update(window_center=float(center), window_width=float(width))
+    invert = photometric == "MONOCHROME1" or (
+        str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
+    )
+    if invert:
+        grey = 1.0 - grey
+    return LoadedImage(grey.astype(np.float32), True, meta, raw=raw, invert=invert)
+
+
+def _valid_lut(item: Dataset) -> bool:
+    return item.get("LUTDescriptor") is not None and item.get("LUTData") is not None
+
+
+def _lut_values(item: Dataset) -> np.ndarray:
+    data = item.LUTData
+    if isinstance(data, bytes):
+        depth = int(item.LUTDescriptor[2])
+        return np.frombuffer(data, dtype="<u2" if depth > 8 else "u1")
+    return np.asarray(data if isinstance(data, list | tuple) else [data])
+
+
+def _window(ds: Dataset) -> tuple[float | None, float | None]:
+    """The first window centre/width, or (None, None) when absent or unusable."""
+    try:
+        c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if c is None or w is None:
+            return None, None
+        c = c[0] if isinstance(c, pydicom.multival.MultiValue) else c
+        w = w[0] if isinstance(w, pydicom.multival.MultiValue) else w
+        center, width = float(c), float(w)
+    except (TypeError, ValueError, IndexError):
+        return None, None
+    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+        return None, None
+    return center, width
+
+
+def _to_uint8(rgb: np.ndarray, bits: int) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    top = float(2 ** min(max(bits, 1), 32) - 1)
+    scaled = np.clip(rgb.astype(np.float64) / top * 255.0, 0, 255)
+    return np.round(scaled).astype(np.uint8)
+
+
+def _meta(ds: Dataset) -> dict[str, Any]:
+    meta: dict[str, Any] = {"format": "dicom", "frames": int(ds.get("NumberOfFrames") or 1)}
+    modality = str(ds.get("Modality", "") or "").strip()
+    if modality:
+        meta["modality"] = modality
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    try:
+        if spacing is not None and len(spacing) == 2:
+            meta["pixel_spacing"] = [float(spacing[0]), float(spacing[1])]
+    except (TypeError, ValueError):
+        pass  # a malformed spacing is dropped: display falls back to pixels
+    date = str(ds.get("StudyDate", "") or "").strip()
+    if len(date) == 8 and date.isdigit():
+        meta["study_date"] = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    return meta
+
+
+def deidentified_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A DICOM file holding only ``KEEP_KEYWORDS`` and the pixels of the file at ``path``.
+
+    Compressed pixel data is kept as it is (same transfer syntax); native data is written as
+    Explicit VR Little Endian (big-endian samples byte-swapped).
+    The SOP Instance UID is derived from the pixel bytes, so the output is deterministic.
+
+    Raises:
+        ImageError: the file cannot be read, or has no pixel data.
+    """
+    p = Path(path)
+    src = _read(p)
+    if not any(k in src for k in PIXEL_KEYWORDS):
+        raise ImageError(p, "DICOM file has no pixel data: not an image")
+    _flatten_functional_groups(src)
+    ts = UID(str(src.file_meta.TransferSyntaxUID))
+    out = Dataset()
+    for kw in KEEP_KEYWORDS:
+        if kw in src:
+            out[kw] = copy.deepcopy(src[kw])
+    try:
+        for kw in PIXEL_KEYWORDS:
+            if kw in src:
+                out[kw] = _pixel_element(src, kw, ts)
+    except Exception as exc:
+        raise ImageError(p, f"cannot copy the pixel data ({type(exc).__name__}: {exc})") from exc
+    out_ts = ts if ts.is_encapsulated else ExplicitVRLittleEndian
+    digest = hashlib.sha256(_pixel_bytes(out)).hexdigest()
+    uid = pydicom.uid.generate_uid(entropy_srcs=[digest])
+    sop_class = UID(str(out.get("SOPClassUID") or SECONDARY_CAPTURE))
+    out.SOPClassUID = sop_class
+    out.SOPInstanceUID = uid
+    out.PatientIdentityRemoved = "YES"
+    out.DeidentificationMethod = "MedGemma Reviewer allowlist: pixels, LUTs, modality, spacing"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = out_ts
+    out.file_meta = meta
+    buf = io.BytesIO()
+    out.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _pixel_element(src: Dataset, kw: str, ts: UID) -> DataElement:
+    """The pixel element, little-endian with an explicit VR unless it is encapsulated."""
+    elem = copy.deepcopy(src[kw])
+    if ts.is_encapsulated:
+        return elem
+    if kw == "PixelData" and elem.VR not in ("OB", "OW"):
+        elem.VR = "OW" if int(src.get("BitsAllocated", 8)) > 8 else "OB"
+    if not ts.is_little_endian:
+        # Swap each sample the way pydicom reads it (one unit of Bits Allocated / 8 bytes).
+        # OW data is swapped by at least 16-bit words, even for 8-bit samples; OB never.
+        bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(kw)
+        size = (bits or int(src.get("BitsAllocated", 8))) // 8
+        if elem.VR == "OW":
+            size = max(size, 2)
+        elif elem.VR == "OB":
+            size = 1
+        if size > 1 and len(elem.value) % size == 0:
+            raw = np.frombuffer(elem.value, dtype=f">u{size}")
+            elem.value = raw.astype(f"<u{size}").tobytes()
+    return elem
+
+
+def _pixel_bytes(ds: Dataset) -> bytes:
+    for kw in PIXEL_KEYWORDS:
+        if kw in ds:
+            value = ds[kw].value
+            return value if isinstance(value, bytes) else bytes(str(value), "ascii")
+    return b""

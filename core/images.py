@@ -1,0 +1,214 @@
+"""Load any case image (PNG, JPEG, TIFF 8/16 bit, DICOM) into display grey levels or RGB.
+
+``load_image`` is the one door through which the engine, the store's export and the GUI read
+pixels. Greyscale images come back as 2-D float32 in [0, 1] (after DICOM rescale, VOI LUT or
+window, and MONOCHROME1 inversion), colour images as HxWx3 uint8. Any failure (missing file,
+not an image, truncated data, a compressed DICOM with no decoder installed) is an ``ImageError``
+naming the file and the reason, never a crash.
+
+Integer greyscale PNG/TIFF is scaled by its container's range (8 bit by 255, 16 bit by 65535) so
+a round trip is exact; float TIFF is scaled by its own minimum and maximum.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# File suffixes that are DICOM by convention; anything with the "DICM" magic is DICOM too.
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", *DICOM_SUFFIXES)
+
+# Refuse absurd images before decoding them (a decompression bomb, or a corrupt header).
+MAX_PIXELS = 200_000_000
+
+
+class ImageError(ValueError):
+    """An image could not be read. ``path`` and ``reason`` are kept for the caller's report."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """Pixels ready for display and for models.
+
+    Attributes:
+        pixels: 2-D float32 grey levels in [0, 1] (``is_greyscale``), or HxWx3 uint8 RGB.
+        is_greyscale: which of the two ``pixels`` holds.
+        meta: what display and provenance need, never patient data: ``format`` (png, jpeg,
+            tiff, dicom, ...), ``frames``, and for DICOM where present ``modality``,
+            ``window_center``/``window_width`` (in ``raw`` units), ``pixel_spacing`` [row, col]
+            in mm, ``study_date`` (YYYY-MM-DD).
+        raw: greyscale values before the window (DICOM modality values: HU for CT), float32,
+            so a viewer can re-window with ``windowed``; None for colour images.
+        invert: whether display inverts ``raw`` (MONOCHROME1).
+    """
+
+    pixels: np.ndarray
+    is_greyscale: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+    raw: np.ndarray | None = field(default=None, repr=False)
+    invert: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+    def windowed(self, center: float, width: float) -> np.ndarray:
+        """Grey levels in [0, 1] for another window, in ``raw`` units (``apply_window``).
+
+        Raises:
+            ValueError: a colour image, or ``width`` <= 0.
+        """
+        if not self.is_greyscale or self.raw is None:
+            raise ValueError("window/level applies to greyscale images only")
+        out = apply_window(self.raw, center, width)
+        return 1.0 - out if self.invert else out
+
+    def to_pil(self) -> Image.Image:
+        """An 8-bit ``L`` (greyscale) or ``RGB`` PIL image: what models and thumbnails use."""
+        if self.is_greyscale:
+            grey = np.round(np.clip(self.pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+            return Image.fromarray(grey, mode="L")
+        return Image.fromarray(np.ascontiguousarray(self.pixels, dtype=np.uint8), mode="RGB")
+
+
+def apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map ``values`` linearly to float32 grey levels in [0, 1]: ``center - width/2`` is black,
+    ``center + width/2`` white. (DICOM's LINEAR function differs by half a stored grey level,
+    invisible on screen, and this form also serves float data already in [0, 1].)
+
+    Raises:
+        ValueError: ``width`` <= 0.
+    """
+    if not width > 0:
+        raise ValueError(f"window width must be positive, got {width}")
+    lo = center - width / 2.0
+    out = (np.asarray(values, dtype=np.float32) - np.float32(lo)) / np.float32(width)
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def is_dicom_file(path: str | os.PathLike[str]) -> bool:
+    """True when the file carries the DICOM magic (``DICM`` at byte 128) or a DICOM suffix."""
+    p = Path(path)
+    if p.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def load_image(path: str | os.PathLike[str]) -> LoadedImage:
+    """Decode the image at ``path``.
+
+    DICOM files (by magic or suffix) go through pydicom; everything else through Pillow, and a
+    file Pillow does not recognise is tried as a DICOM file without a preamble before giving up.
+
+    Raises:
+        ImageError: the file is missing, empty, not an image, truncated, or needs a codec that
+            is not installed; the message names the file and the reason.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(p, "file not found" if not p.exists() else "not a regular file")
+    if p.stat().st_size == 0:
+        raise ImageError(p, "empty file")
+    if is_dicom_file(p):
+        from core.dicom import load_dicom
+
+        return load_dicom(p)
+    try:
+        return _load_pil(p)
+    except _NotPil:
+        pass
+    from core.dicom import load_dicom, looks_like_dicom
+
+    if looks_like_dicom(p):
+        return load_dicom(p)
+    raise ImageError(p, "not an image: the format is not PNG, JPEG, TIFF, BMP or DICOM")
+
+
+class _NotPil(Exception):
+    """Pillow does not recognise the file (it may still be a DICOM without preamble)."""
+
+
+def _load_pil(p: Path) -> LoadedImage:
+    try:
+        with Image.open(p) as im:
+            fmt = (im.format or "").lower()
+            frames = int(getattr(im, "n_frames", 1))
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(p, f"image too large ({im.width}x{im.height} pixels)")
+            im.load()
+            # Camera JPEGs store their rotation in EXIF; show them upright.
+            upright = ImageOps.exif_transpose(im)
+            return _from_pil(upright, fmt, frames, p)
+    except UnidentifiedImageError as exc:
+        raise _NotPil() from exc
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(p, f"image too large: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(p, f"truncated or corrupt image data ({exc})") from exc
+
+
+def _from_pil(im: Image.Image, fmt: str, frames: int, p: Path) -> LoadedImage:
+    meta: dict[str, Any] = {"format": "jpeg" if fmt == "mpo" else fmt, "frames": frames}
+    mode = im.mode
+    if mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV", "RGBX"):
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return LoadedImage(rgb.copy(), False, meta)
+    if mode in ("1", "L", "LA", "La"):
+        grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    elif mode.startswith("I;16"):
+        grey = np.asarray(im, dtype=np.float32) / 65535.0
+    elif mode == "I":
+        arr = np.asarray(im, dtype=np.int64)
+        top = 65535.0 if arr.min() >= 0 and arr.max() <= 65535 else float(2**31 - 1)
+        grey = (arr.astype(np.float64) / top).astype(np.float32)
+    elif mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ImageError(p, "float image contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        grey = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    else:
+        raise ImageError(p, f"unsupported pixel mode {mode!r}")
+    grey = np.clip(grey, 0.0, 1.0).astype(np.float32, copy=False)
+    # raw is already in grey levels, so the identity window is centre 0.5, width 1.
+    meta.update(window_center=0.5, window_width=1.0)
+    return LoadedImage(grey, True, meta, raw=grey, invert=False)
+
+
+def png_bytes(img: LoadedImage) -> bytes:
+    """Deterministic 8-bit PNG encoding of ``img`` (no timestamps, no text chunks)."""
+    buf = io.BytesIO()
+    img.to_pil().save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def to_png_bytes(path: str | os.PathLike[str]) -> tuple[bytes, str]:
+    """A de-identified 8-bit PNG rendering of the image at ``path``, and its suffix ``".png"``.
+
+    Only pixels are written (no DICOM tags, EXIF or text chunks), which is what the export needs
+    for DICOM.
+
+    Raises:
+        ImageError: as ``load_image``.
+    """
+    return png_bytes(load_image(path)), ".png"
