@@ -6,6 +6,7 @@ Open one with ``open_store(url)``. Methods take and return the frozen records of
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,18 @@ _CHUNK = 500  # ids per IN (...) probe, well under every database's parameter li
 def _chunks(items: list[str]) -> Iterator[list[str]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
+
+
+def _json(value: dict[str, Any], what: str) -> dict[str, Any]:
+    """A copy of ``value``, checked to be JSON (every database driver then stores it the same).
+
+    Raises:
+        StoreError: ``value`` holds something JSON cannot (an object, NaN).
+    """
+    try:
+        return dict(json.loads(json.dumps(value, allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} is not JSON: {exc}") from exc
 
 
 def _version_row(s: Session, name: str) -> ModelVersionRow:
@@ -137,7 +150,7 @@ class Store(RatingsMixin, QueueMixin):
 
     def __init__(self, engine: Engine, *, backup_path: Path | None = None) -> None:
         self._db = SessionFactory(engine)
-        self.url = str(engine.url)
+        self.url = engine.url.render_as_string(hide_password=False)  # reopenable; info() hides it
         #: the copy made before this open upgraded the schema, if any
         self.backup_path = backup_path
 
@@ -207,7 +220,8 @@ class Store(RatingsMixin, QueueMixin):
                 raise StoreError(f"{len(existing)} case id(s) already in the store: {shown}")
             now = utcnow()
             rows: list[dict[str, Any]] = [
-                {**{k: getattr(c, k) for k in CaseIn.__dataclass_fields__}, "meta": dict(c.meta), "created_at": now}
+                {**{k: getattr(c, k) for k in CaseIn.__dataclass_fields__}, "meta": _json(c.meta, f"case {cid} meta"),
+                 "created_at": now}
                 for cid, c in incoming.items()
                 if cid not in existing
             ]
@@ -257,7 +271,7 @@ class Store(RatingsMixin, QueueMixin):
                 s.execute(update(ModelVersionRow).values(active=False))
             row = ModelVersionRow(
                 name=name, backend=backend, base_model=base_model, parent=parent, path=path,
-                metrics=metrics, active=active, note=note,
+                metrics=None if metrics is None else _json(metrics, "metrics"), active=active, note=note,
             )
             s.add(row)
             s.flush()
@@ -296,9 +310,10 @@ class Store(RatingsMixin, QueueMixin):
         """
         with self._db.scope(f"recording the evaluation of {name!r}", write=True) as s:
             row = _version_row(s, name)
-            ev = EvaluationRow(version_id=row.id, metrics=dict(metrics), promoted=bool(promoted), reason=reason)
+            checked = _json(metrics, "metrics")
+            ev = EvaluationRow(version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason)
             s.add(ev)
-            row.metrics = dict(metrics)
+            row.metrics = checked
             if promoted:
                 s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
                 row.active = True
@@ -379,7 +394,8 @@ class Store(RatingsMixin, QueueMixin):
         with self._db.scope(f"recording a {kind} training run", write=True) as s:
             if parent_version is not None:
                 _version_row(s, parent_version)
-            row = TrainingRunRow(kind=kind, config=dict(config), parent_version=parent_version, status="running")
+            row = TrainingRunRow(kind=kind, config=_json(config, "training config"), parent_version=parent_version,
+                                 status="running")
             s.add(row)
             s.flush()
             return convert.training_run(row)

@@ -11,7 +11,7 @@ from feedback_db import RatingIn, open_store
 from tests.feedback_db.factory import Seeded
 
 
-def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path) -> None:
+def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path, sqlite_only: None) -> None:
     db = root / "medreview.db"
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock

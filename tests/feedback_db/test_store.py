@@ -16,7 +16,7 @@ def _reopen(store: Store) -> Store:
     return open_store(store.url)
 
 
-def test_new_database_is_created_with_wal_and_foreign_keys(store: Store, root: Path) -> None:
+def test_new_database_is_created_with_wal_and_foreign_keys(store: Store, sqlite_only: None) -> None:
     info = store.info()
     assert info.up_to_date and info.revision == info.head
     assert set(info.counts) >= {"reviewers", "cases", "model_versions", "predictions", "ratings",
@@ -121,8 +121,10 @@ def test_training_runs_round_trip(seeded: Seeded) -> None:
         store.finish_training_run(run.id, "failed", "again")
     with pytest.raises(ValueError, match="status"):
         store.finish_training_run(run.id, "exploded", None)
-    with pytest.raises(StoreError, match="not JSON|failed"):
+    with pytest.raises(StoreError, match="training config is not JSON"):
         store.add_training_run("ppo", {"bad": object()}, None)
+    with pytest.raises(StoreError, match="metrics is not JSON"):
+        store.record_evaluation("v2", {"accuracy": float("nan")}, False, "x")
     other = store.add_training_run("ppo", {}, None)
     store.finish_training_run(other.id, "canceled", "canceled by the user")
     store = _reopen(store)
@@ -138,7 +140,7 @@ def test_info_counts_rows(seeded: Seeded) -> None:
     assert counts["reviewers"] == 1 and counts["ratings"] == 0
 
 
-def test_database_errors_become_store_errors(tmp_path: Path) -> None:
+def test_database_errors_become_store_errors(tmp_path: Path) -> None:  # not parametrized: SQLite paths
     with pytest.raises(StoreError, match="cannot open database URL"):
         open_store("nosuchdialect://x")
     (tmp_path / "dir.db").mkdir()
