@@ -203,13 +203,17 @@ def decode_dataset(ds: Dataset, p: Path) -> LoadedImage:
 
 
 def _decode_reason(ts: UID, exc: Exception) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    detail = " ".join(lines[1:3])
     name = ts.name if ts.is_valid else str(ts)
-    if ts.is_compressed and ("plugin" in first or "missing" in first or "decoder" in first):
+    if "missing dependencies" in first or "no pixel data decoders" in first.lower():
         return (
             f"no decoder installed for the transfer syntax '{name}' ({ts}); "
-            f"install pylibjpeg and its plugins or python-gdcm ({first})"
+            "install pylibjpeg with its plugins, or python-gdcm"
         )
+    if "exceptions were raised" in first:
+        return f"the installed decoders failed on this '{name}' data ({detail or first})"
     if "less than expected" in first or "truncat" in first.lower():
         return f"truncated pixel data ({first})"
     return f"cannot decode the pixel data, transfer syntax '{name}' ({first})"

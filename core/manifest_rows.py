@@ -1,0 +1,192 @@
+"""Split a manifest file (CSV, JSON list, JSONL) into raw rows, each with its line number.
+
+Only the file's shape is checked here (encoding, syntax, header, field counts, empty lines); the
+values are checked by ``core.manifest``. A UTF-8 byte-order mark and CRLF line ends are accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COLUMNS: tuple[str, ...] = (
+    "case_id",
+    "modality",
+    "image",
+    "finding",
+    "treatment",
+    "error_type",
+    "severity",
+    "cost_impact",
+    "split",
+)
+REQUIRED: tuple[str, ...] = ("modality", "image", "finding", "treatment")
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One record: its first line, its values (text for CSV, JSON types otherwise), and what is
+    already known to be wrong with it. ``typed`` is True for JSON, which may carry ``meta``."""
+
+    line: int
+    values: dict[str, Any]
+    typed: bool
+    problems: tuple[str, ...] = field(default=())
+
+
+FileErrors = list[tuple[int, str]]
+
+
+def parse_manifest(path: Path) -> tuple[list[RawRow], FileErrors]:
+    """Rows of the manifest at ``path``, and file-level errors as (line, message).
+
+    The format comes from the suffix (.csv, .json, .jsonl/.ndjson), else from the first
+    character ('[' JSON, '{' JSONL, anything else CSV).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return [], [(0, f"cannot read the manifest: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return [], [(line, f"not UTF-8 text (byte {exc.start}); save the manifest as UTF-8")]
+    suffix = path.suffix.lower()
+    first = text.lstrip()[:1]
+    if suffix == ".csv":
+        return _csv(text)
+    if suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and first == "["):
+        return _json_list(text)
+    if suffix in (".jsonl", ".ndjson") or first == "{":
+        return _jsonl(text)
+    return _csv(text)
+
+
+def _trailing_blank_from(lines: list[str]) -> int:
+    """Index after the last non-blank line: blank lines at the very end are not rows."""
+    end = len(lines)
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1
+    return end
+
+
+def _jsonl(text: str) -> tuple[list[RawRow], FileErrors]:
+    rows: list[RawRow] = []
+    lines = text.splitlines()
+    for n, line in enumerate(lines[: _trailing_blank_from(lines)], start=1):
+        if not line.strip():
+            rows.append(RawRow(n, {}, True, ("empty line",)))
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append(RawRow(n, {}, True, (f"invalid JSON: {exc.msg} (column {exc.colno})",)))
+            continue
+        rows.append(_object_row(n, value))
+    if not rows:
+        return [], [(1, "the manifest has no rows")]
+    return rows, []
+
+
+def _object_row(line: int, value: Any) -> RawRow:
+    if not isinstance(value, dict):
+        return RawRow(line, {}, True, (f"expected a JSON object, got {type(value).__name__}",))
+    return RawRow(line, {str(k).strip(): v for k, v in value.items()}, True)
+
+
+def _json_list(text: str) -> tuple[list[RawRow], FileErrors]:
+    """Objects of a JSON array, each with the line it starts on (so errors can point at it)."""
+    decoder = json.JSONDecoder()
+    rows: list[RawRow] = []
+    pos = _skip_ws(text, 0)
+    if text[pos : pos + 1] != "[":
+        return [], [(_line_at(text, pos), "a .json manifest must be a list of objects")]
+    pos = _skip_ws(text, pos + 1)
+    if text[pos : pos + 1] == "]":
+        return [], [(_line_at(text, pos), "the manifest has no rows")]
+    while True:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            return rows, [
+                (
+                    exc.lineno,
+                    f"invalid JSON: {exc.msg} (column {exc.colno}); rows after it were not read",
+                )
+            ]
+        rows.append(_object_row(_line_at(text, pos), value))
+        pos = _skip_ws(text, end)
+        sep = text[pos : pos + 1]
+        if sep == "]":
+            break
+        if sep != ",":
+            return rows, [
+                (
+                    _line_at(text, pos),
+                    "invalid JSON: expected ',' or ']'; rows after it were not read",
+                )
+            ]
+        pos = _skip_ws(text, pos + 1)
+    return rows, []
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _line_at(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _csv(text: str) -> tuple[list[RawRow], FileErrors]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], [(1, "the manifest is empty")]
+    except csv.Error as exc:
+        return [], [(1, f"invalid CSV header: {exc}")]
+    names = [h.strip().lower() for h in header]
+    problems = []
+    unknown = [h for h in names if h not in COLUMNS]
+    if unknown:
+        problems.append(
+            f"unknown column {', '.join(map(repr, unknown))}; expected {', '.join(COLUMNS)}"
+        )
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        problems.append(f"missing column {', '.join(map(repr, missing))}")
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if dupes:
+        problems.append(f"duplicate column {', '.join(map(repr, dupes))}")
+    if problems:
+        return [], [(1, "; ".join(problems) + "; no rows were imported")]
+    rows: list[RawRow] = []
+    last_line = reader.line_num
+    try:
+        for record in reader:
+            line = last_line + 1
+            last_line = reader.line_num
+            if not record or not any(f.strip() for f in record):
+                rows.append(RawRow(line, {}, False, ("empty line",)))
+            elif len(record) != len(names):
+                rows.append(
+                    RawRow(line, {}, False, (f"expected {len(names)} fields, found {len(record)}",))
+                )
+            else:
+                rows.append(RawRow(line, dict(zip(names, record, strict=True)), False))
+    except csv.Error as exc:
+        return rows, [(reader.line_num, f"invalid CSV: {exc}; rows after it were not read")]
+    # Blank lines at the very end are an editor's habit, not rows.
+    while rows and rows[-1].problems == ("empty line",):
+        rows.pop()
+    if not rows:
+        return [], [(1, "the manifest has no rows")]
+    return rows, []
