@@ -38,7 +38,7 @@ from feedback_db.feedback_lines import FeedbackLine, parse_label, parse_line
 from feedback_db.models import CaseRow, ModelVersionRow, PredictionRow, RatingRow, ReviewerRow
 from feedback_db.ratings import insert_rating, standing
 from feedback_db.records import RatingIn
-from feedback_db.store import Store
+from feedback_db.store import Store, chunks
 
 IMPORTED_VERSION = "imported"
 
@@ -165,8 +165,10 @@ def import_feedback(
     created: list[str] = []
     ratings = skipped = 0
     with store.sessions.scope(f"importing {path.name}", write=True) as s:
-        known_cases = {c: m for c, m in s.execute(select(CaseRow.case_id, CaseRow.modality).where(
-            CaseRow.case_id.in_({p.case_id for p in parsed})))}
+        known_cases: dict[str, str] = {}
+        for chunk in chunks(sorted({p.case_id for p in parsed})):
+            rows = s.execute(select(CaseRow.case_id, CaseRow.modality).where(CaseRow.case_id.in_(chunk)))
+            known_cases.update((cid, modality) for cid, modality in rows)
         reviewers = {n: i for i, n in s.execute(select(ReviewerRow.id, ReviewerRow.name))}
         groups: dict[tuple[str, str, str], list[FeedbackLine]] = defaultdict(list)
         for item in parsed:

@@ -1,8 +1,12 @@
 """Engines and the session context: commit on success, roll back on error, raise StoreError.
 
-SQLite gets WAL (readers never wait for the writer), foreign keys on, a busy timeout (a second
-process, such as a training child, waits instead of failing) and ``synchronous=FULL`` (a rating
-the clinician saw saved survives a power cut), set by a listener on every new connection.
+SQLite gets WAL (readers never wait for the writer), foreign keys on and a busy timeout (a second
+process, such as a training child, waits instead of failing), set by a listener on every new
+connection. Durability is ``synchronous=NORMAL`` by default, SQLite's advice for WAL: a committed
+rating survives a crash of the app and is never corrupted, and only a power cut or OS crash in the
+moment after can undo the last commits (the case then reads unrated, visibly). ``FULL`` also
+survives that, at the price of an fsync per commit (about 3-7 ms on this machine's disk, over the
+5 ms budget for saving a rating; benchmarks/bench_store.py measures both).
 
 SQLite transactions are begun by us, not by the sqlite3 module (SQLAlchemy's documented recipe):
 the module's own handling leaves DDL outside transactions, so a failed migration would be half
@@ -28,31 +32,40 @@ BUSY_TIMEOUT_MS = 10_000
 SQLITE_BEGIN = "medreview_sqlite_begin"  # execution option: DEFERRED | IMMEDIATE
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
-    cur = dbapi_connection.cursor()
-    try:
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-    finally:
-        cur.close()
+SYNCHRONOUS: tuple[str, ...] = ("NORMAL", "FULL")
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
+        cur = dbapi_connection.cursor()
+        try:
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+        finally:
+            cur.close()
+
+    return on_connect
+
+
+def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
     """An engine for any SQLAlchemy URL; SQLite files get the pragmas above.
 
     Raises:
+        ValueError: ``synchronous`` is not NORMAL or FULL.
         StoreError: the URL is malformed or its driver is not installed.
     """
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}; got {synchronous!r}")
     try:
         parsed = make_url(url)
         engine = create_engine(parsed)
     except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
         raise StoreError(f"cannot open database URL {safe_url(url)}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(synchronous))
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 

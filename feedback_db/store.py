@@ -47,7 +47,8 @@ from feedback_db.session import SessionFactory, make_engine, safe_url, sqlite_pa
 _CHUNK = 500  # ids per IN (...) probe, well under every database's parameter limit
 
 
-def _chunks(items: list[str]) -> Iterator[list[str]]:
+def chunks(items: list[str]) -> Iterator[list[str]]:
+    """``items`` in slices small enough for one ``IN (...)`` on every database."""
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
 
@@ -107,12 +108,13 @@ def inspect_store(url: str) -> StoreInfo:
         engine.dispose()
 
 
-def open_store(url: str, *, upgrade: bool = True) -> Store:
+def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL") -> Store:
     """Open the store at a SQLAlchemy URL (``sqlite:////abs/path/medreview.db``, ``postgresql+psycopg://...``).
 
     A new database is created at the newest schema. An older one is upgraded after a backup copy
     (SQLite: ``<file>.bak-<revision>-<time>`` beside it; ``Store.backup_path``) when ``upgrade``
-    is true, and refused otherwise.
+    is true, and refused otherwise. ``synchronous`` (SQLite only): ``NORMAL`` or ``FULL``, see
+    feedback_db.session.
 
     Raises:
         StoreError: bad URL, unreachable database, a database that is not ours or is newer than
@@ -121,7 +123,7 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
     path = sqlite_path(url)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
+    engine = make_engine(url, synchronous=synchronous)
     try:
         if upgrade:
             backup = migrate.upgrade(engine)
@@ -213,7 +215,7 @@ class Store(RatingsMixin, QueueMixin):
             incoming[c.case_id] = c
         with self._db.scope("adding cases", write=True) as s:
             existing: set[str] = set()
-            for chunk in _chunks(list(incoming)):
+            for chunk in chunks(list(incoming)):
                 existing.update(s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk))))
             if existing and not skip_existing:
                 shown = ", ".join(sorted(existing)[:5])
@@ -239,7 +241,7 @@ class Store(RatingsMixin, QueueMixin):
         wanted = list(dict.fromkeys(ids))
         found: dict[str, CaseRecord] = {}
         with self._db.scope("reading cases") as s:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted):
                 for row in s.scalars(select(CaseRow).where(CaseRow.case_id.in_(chunk))):
                     found[row.case_id] = convert.case(row)
         return [found[i] for i in wanted if i in found]
@@ -339,7 +341,7 @@ class Store(RatingsMixin, QueueMixin):
             vid = _version_row(s, version).id
             ids = list(dict.fromkeys(p.case_id for p in items))
             known: set[str] = set()
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 known.update(s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk))))
             missing = [i for i in ids if i not in known]
             if missing:

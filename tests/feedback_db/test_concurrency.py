@@ -38,3 +38,20 @@ def test_two_stores_on_one_file_see_each_other(seeded: Seeded) -> None:
         assert r2.supersedes_id == r.id and second.current_rating("c-hist-1") == r2
     finally:
         second.close()
+
+
+def test_a_store_made_in_one_thread_works_in_another(seeded: Seeded) -> None:
+    """The GUI opens the store on the main thread and writes from its database worker lane."""
+    results: list[object] = []
+
+    def work() -> None:
+        try:
+            a, b = seeded.preds["c-us-1"]
+            results.append(seeded.store.add_rating(RatingIn("c-us-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT")))
+        except Exception as exc:  # reported by the assertion below
+            results.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert len(results) == 1 and results[0] == seeded.store.current_rating("c-us-1")

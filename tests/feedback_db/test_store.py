@@ -26,6 +26,13 @@ def test_new_database_is_created_with_wal_and_foreign_keys(store: Store, sqlite_
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    full = open_store(store.url, synchronous="FULL")
+    with full.sessions.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    full.close()
+    with pytest.raises(ValueError, match="synchronous"):
+        open_store(store.url, synchronous="OFF")
 
 
 def test_reviewers_round_trip(store: Store) -> None:
