@@ -6,14 +6,12 @@ Open one with ``open_store(url)``. Methods take and return the frozen records of
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy import Engine, func, insert, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from feedback_db import convert, migrate
 from feedback_db.errors import StoreError
@@ -21,28 +19,23 @@ from feedback_db.models import (
     TABLES,
     Base,
     CaseRow,
-    EvaluationRow,
     ModelVersionRow,
     PredictionRow,
     ReviewerRow,
-    TrainingRunRow,
     utcnow,
 )
 from feedback_db.queue import QueueMixin
 from feedback_db.ratings import RatingsMixin
 from feedback_db.records import (
-    FINISHED_STATUSES,
     CaseIn,
     CaseRecord,
-    Evaluation,
-    ModelVersion,
     Prediction,
     PredictionIn,
     Reviewer,
     StoreInfo,
-    TrainingRun,
 )
 from feedback_db.session import SessionFactory, make_engine, safe_url, sqlite_path
+from feedback_db.versions import VersionsMixin, checked_json, version_row
 
 _CHUNK = 500  # ids per IN (...) probe, well under every database's parameter limit
 
@@ -51,30 +44,6 @@ def chunks(items: list[str]) -> Iterator[list[str]]:
     """``items`` in slices small enough for one ``IN (...)`` on every database."""
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
-
-
-def _json(value: dict[str, Any], what: str) -> dict[str, Any]:
-    """A copy of ``value``, checked to be JSON (every database driver then stores it the same).
-
-    Raises:
-        StoreError: ``value`` holds something JSON cannot (an object, NaN).
-    """
-    try:
-        return dict(json.loads(json.dumps(value, allow_nan=False)))
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"{what} is not JSON: {exc}") from exc
-
-
-def _version_row(s: Session, name: str) -> ModelVersionRow:
-    row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.name == name)).first()
-    if row is None:
-        raise StoreError(f"unknown model version {name!r}")
-    return row
-
-
-def _last_eval(s: Session, version_id: int) -> EvaluationRow | None:
-    stmt = select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id.desc()).limit(1)
-    return s.scalars(stmt).first()
 
 
 def _info(engine: Engine) -> StoreInfo:
@@ -142,7 +111,7 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL") -
     return Store(engine, backup_path=backup)
 
 
-class Store(RatingsMixin, QueueMixin):
+class Store(RatingsMixin, QueueMixin, VersionsMixin):
     """The feedback store on one database.
 
     Thread safety: an instance may be used by one thread at a time (the GUI serialises its store
@@ -222,7 +191,7 @@ class Store(RatingsMixin, QueueMixin):
                 raise StoreError(f"{len(existing)} case id(s) already in the store: {shown}")
             now = utcnow()
             rows: list[dict[str, Any]] = [
-                {**{k: getattr(c, k) for k in CaseIn.__dataclass_fields__}, "meta": _json(c.meta, f"case {cid} meta"),
+                {**{k: getattr(c, k) for k in CaseIn.__dataclass_fields__}, "meta": checked_json(c.meta, f"case {cid} meta"),
                  "created_at": now}
                 for cid, c in incoming.items()
                 if cid not in existing
@@ -246,89 +215,6 @@ class Store(RatingsMixin, QueueMixin):
                     found[row.case_id] = convert.case(row)
         return [found[i] for i in wanted if i in found]
 
-    # -- model versions -------------------------------------------------------------------------
-    def add_model_version(
-        self,
-        name: str,
-        backend: str,
-        base_model: str,
-        *,
-        parent: str | None = None,
-        path: str | None = None,
-        metrics: dict[str, Any] | None = None,
-        active: bool = False,
-        note: str | None = None,
-    ) -> ModelVersion:
-        """Register a model version (``active=True`` makes it the one active version).
-
-        Raises:
-            StoreError: the name is taken or the parent is unknown.
-        """
-        with self._db.scope(f"registering model version {name!r}", write=True) as s:
-            if s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.name == name)) is not None:
-                raise StoreError(f"model version {name!r} already exists")
-            if parent is not None:
-                _version_row(s, parent)
-            if active:
-                s.execute(update(ModelVersionRow).values(active=False))
-            row = ModelVersionRow(
-                name=name, backend=backend, base_model=base_model, parent=parent, path=path,
-                metrics=None if metrics is None else _json(metrics, "metrics"), active=active, note=note,
-            )
-            s.add(row)
-            s.flush()
-            return convert.model_version(row, None)
-
-    def model_versions(self) -> list[ModelVersion]:
-        """All versions, oldest first."""
-        with self._db.scope("reading model versions") as s:
-            rows = list(s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.id)))
-            return [convert.model_version(r, _last_eval(s, r.id)) for r in rows]
-
-    def get_model_version(self, name: str) -> ModelVersion | None:
-        with self._db.scope("reading a model version") as s:
-            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.name == name)).first()
-            return None if row is None else convert.model_version(row, _last_eval(s, row.id))
-
-    def set_active(self, name: str) -> ModelVersion:
-        """Make ``name`` the one active version. Raises StoreError for an unknown name."""
-        with self._db.scope(f"activating {name!r}", write=True) as s:
-            row = _version_row(s, name)
-            s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
-            row.active = True
-            s.flush()
-            return convert.model_version(row, _last_eval(s, row.id))
-
-    def active_version(self) -> ModelVersion | None:
-        with self._db.scope("reading the active version") as s:
-            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.active.is_(True))).first()
-            return None if row is None else convert.model_version(row, _last_eval(s, row.id))
-
-    def record_evaluation(self, name: str, metrics: dict[str, Any], promoted: bool, reason: str) -> Evaluation:
-        """Append an evaluation of ``name``; its metrics become the version's; promoted = made active.
-
-        Raises:
-            StoreError: unknown version, or metrics that are not JSON.
-        """
-        with self._db.scope(f"recording the evaluation of {name!r}", write=True) as s:
-            row = _version_row(s, name)
-            checked = _json(metrics, "metrics")
-            ev = EvaluationRow(version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason)
-            s.add(ev)
-            row.metrics = checked
-            if promoted:
-                s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
-                row.active = True
-            s.flush()
-            return convert.evaluation(ev, name)
-
-    def evaluations(self, name: str) -> list[Evaluation]:
-        """Every evaluation of ``name``, oldest first. Raises StoreError for an unknown name."""
-        with self._db.scope("reading evaluations") as s:
-            row = _version_row(s, name)
-            stmt = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
-            return [convert.evaluation(e, name) for e in s.scalars(stmt)]
-
     # -- predictions ----------------------------------------------------------------------------
     def add_predictions(self, version: str, preds: Iterable[PredictionIn]) -> int:
         """Store a version's verdicts (a bulk insert); return how many.
@@ -338,7 +224,7 @@ class Store(RatingsMixin, QueueMixin):
         """
         items = list(preds)
         with self._db.scope(f"saving predictions of {version!r}", write=True) as s:
-            vid = _version_row(s, version).id
+            vid = version_row(s, version).id
             ids = list(dict.fromkeys(p.case_id for p in items))
             known: set[str] = set()
             for chunk in chunks(ids):
@@ -379,51 +265,9 @@ class Store(RatingsMixin, QueueMixin):
             StoreError: unknown version.
         """
         with self._db.scope("reading predictions") as s:
-            vid = _version_row(s, version).id
+            vid = version_row(s, version).id
             latest = select(func.max(PredictionRow.id)).where(PredictionRow.version_id == vid).group_by(PredictionRow.case_id)
             stmt = select(PredictionRow).where(PredictionRow.id.in_(latest))
             if split is not None:
                 stmt = stmt.join(CaseRow, CaseRow.case_id == PredictionRow.case_id).where(CaseRow.split == split)
             return {p.case_id: convert.prediction(p, version) for p in s.scalars(stmt)}
-
-    # -- training runs --------------------------------------------------------------------------
-    def add_training_run(self, kind: str, config: dict[str, Any], parent_version: str | None) -> TrainingRun:
-        """Record a training run that has started (status ``running``).
-
-        Raises:
-            StoreError: unknown parent version, or a config that is not JSON.
-        """
-        with self._db.scope(f"recording a {kind} training run", write=True) as s:
-            if parent_version is not None:
-                _version_row(s, parent_version)
-            row = TrainingRunRow(kind=kind, config=_json(config, "training config"), parent_version=parent_version,
-                                 status="running")
-            s.add(row)
-            s.flush()
-            return convert.training_run(row)
-
-    def finish_training_run(self, run_id: int, status: str, message: str | None, version: str | None = None) -> TrainingRun:
-        """Close a running training run with its outcome and, on success, the version it made.
-
-        Raises:
-            ValueError: ``status`` is not succeeded, failed or canceled.
-            StoreError: unknown run, a run already finished, or an unknown version.
-        """
-        if status not in FINISHED_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(FINISHED_STATUSES)}; got {status!r}")
-        with self._db.scope("finishing a training run", write=True) as s:
-            row = s.get(TrainingRunRow, run_id)
-            if row is None:
-                raise StoreError(f"unknown training run {run_id}")
-            if row.status != "running":
-                raise StoreError(f"training run {run_id} already finished ({row.status})")
-            if version is not None:
-                _version_row(s, version)
-            row.status, row.message, row.version, row.finished_at = status, message, version, utcnow()
-            s.flush()
-            return convert.training_run(row)
-
-    def training_runs(self) -> list[TrainingRun]:
-        """All training runs, oldest first."""
-        with self._db.scope("reading training runs") as s:
-            return [convert.training_run(r) for r in s.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id))]
