@@ -117,7 +117,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     """Deterministic PNG bytes of 8-bit L or RGB pixels (no metadata chunks)."""
     buf = io.BytesIO()
     Image.fromarray(pixels, mode="RGB" if pixels.ndim == 3 else "L").save(
-        buf, format="PNG", optimize=False, compress_level=6
+        buf, format="PNG", optimize=False, compress_level=1
     )
     return buf.getvalue()
 

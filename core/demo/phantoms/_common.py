@@ -24,7 +24,52 @@ def ellipse(
     angle: float = 0.0,
     soft: float = 0.02,
 ) -> np.ndarray:
-    """A soft-edged filled ellipse in [0, 1]; ``soft`` is the edge width in grid units."""
+    """A soft-edged filled ellipse in [0, 1]; ``soft`` is the edge width in grid units.
+
+    On the standard ``grid`` only the ellipse's bounding box is computed (the rest is zero), so
+    many small shapes on a large image stay cheap.
+    """
+    box = _bbox(y, x, cy, cx, max(ry, rx) * 1.05 + soft)
+    if box is None:
+        return _ellipse(y, x, cy, cx, ry, rx, angle, soft)
+    out = np.zeros(y.shape, dtype=np.float32)
+    (r0, r1), (c0, c1) = box
+    if r0 < r1 and c0 < c1:
+        out[r0:r1, c0:c1] = _ellipse(y[r0:r1, c0:c1], x[r0:r1, c0:c1], cy, cx, ry, rx, angle, soft)
+    return out
+
+
+def _bbox(
+    y: np.ndarray, x: np.ndarray, cy: float, cx: float, reach: float
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Index ranges covering ``reach`` around (cy, cx), if ``y``/``x`` are the standard grid."""
+    n = y.shape[0]
+    if y.ndim != 2 or y.shape != (n, n) or x.shape != y.shape or n < 32:
+        return None
+    if not (y[0, 0] == -1.0 and y[-1, 0] == 1.0 and y[0, -1] == -1.0 and x[0, 0] == -1.0):
+        return None
+    if not (x[0, -1] == 1.0 and x[-1, 0] == -1.0):
+        return None
+    scale = (n - 1) / 2.0
+
+    def span(c: float) -> tuple[int, int]:
+        lo = int(np.floor((c - reach + 1.0) * scale)) - 1
+        hi = int(np.ceil((c + reach + 1.0) * scale)) + 2
+        return max(0, lo), min(n, hi)
+
+    return span(cy), span(cx)
+
+
+def _ellipse(
+    y: np.ndarray,
+    x: np.ndarray,
+    cy: float,
+    cx: float,
+    ry: float,
+    rx: float,
+    angle: float,
+    soft: float,
+) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     dy, dx = y - cy, x - cx
     u = (dx * c + dy * s) / rx
@@ -50,9 +95,7 @@ def smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarra
     """
     step = max(1, int(sigma / 1.5))
     small = size // step + 2
-    n = ndimage.gaussian_filter(
-        rng.standard_normal((small, small)).astype(np.float32), sigma / step
-    )
+    n = ndimage.gaussian_filter(rng.standard_normal((small, small), dtype=np.float32), sigma / step)
     if step > 1:
         n = np.asarray(
             Image.fromarray(n, mode="F").resize(
@@ -82,3 +125,11 @@ def lobulated_radius(
     for k in range(2, 2 + lobes):
         out += amount / k * rng.uniform(0.3, 1.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
     return out.astype(np.float32)
+
+
+def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate a float image about its centre (bilinear), filling with the border's mean."""
+    fill = float(np.mean([img[0].mean(), img[-1].mean(), img[:, 0].mean(), img[:, -1].mean()]))
+    im = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
+    out = im.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    return np.asarray(out, dtype=np.float32)

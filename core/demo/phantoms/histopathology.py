@@ -30,25 +30,37 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     y, x = grid(size)
     # Stroma: fibres as anisotropic noise along a random direction.
     angle = rng.uniform(0, np.pi)
-    fibres = blur(rng.standard_normal((size, size)).astype(np.float32), (0.8, 4.0))
+    fibres = blur(rng.standard_normal((size, size), dtype=np.float32), (0.8, 4.0))
     fibres = _rotate_like(fibres, angle, rng)
     eosin = rng.uniform(0.28, 0.42) + 0.12 * fibres / (np.abs(fibres).max() + 1e-6)
     eosin += 0.06 * smooth_noise(rng, size, 6.0)
     haem = 0.04 + 0.02 * smooth_noise(rng, size, 2.0)
 
-    # Glands: white lumens; the normal ones lined by an orderly ring of nuclei.
+    # Glands: white lumens lined by pink epithelium; in normal tissue an orderly ring of nuclei
+    # sits at the base of the epithelium. Carcinoma loses the architecture.
     lumen = np.zeros_like(y)
-    centres: list[tuple[float, float, float, float]] = []
+    epithelium = np.zeros_like(y)
+    centres: list[tuple[float, float, float, float, float]] = []
     n_glands = int(rng.integers(3, 6)) if not atypical else int(rng.integers(0, 3))
+    px = 2.0 / size  # one pixel in grid units
     for _ in range(n_glands):
-        cy, cx = rng.uniform(-0.8, 0.8, size=2)
-        ry, rx = rng.uniform(0.1, 0.2), rng.uniform(0.1, 0.2)
-        lumen = np.maximum(lumen, ellipse(y, x, cy, cx, ry, rx, rng.uniform(0, np.pi), soft=0.02))
-        centres.append((cy, cx, ry, rx))
-    eosin = eosin * (1.0 - 0.95 * lumen)
+        for _try in range(20):  # glands do not overlap
+            cy, cx = rng.uniform(-0.8, 0.8, size=2)
+            ry, rx, a = rng.uniform(0.06, 0.14), rng.uniform(0.06, 0.14), rng.uniform(0, np.pi)
+            if all(
+                np.hypot(cy - g[0], cx - g[1]) > max(ry, rx) + max(g[2], g[3]) + 0.1
+                for g in centres
+            ):
+                break
+        else:
+            continue
+        lumen = np.maximum(lumen, ellipse(y, x, cy, cx, ry, rx, a, soft=0.015))
+        epi = 9 * px
+        epithelium = np.maximum(epithelium, ellipse(y, x, cy, cx, ry + epi, rx + epi, a, soft=0.02))
+        centres.append((cy, cx, ry, rx, a))
+    eosin = eosin * (1.0 + 0.35 * epithelium) * (1.0 - 0.95 * lumen)
     haem = haem * (1.0 - lumen)
 
-    px = 2.0 / size  # one pixel in grid units
     nuclei: list[
         tuple[float, float, float, float, float, float]
     ] = []  # y, x, ry, rx, angle, density
@@ -67,21 +79,25 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
                 )
             )
     else:
-        for cy, cx, ry, rx in centres:
-            for t in np.linspace(0, 2 * np.pi, int(rng.integers(14, 22)), endpoint=False):
-                r = rng.uniform(2.2, 3.0) * px
-                ny = cy + (ry + 3.5 * px) * np.sin(t)
-                nx = cx + (rx + 3.5 * px) * np.cos(t)
+        for cy, cx, ry, rx, a in centres:
+            n_ring = int(2 * np.pi * max(ry, rx) / (5.5 * px))
+            for t in np.linspace(0, 2 * np.pi, n_ring, endpoint=False):
+                r = rng.uniform(2.2, 2.8) * px
+                oy, ox = (ry + 6.5 * px) * np.sin(t), (rx + 6.5 * px) * np.cos(t)
+                ny = cy + ox * np.sin(a) + oy * np.cos(a)
+                nx = cx + ox * np.cos(a) - oy * np.sin(a)
                 nuclei.append((ny, nx, r, r * rng.uniform(0.75, 0.95), t, rng.uniform(0.9, 1.1)))
         for _ in range(int(rng.integers(35, 60))):
-            r = rng.uniform(2.0, 2.8) * px
+            # Stromal fibroblasts: small spindle nuclei lying along the fibres.
+            r = rng.uniform(2.8, 3.6) * px
+            ny, nx = rng.uniform(-1, 1), rng.uniform(-1, 1)
             nuclei.append(
                 (
-                    rng.uniform(-1, 1),
-                    rng.uniform(-1, 1),
+                    ny,
+                    nx,
                     r,
-                    r * rng.uniform(0.7, 0.95),
-                    rng.uniform(0, np.pi),
+                    r * rng.uniform(0.35, 0.5),
+                    angle + rng.normal(0, 0.2),
                     rng.uniform(0.85, 1.05),
                 )
             )
@@ -94,7 +110,7 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     eosin = blur(np.clip(eosin, 0.0, None), 0.5)
     od = rng.uniform(0.9, 1.15) * (haem[..., None] * HAEMATOXYLIN + eosin[..., None] * EOSIN)
     rgb = np.exp(-od * np.log(10.0) * 0.55)
-    rgb += rng.normal(0.0, 0.012, rgb.shape).astype(np.float32)
+    rgb += 0.012 * rng.standard_normal(rgb.shape, dtype=np.float32)
     info = {"nuclei": len(nuclei), "mean_radius_px": float(np.mean(sizes)) if sizes else 0.0}
     return np.clip(rgb, 0.0, 1.0).astype(np.float32), info
 

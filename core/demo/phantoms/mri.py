@@ -29,33 +29,34 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     cy, ry, rx = rng.uniform(-0.03, 0.05), rng.uniform(0.8, 0.86), rng.uniform(0.64, 0.7)
     d = radial_distance(y, x, cy, 0.0, ry, rx)
     theta = np.arctan2(y - cy, x)
-    wobble = 1.0 + 0.02 * smooth_noise(rng, size, 8.0)
-    d = d / wobble
+    d = d / (1.0 + 0.02 * smooth_noise(rng, size, 8.0))
 
     img = np.zeros_like(y)
     img += 0.85 * ((d > 1.06) & (d < 1.13))  # scalp fat, bright on T1
     img += 0.45 * ((d > 1.0) & (d <= 1.06))  # diploe between the dark cortical bone
     brain = (d < 0.96).astype(np.float32)
-    # Cortex: a grey ribbon whose inner edge folds (gyri); white matter inside is brighter.
-    folds = 0.78 + 0.08 * smooth_noise(rng, size, 3.5)
-    wm = (d < folds).astype(np.float32)
-    img += brain * (0.42 + 0.18 * wm)
-    sulci = (np.abs(smooth_noise(rng, size, 2.0)) < 0.25) & (d > folds) & (d < 0.96)
-    img -= 0.25 * sulci
-    img -= 0.35 * (
-        (np.abs(x) < 0.012) & (d < 0.96) & (np.abs(y - cy) > 0.35)
-    )  # interhemispheric fissure
+    # Cortex: a grey ribbon whose inner edge folds into gyri; white matter inside is brighter.
+    k = int(rng.integers(16, 22))
+    phase = 0.8 * smooth_noise(rng, size, 6.0)
+    folds = 0.8 + 0.06 * np.sin(k * theta + phase) + 0.03 * smooth_noise(rng, size, 3.0)
+    wm = np.clip((folds - d) / 0.02, 0.0, 1.0)
+    img += brain * (0.4 + 0.2 * wm)
+    # Sulci: thin CSF clefts running in from the surface between the gyri.
+    cleft = np.clip(1.0 - np.abs(np.sin((k * theta + phase) / 2.0)) / 0.12, 0.0, 1.0)
+    img -= 0.25 * cleft * np.clip((d - folds + 0.04) / 0.04, 0.0, 1.0) * (d < 0.96)
+    img -= 0.3 * np.clip(1.0 - np.abs(x) / 0.012, 0.0, 1.0) * (d < 0.96) * (np.abs(y - cy) > 0.3)
 
+    # Lateral ventricles: two frontal horns either side of the midline, and the atria behind.
     vent = np.zeros_like(y)
-    vw = rng.uniform(0.07, 0.1)
+    vw = rng.uniform(0.045, 0.065)
     for side in (-1.0, 1.0):
         vent = np.maximum(
-            vent, ellipse(y, x, cy - 0.08, side * 0.1, 0.28, vw, angle=side * 0.25, soft=0.02)
+            vent, ellipse(y, x, cy - 0.12, side * 0.085, 0.2, vw, angle=side * 0.3, soft=0.02)
         )
         vent = np.maximum(
-            vent, ellipse(y, x, cy + 0.22, side * 0.16, 0.1, vw * 0.8, angle=-side * 0.6, soft=0.02)
+            vent, ellipse(y, x, cy + 0.17, side * 0.12, 0.1, vw * 0.9, angle=-side * 0.5, soft=0.02)
         )
-    img = img * (1.0 - 0.75 * vent)
+    img = img * (1.0 - 0.7 * vent)
 
     lesion: dict[str, Any] = {}
     if visual != "none":
@@ -84,9 +85,8 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
 
     img = blur(np.clip(img, 0.0, 1.0), rng.uniform(0.5, 0.8))
     sigma = rng.uniform(0.015, 0.04)
-    n1 = rng.normal(0.0, sigma, img.shape).astype(np.float32)
-    n2 = rng.normal(0.0, sigma, img.shape).astype(np.float32)
+    n1 = sigma * rng.standard_normal(img.shape, dtype=np.float32)
+    n2 = sigma * rng.standard_normal(img.shape, dtype=np.float32)
     img = np.sqrt((img + n1) ** 2 + n2**2) * rng.uniform(0.9, 1.1)
     img = img * (1.0 + 0.08 * (y * rng.uniform(-1, 1) + x * rng.uniform(-1, 1)))  # coil shading
-    del theta
     return np.clip(img, 0.0, 1.0).astype(np.float32), lesion

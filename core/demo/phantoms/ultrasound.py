@@ -36,7 +36,7 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     # Echogenicity: a bright skin line, subcutaneous fat, a fascia, then parenchyma.
     wavy = 0.02 * smooth_noise(rng, size, 10.0)
     d = depth + wavy
-    echo = 0.55 + 0.1 * smooth_noise(rng, size, 12.0)
+    echo = 0.55 + 0.06 * smooth_noise(rng, size, 12.0)
     echo = np.where(d < 0.03, 1.3, echo)
     echo = np.where((d >= 0.03) & (d < 0.14), 0.35, echo)
     f = rng.uniform(0.16, 0.22)
@@ -45,7 +45,7 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     lesion: dict[str, Any] = {}
     gain = np.ones_like(y)
     if visual != "none":
-        lr = rng.uniform(0.35, 0.8) * (R_FAR - R_NEAR) + R_NEAR
+        lr = rng.uniform(0.3, 0.68) * (R_FAR - R_NEAR) + R_NEAR
         lt = rng.uniform(-0.6, 0.6) * half_angle
         ly, lx = APEX_Y + lr * np.cos(lt), lr * np.sin(lt)
         size_r = rng.uniform(0.1, 0.2)
@@ -58,18 +58,18 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
         if visual == "cyst":
             echo = echo * (1.0 - inside) + inside * 0.03
             echo += 0.6 * np.clip(1.0 - np.abs(rr - 1.0) / 0.05, 0.0, 1.0)  # thin bright wall
-            gain += rng.uniform(0.5, 0.8) * beam
+            gain += rng.uniform(0.9, 1.3) * beam  # posterior acoustic enhancement
         else:
             echo = echo * (1.0 - inside) + inside * rng.uniform(0.18, 0.28) * (
                 1 + 0.3 * smooth_noise(rng, size, 2.5)
             )
             echo += 0.3 * np.clip(1.0 - np.abs(rr - 1.05) / 0.1, 0.0, 1.0)  # echogenic halo
-            gain *= 1.0 - rng.uniform(0.45, 0.65) * beam
+            gain *= 1.0 - rng.uniform(0.45, 0.65) * beam  # posterior shadowing
         lesion = {"y": float(ly), "x": float(lx), "r": float(size_r)}
 
     # Speckle: the envelope of blurred complex noise, elongated across the beam.
-    re = blur(rng.standard_normal((size, size)).astype(np.float32), (0.6, 1.4))
-    im = blur(rng.standard_normal((size, size)).astype(np.float32), (0.6, 1.4))
+    re = blur(rng.standard_normal((size, size), dtype=np.float32), (0.8, 1.6))
+    im = blur(rng.standard_normal((size, size), dtype=np.float32), (0.8, 1.6))
     speckle = np.hypot(re, im)
     speckle /= float(speckle.mean()) or 1.0
     atten = np.exp(-depth * rng.uniform(0.6, 1.1)) * (0.8 + 0.4 * depth)  # partial TGC
