@@ -1,7 +1,8 @@
 """The repository: every read and write of the feedback store goes through ``Store``.
 
 Open one with ``open_store(url)``. Methods take and return the frozen records of
-``feedback_db.records``; the ratings and queue methods live in ``ratings.py`` and ``queue.py``.
+``feedback_db.records``; the ratings, queue and model-register methods live in ``ratings.py``,
+``queue.py`` and ``versions.py``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ the metadata columns (dropped by the trainer), and ``margin`` on every row.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from feedback_db import RatingIn
@@ -92,3 +93,37 @@ def test_images_load_for_a_vision_trainer(seeded: Seeded, tmp_path: Path) -> Non
     ds = ds.cast_column("images", Sequence(Image()))
     img = ds[0]["images"][0]
     assert img.size == (8, 8) and img.format == "JPEG"
+
+
+def test_kto_trainer_trains_on_the_kto_export(seeded: Seeded, tmp_path: Path) -> None:
+    """``--format kto`` rows feed TRL's KTOTrainer; a text-only model drops the ``images`` column
+    (KTO and DPO treat that column as a vision dataset, see docs/store.md)."""
+    import torch
+    from datasets import load_dataset
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl import KTOConfig, KTOTrainer
+
+    for cid, pref, label in (("c-mri-1", "b", "ERROR"), ("c-hist-1", "b", "ERROR"), ("c-xray-1", "a", "CORRECT")):
+        a, b = seeded.preds[cid]
+        seeded.store.add_rating(RatingIn(cid, seeded.reviewer.id, a.id, b.id, pref, label))
+    out = tmp_path / "export" / "kto.jsonl"
+    export_feedback(seeded.store, out, workspace_root=seeded.root, fmt="kto")
+    dataset = load_dataset("json", data_files=str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert set(dataset["label"]) == {True, False}
+    dataset = dataset.remove_columns("images")
+
+    tok = _tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
+    model = LlamaForCausalLM(config)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    args = KTOConfig(output_dir=str(tmp_path / "kto"), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2,
+                     report_to="none", bf16=False, use_cpu=True, save_strategy="no", logging_steps=1, max_length=256)
+    ref = copy.deepcopy(model)  # built here, not from a hub id (no network)
+    trainer = KTOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tok)
+    trainer.train()
+    assert trainer.state.global_step == 2
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach().cpu(), before[n])]
+    assert any("layers" in n for n in changed)
