@@ -3,29 +3,36 @@
 Nothing here imports torch, transformers, trl, peft or open_clip: the window appears first and
 all model work happens in child processes (``medreview train``, ``medreview compare``).
 
-Store instances: the GUI thread opens the reading Store (this creates the database or upgrades it
-after a backup, before anything else touches it); the db lane opens the writing Store on its own
-thread with ``upgrade=False``. The reviewer is saved through the db lane like every other write;
-the start waits for that one write.
+Store instances: the reading Store is opened first (this creates the database, or upgrades it
+after a backup, before anything else touches it), by the start-up preload thread while Qt loads
+(``app.gui.preload``), then used only by the GUI thread; the db lane opens the writing Store on
+its own thread with ``upgrade=False``. A new reviewer is saved through the db lane like every
+other write; the start waits for that one write.
+
+This module imports Qt only inside its functions, after the preload has started.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.gui.main_window import AppContext, MainWindow
-from app.gui.operations import Operations, describe
-from app.gui.settings_dialog import FirstRunDialog
-from app.qt import QApplication, QMessageBox
+from app.gui.preload import Preload
 from app.settings import Settings, SettingsError, load_settings, save_settings
 from app.workspace import Workspace
+
+if TYPE_CHECKING:
+    from app.gui.main_window import AppContext, MainWindow
+    from app.qt import QApplication
 
 STYLE_PATH = Path(__file__).resolve().parents[2] / "resources" / "style.qss"
 
 
 def application() -> QApplication:
     """The QApplication, created once, with the app's style sheet."""
+    from app.qt import QApplication
+
     app = QApplication.instance()
     if app is None:
         app = QApplication(sys.argv[:1])
@@ -37,39 +44,48 @@ def application() -> QApplication:
     return app
 
 
-def open_context(workspace: Workspace, settings: Settings, settings_path: Path | None = None) -> AppContext:
+def open_context(workspace: Workspace, settings: Settings, settings_path: Path | None = None,
+                 preload: Preload | None = None) -> AppContext:
     """Open the workspace's store (reader and db lane) and register the reviewer.
 
     Raises:
         feedback_db.StoreError: the database cannot be opened or upgraded (message in words).
     """
+    from app.gui.main_window import AppContext
+    from app.gui.operations import Operations
     from feedback_db import open_store
 
-    url = workspace.db_url
-    workspace.ensure()
-    reader = open_store(url, upgrade=True)
+    preload = (preload or Preload(workspace, settings)).result()
+    reader, url = preload.reader, workspace.db_url
     ops = Operations(open_writer=lambda: open_store(url, upgrade=False))
+    reviewer = preload.reviewer
     try:
-        job = ops.db.submit(
-            lambda store, _p: store.ensure_reviewer(settings.reviewer_name, settings.reviewer_role),
-            # The caller gets the exception from the future below and shows it itself.
-            on_failure=lambda _exc: None,
-        )
-        reviewer = job.future.result(timeout=60)
+        if reviewer is None:
+            job = ops.db.submit(
+                lambda store, _p: store.ensure_reviewer(settings.reviewer_name, settings.reviewer_role),
+                # The caller gets the exception from the future below and shows it itself.
+                on_failure=lambda _exc: None,
+            )
+            reviewer = job.future.result(timeout=60)
     except BaseException:
         ops.shutdown()
         reader.close()
         raise
-    return AppContext(workspace, settings, settings_path, reader, ops, reviewer)
+    return AppContext(workspace, settings, settings_path, reader, ops, reviewer, preload)
 
 
 def build_window(workspace: Workspace, settings: Settings, settings_path: Path | None = None) -> MainWindow:
     """The main window on an existing workspace (tests and the benchmark use this directly)."""
+    preload = Preload(workspace, settings)  # runs while Qt loads below
+    from app.gui.main_window import MainWindow
+
     application()
-    return MainWindow(open_context(workspace, settings, settings_path))
+    return MainWindow(open_context(workspace, settings, settings_path, preload))
 
 
 def _load_settings(path: Path | None) -> Settings:
+    from app.qt import QMessageBox
+
     try:
         return load_settings(path)
     except SettingsError as exc:
@@ -83,13 +99,28 @@ def _load_settings(path: Path | None) -> Settings:
 
 def run(workspace_arg: str | None = None, settings_path: Path | None = None) -> int:
     """Open the app; returns the exit code of the event loop (2 when it could not start)."""
-    app = application()
     try:
-        settings = _load_settings(settings_path)
+        settings: Settings | None = load_settings(settings_path)
     except SettingsError:
-        return 2
+        settings = None  # asked about below, once Qt is up
+    preload = None
+    if settings is not None and settings.has_reviewer:
+        workspace = Workspace.resolve(workspace_arg or settings.workspace or None)
+        if workspace.exists():
+            preload = Preload(workspace, settings)  # the store opens while Qt loads
+    from app.gui.main_window import MainWindow
+    from app.gui.operations import describe
+    from app.gui.settings_dialog import FirstRunDialog
+    from app.qt import QMessageBox
+
+    app = application()
+    if settings is None:
+        try:
+            settings = _load_settings(settings_path)
+        except SettingsError:
+            return 2
     workspace = Workspace.resolve(workspace_arg or settings.workspace or None)
-    if not settings.has_reviewer or not workspace.exists():
+    if preload is None and (not settings.has_reviewer or not workspace.exists()):
         dialog = FirstRunDialog(settings, workspace)
         if dialog.exec() != FirstRunDialog.DialogCode.Accepted or dialog.result_settings is None:
             return 2
@@ -99,7 +130,7 @@ def run(workspace_arg: str | None = None, settings_path: Path | None = None) -> 
         except OSError as exc:
             QMessageBox.warning(None, "Settings not saved", f"Your name could not be remembered: {exc}")
     try:
-        window = MainWindow(open_context(workspace, settings, settings_path))
+        window = MainWindow(open_context(workspace, settings, settings_path, preload))
     except Exception as exc:  # noqa: BLE001 (any failure to open is shown, in words, then exit)
         QMessageBox.critical(None, "Cannot open the workspace", f"{workspace.root}:\n{describe(exc)}")
         return 2

@@ -13,7 +13,7 @@ from typing import Any
 from app.gui.compare_view import CompareView
 from app.gui.operations import Operations
 from app.gui.retrain_dialog import RetrainDialog
-from app.gui.review_model import ReviewModel
+from app.gui.review_model import Filters, ReviewModel
 from app.gui.review_view import ReviewView
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.transfer_dialogs import ExportDialog, ImportDialog
@@ -32,6 +32,7 @@ class AppContext:
     reader: Any  # the GUI thread's Store (reads)
     ops: Operations  # the db lane owns the writing Store
     reviewer: Any
+    preload: Any = None  # the start-up Preload: versions and the first queue, already queried
 
 
 class MainWindow(QMainWindow):
@@ -45,8 +46,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"MedGemma Reviewer — {ctx.workspace.root.name}")
         self.resize(1440, 900)
         self.errors: list[tuple[str, str]] = []  # every error shown, for the record and tests
-        self.review = ReviewModel(ctx.reader, ctx.ops, ctx.reviewer, ctx.workspace.root)
-        self.review.filters = type(self.review.filters)(order=ctx.settings.queue_order)
+        pre = ctx.preload
+        self.review = ReviewModel(ctx.reader, ctx.ops, ctx.reviewer, ctx.workspace.root,
+                                  versions=pre.versions if pre is not None else False)
+        self.review.filters = pre.filters if pre is not None else Filters(order=ctx.settings.queue_order)
         self.review_view = ReviewView(self.review)
         self.compare_view = CompareView(ctx.workspace, ctx.reader)
         self.tabs = QTabWidget()
@@ -66,7 +69,8 @@ class MainWindow(QMainWindow):
         self.review.imageReady.connect(self._image_ready)
         self.review.caseChanged.connect(self._case_changed)
         self.compare_view.openCase.connect(self.open_case)
-        self.review.refresh()
+        self.review.refresh(result=pre.queue if pre is not None else None)
+        ctx.preload = None  # used once
 
     def _build_actions(self) -> None:
         bar = self.addToolBar("Actions")

@@ -11,27 +11,23 @@ worker thread owns the writing instance, so writes are serialised and never bloc
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.gui.image_cache import ImageCache
 from app.gui.operations import Operations
+from app.gui.queue_query import (  # noqa: F401 (re-exported for the views and tests)
+    Filters,
+    QueueResult,
+    blind_pair,
+    pick_versions,
+    run_queue_query,
+    uncertainty,
+)
 from app.qt import QObject, Signal
 
 PREFERENCE_WORDS = {"a": "A better", "b": "B better", "tie": "tie", "both_wrong": "both wrong"}
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What the queue shows; None means any."""
-
-    modality: str | None = None
-    split: str | None = None
-    rated: bool | None = None
-    disagree: bool | None = None
-    order: str = "uncertainty"
 
 
 @dataclass(frozen=True)
@@ -49,48 +45,6 @@ class Shown:
         return self.a is not None and self.b is not None
 
 
-def pick_versions(versions: list[Any]) -> tuple[str, str] | None:
-    """The two versions the session compares: the active one (else the newest) and the newest
-    other one. None when the store has fewer than two versions."""
-    if len(versions) < 2:
-        return None
-    newest_first = list(reversed(versions))  # model_versions() is oldest first
-    first = next((v for v in newest_first if v.active), newest_first[0])
-    second = next(v for v in newest_first if v.name != first.name)
-    return first.name, second.name
-
-
-def blind_pair(case_id: str, predictions: list[Any],
-               versions: tuple[str, str] | None) -> tuple[Any | None, Any | None]:
-    """Verdicts A and B for a case, in an order that is random per case but stable across runs.
-
-    The pair is the latest verdict of each of the session's two ``versions`` (any two versions'
-    when the case lacks one of them); ``random.Random`` seeded with the case id (a string seed is
-    hashed with SHA-512, not Python's salted ``hash``) decides which one is shown as A.
-    """
-    by_version = {p.version: p for p in predictions}
-    if versions and all(v in by_version for v in versions):
-        first, second = by_version[versions[0]], by_version[versions[1]]
-    elif len(predictions) >= 2:
-        first, second = predictions[-1], predictions[-2]
-    else:
-        return (predictions[0] if predictions else None), None
-    if random.Random(case_id).random() < 0.5:
-        first, second = second, first
-    return first, second
-
-
-def uncertainty(predictions: list[Any], versions: tuple[str, str] | None) -> float | None:
-    """How unsure the compared versions are, 0 (certain) to 1 (a coin toss): one minus twice the
-    mean |confidence - 0.5|, the store's queue order (feedback_db.queue). None without confidence."""
-    names = set(versions or ())
-    confs = [p.confidence for p in predictions
-             if p.confidence is not None and (not names or p.version in names)]
-    if not confs:
-        return None
-    return 1.0 - 2.0 * sum(abs(c - 0.5) for c in confs) / len(confs)
-
-
 class ReviewModel(QObject):
     """The queue and the current case; ``save`` and ``undo`` go through the db lane."""
 
@@ -103,7 +57,7 @@ class ReviewModel(QObject):
     saved = Signal(object)  # the Rating just saved
 
     def __init__(self, reader: Any, ops: Operations, reviewer: Any, root: Path,
-                 images: ImageCache | None = None) -> None:
+                 images: ImageCache | None = None, versions: tuple[str, str] | None | bool = False) -> None:
         super().__init__()
         self.reader = reader
         self.ops = ops
@@ -117,23 +71,21 @@ class ReviewModel(QObject):
         self.shown: Shown | None = None
         self.total = 0
         self._undo: list[Any] = []  # ratings saved this session, newest last
-        self.versions = pick_versions(reader.model_versions())
+        # ``versions`` False: not given, read them now (the start-up preload passes them in).
+        self.versions = pick_versions(reader.model_versions()) if versions is False else versions
 
     # -- queue -----------------------------------------------------------------------------
     def set_filters(self, filters: Filters) -> None:
         self.filters = filters
         self.refresh()
 
-    def refresh(self, keep: str | None = None) -> None:
-        """Re-run the queue query; show ``keep`` (or the current case) if still in the queue."""
+    def refresh(self, keep: str | None = None, result: QueueResult | None = None) -> None:
+        """Re-run the queue query (or take ``result``, the same query run by the start-up
+        preload); show ``keep`` (or the current case) if it is still in the queue."""
         f = self.filters
         keep = keep or (self.shown.case.case_id if self.shown else None)
-        self.ids = self.reader.query_case_ids(
-            modality=f.modality, split=f.split, rated=f.rated,
-            reviewer_id=self.reviewer.id, order=f.order, versions=self.versions,
-            disagree=f.disagree if self.versions else None,
-        )
-        self.rated = set(self.reader.query_case_ids(rated=True, reviewer_id=self.reviewer.id, order="id"))
+        result = result or run_queue_query(self.reader, f, self.reviewer.id, self.versions)
+        self.ids, self.rated = result.ids, result.rated
         if not self.total or f == Filters(order=f.order):
             self.total = len(self.ids) if f == Filters(order=f.order) else self.count_all()
         self._emit_counts()
