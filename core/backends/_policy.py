@@ -59,27 +59,18 @@ def resolve_image(path: str, image_root: str | None) -> Path:
 
 
 def load_pil(path: Path) -> Any:
-    """An RGB ``PIL.Image`` of ``path`` (via core.images when present: DICOM, windowing).
+    """An RGB ``PIL.Image`` of ``path``, decoded by ``core.images`` (PNG, JPEG, TIFF, DICOM with
+    its rescale and window applied).
 
     Raises:
         FileNotFoundError: the file is missing.
-        ValueError: the file is not a readable image.
+        core.images.ImageError: the file is not a readable image (a ``ValueError``).
     """
+    from core.images import load_image
+
     if not path.exists():
         raise FileNotFoundError(f"image not found: {path}")
-    try:
-        from core import images  # type: ignore[attr-defined]
-    except ImportError:
-        images = None
-    if images is not None and hasattr(images, "load_image"):
-        return images.load_image(path).to_pil().convert("RGB")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    return load_image(path).to_pil().convert("RGB")
 
 
 class TransformersPolicy(Backend):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cases import Case
-from core.knowledge import KnowledgeTable, default_knowledge
+from core.knowledge import Finding, KnowledgeTable, default_knowledge
 from core.progress import Progress
 from core.registry import ModelCard, Registry
 
@@ -80,6 +80,17 @@ def _absolute(cases: Sequence[Case], image_root: str | None) -> list[Case]:
     return [c if Path(c.image).is_absolute() else replace(c, image=str(Path(image_root) / c.image)) for c in cases]
 
 
+def _shown_finding(case: Case, kb: KnowledgeTable) -> Finding | None:
+    """The finding the image shows: the demo generator's ``meta["shown_finding"]`` when present,
+    else the stated finding of a case whose ground truth says the image shows it."""
+    name = case.meta.get("shown_finding") if isinstance(case.meta, dict) else None
+    if name:
+        return kb.finding(case.modality, str(name))
+    if case.error_type in _IMAGE_SHOWS_FINDING:
+        return kb.finding(case.modality, case.finding)
+    return None
+
+
 def train_clip(
     folder: Path, cases: Sequence[Case], cfg: DemoTrainConfig, progress: Progress | None, stage: str
 ) -> float:
@@ -91,16 +102,17 @@ def train_clip(
     from core.models.demo_clip import save_clip_weights
 
     kb = default_knowledge()
-    usable = [c for c in cases if c.error_type in _IMAGE_SHOWS_FINDING and kb.finding(c.modality, c.finding)]
+    shown = [(c, _shown_finding(c, kb)) for c in cases]
+    usable = [(c, f) for c, f in shown if f is not None]
     if not usable:
-        raise ValueError("no training case shows its stated finding; cannot fit the image encoder")
+        raise ValueError("no training case says which finding its image shows; cannot fit the image encoder")
     model, preprocess, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
     findings = [f for m in kb.findings.values() for f in m]
     text_tokens = tokenizer([f.clip_text for f in findings])
-    images = torch.stack([preprocess(load_pil(Path(c.image))) for c in usable])
-    target = torch.tensor([findings.index(kb.finding(c.modality, c.finding)) for c in usable])  # type: ignore[arg-type]
-    same_modality = torch.tensor([[f.modality == c.modality for f in findings] for c in usable])
+    images = torch.stack([preprocess(load_pil(Path(c.image))) for c, _ in usable])
+    target = torch.tensor([findings.index(f) for _, f in usable])
+    same_modality = torch.tensor([[f.modality == c.modality for f in findings] for c, _ in usable])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.clip_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
@@ -204,10 +216,9 @@ def train_demo_models(
     import torch
 
     from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+    from core.devices import configure_threads
     from core.models.demo_clip import DemoClipConfig, build_demo_clip
     from core.models.demo_lm import DemoLMConfig, build_demo_causal_lm
-
-    from core.devices import configure_threads
 
     configure_threads()
     cfg = config or DemoTrainConfig()
