@@ -115,9 +115,12 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL") -
 class Store(RatingsMixin, QueueMixin, VersionsMixin):
     """The feedback store on one database.
 
-    Thread safety: an instance may be used by one thread at a time (the GUI serialises its store
-    calls through one worker lane). Several processes may open the same database: SQLite writers
-    queue on a busy timeout. Every method runs in its own transaction and returns frozen records.
+    Thread safety: the rule is one thread at a time per instance for writes, which is how the GUI
+    uses it (one worker lane, so ratings land in the order the clinician made them). Calls keep no
+    shared state (each has its own session from a thread-safe pool), so reads from other threads,
+    and even concurrent writes, are also safe (tested). Several processes may open the same
+    database: SQLite writers queue on a busy timeout. Every method runs in its own transaction and
+    returns frozen records.
     """
 
     def __init__(self, engine: Engine, *, backup_path: Path | None = None) -> None:

@@ -55,3 +55,32 @@ def test_a_store_made_in_one_thread_works_in_another(seeded: Seeded) -> None:
     worker.start()
     worker.join()
     assert len(results) == 1 and results[0] == seeded.store.current_rating("c-us-1")
+
+
+def test_threads_writing_at_once_lose_nothing(seeded: Seeded) -> None:
+    store = seeded.store
+    reviewers = [store.ensure_reviewer(f"dr-{k}", "radiologist") for k in range(3)]
+    errors: list[BaseException] = []
+
+    def work(reviewer_id: int) -> None:
+        try:
+            for preference in ("a", "b", "tie"):
+                for cid, (a, b) in seeded.preds.items():
+                    store.add_rating(RatingIn(cid, reviewer_id, a.id, b.id, preference, "ERROR"))
+                    store.query_case_ids(rated=False, reviewer_id=reviewer_id)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r.id,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for cid in seeded.preds:
+        history = store.rating_history(cid)
+        assert len(history) == 9
+        for r in reviewers:  # each reviewer's chain is linear and ends with the last rating made
+            mine = [h for h in history if h.reviewer_id == r.id]
+            assert [h.supersedes_id for h in mine] == [None, mine[0].id, mine[1].id]
+            assert store.current_rating(cid, r.id).preference == "tie"  # type: ignore[union-attr]
