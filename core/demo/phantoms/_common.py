@@ -93,7 +93,7 @@ def smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarra
     Wide blurs are done on a coarse grid and upsampled bilinearly: the same look for a fraction
     of the cost (a 12-pixel Gaussian on the full grid would dominate a phantom's budget).
     """
-    step = max(1, int(sigma / 1.5))
+    step = max(1, int(sigma / 0.9))
     small = size // step + 2
     n = ndimage.gaussian_filter(rng.standard_normal((small, small), dtype=np.float32), sigma / step)
     if step > 1:
@@ -128,8 +128,10 @@ def lobulated_radius(
 
 
 def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate a float image about its centre (bilinear), filling with the border's mean."""
-    fill = float(np.mean([img[0].mean(), img[-1].mean(), img[:, 0].mean(), img[:, -1].mean()]))
+    """Rotate a float image about its centre (bilinear); corners the rotation uncovers keep the
+    unrotated pixels, so no seam or fill colour shows at the border."""
     im = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
-    out = im.rotate(degrees, resample=Image.Resampling.BILINEAR, fillcolor=fill)
-    return np.asarray(out, dtype=np.float32)
+    out = np.asarray(im.rotate(degrees, resample=Image.Resampling.BILINEAR), dtype=np.float32)
+    ones = Image.fromarray(np.ones_like(img, dtype=np.float32), mode="F")
+    cover = np.asarray(ones.rotate(degrees, resample=Image.Resampling.BILINEAR), dtype=np.float32)
+    return (out + (1.0 - cover) * img).astype(np.float32)

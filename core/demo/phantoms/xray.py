@@ -102,7 +102,9 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
                     y, x, oy, ox, r * rng.uniform(0.45, 0.8), r * rng.uniform(0.4, 0.7), soft=r / 2
                 ),
             )
-        cloud = np.clip(cloud * (0.8 + 0.25 * smooth_noise(rng, size, 2.5)), 0.0, 1.0) * lungs[side]
+        cloud = (
+            np.clip(cloud * (0.85 + 0.15 * smooth_noise(rng, size, 5.0)), 0.0, 1.0) * lungs[side]
+        )
         img += rng.uniform(0.24, 0.34) * cloud  # consolidation stops at the pleura
         markings *= 1.0 - cloud
         lesion = {"y": ly, "x": lx, "r": r}
