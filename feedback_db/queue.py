@@ -19,19 +19,21 @@ from feedback_db.session import SessionFactory
 
 
 def _join_latest(stmt: Select[Any], version: str, tag: str) -> tuple[Select[Any], Any]:
-    """Outer-join the latest prediction of ``version`` for each case; return the aliased row."""
+    """Outer-join the latest prediction of ``version`` for each case; return the aliased row.
+
+    A correlated max(id) per case is one seek on the (version_id, case_id, id) index, faster
+    than grouping every prediction of the version first.
+    """
+    vid = select(ModelVersionRow.id).where(ModelVersionRow.name == version).scalar_subquery()
+    inner = aliased(PredictionRow, name=f"inner_{tag}")
     latest = (
-        select(PredictionRow.case_id.label("case_id"), func.max(PredictionRow.id).label("pid"))
-        .join(ModelVersionRow, ModelVersionRow.id == PredictionRow.version_id)
-        .where(ModelVersionRow.name == version)
-        .group_by(PredictionRow.case_id)
-        .subquery(f"latest_{tag}")
+        select(func.max(inner.id))
+        .where(inner.version_id == vid, inner.case_id == CaseRow.case_id)
+        .correlate(CaseRow)
+        .scalar_subquery()
     )
     pred = aliased(PredictionRow, name=f"pred_{tag}")
-    stmt = stmt.outerjoin(latest, latest.c.case_id == CaseRow.case_id).outerjoin(
-        pred, pred.id == latest.c.pid
-    )
-    return stmt, pred
+    return stmt.outerjoin(pred, pred.id == latest), pred
 
 
 def _doubt(pred: Any) -> ColumnElement[Any]:
