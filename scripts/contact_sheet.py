@@ -1,6 +1,6 @@
 """Save one contact sheet PNG per modality: a grid of demo phantoms, one row per visual finding.
 
-    .venv/bin/python scripts/contact_sheet.py [--out contact_sheets] [--seed 0] [--per-row 6]
+    .venv/bin/python scripts/contact_sheet.py [--out build/contact_sheets] [--seed 0] [--per-row 6]
 
 For looking at the phantoms with one's own eyes: every finding should be visible, and each
 modality should look like itself.
@@ -38,7 +38,7 @@ def sheet(modality: str, seed: int, per_row: int, size: int) -> Image.Image:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("contact_sheets"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("build/contact_sheets"), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-row", type=int, default=6, help="phantoms per visual")
     parser.add_argument("--size", type=int, default=224, help="phantom side in pixels")

@@ -70,7 +70,7 @@ def _ellipse(
     angle: float,
     soft: float,
 ) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
+    c, s = float(np.cos(angle)), float(np.sin(angle))  # Python floats keep arrays float32
     dy, dx = y - cy, x - cx
     u = (dx * c + dy * s) / rx
     v = (-dx * s + dy * c) / ry
@@ -120,18 +120,30 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 def lobulated_radius(
     rng: np.random.Generator, theta: np.ndarray, amount: float, lobes: int = 5
 ) -> np.ndarray:
-    """A radius multiplier around 1 that wobbles with angle: irregular, lobulated margins."""
-    out = np.ones_like(theta)
+    """A radius multiplier around 1 that wobbles with angle: irregular, lobulated margins.
+
+    The harmonics cos(k*theta + phase) come from powers of exp(i*theta), one complex multiply
+    per harmonic instead of a cosine each.
+    """
+    z = np.exp(1j * theta.astype(np.float32)).astype(np.complex64)
+    zk = z * z
+    out = np.ones(theta.shape, dtype=np.float32)
     for k in range(2, 2 + lobes):
-        out += amount / k * rng.uniform(0.3, 1.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    return out.astype(np.float32)
+        weight = amount / k * rng.uniform(0.3, 1.0)
+        phase = np.complex64(np.exp(1j * rng.uniform(0, 2 * np.pi)))
+        out += np.float32(weight) * (zk * phase).real
+        zk = zk * z
+    return out
 
 
-def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate a float image about its centre (bilinear); corners the rotation uncovers keep the
-    unrotated pixels, so no seam or fill colour shows at the border."""
+def rotate(img: np.ndarray, degrees: float, keep_corners: bool = True) -> np.ndarray:
+    """Rotate a float image about its centre (bilinear). With ``keep_corners`` the corners the
+    rotation uncovers keep the unrotated pixels, so no seam or fill colour shows at the border;
+    without, they are zero (for a caller that crops the centre)."""
     im = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
     out = np.asarray(im.rotate(degrees, resample=Image.Resampling.BILINEAR), dtype=np.float32)
+    if not keep_corners:
+        return out
     ones = Image.fromarray(np.ones_like(img, dtype=np.float32), mode="F")
     cover = np.asarray(ones.rotate(degrees, resample=Image.Resampling.BILINEAR), dtype=np.float32)
     return (out + (1.0 - cover) * img).astype(np.float32)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.demo.phantoms._common import blur, ellipse, grid, smooth_noise
+from core.demo.phantoms._common import blur, ellipse, grid, rotate, smooth_noise
 
 VISUALS = ("atypical", "normal")
 
@@ -31,8 +31,12 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     y, x = grid(size)
     # Stroma: fibres as anisotropic noise along a random direction.
     angle = rng.uniform(0, np.pi)
-    fibres = blur(rng.standard_normal((size, size), dtype=np.float32), (0.8, 4.0))
-    fibres = _rotate_like(fibres, angle, rng)
+    big = int(size * 1.42) + 2  # a canvas whose centre stays covered at any rotation
+    fibres = blur(rng.standard_normal((big, big), dtype=np.float32), (0.8, 4.0))
+    off = (big - size) // 2
+    fibres = rotate(fibres, float(np.degrees(angle)), keep_corners=False)[
+        off : off + size, off : off + size
+    ]
     eosin = rng.uniform(0.28, 0.42) + 0.12 * fibres / (np.abs(fibres).max() + 1e-6)
     eosin += 0.06 * smooth_noise(rng, size, 6.0)
     haem = 0.04 + 0.02 * smooth_noise(rng, size, 2.0)
@@ -125,37 +129,36 @@ def _draw_nuclei(
     scale = 2
     canvas = Image.new("F", (size * scale, size * scale), 0.0)
     draw = ImageDraw.Draw(canvas)
-    t = np.linspace(0.0, 2.0 * np.pi, 20, endpoint=False)
+    if not nuclei:
+        return np.zeros((size, size), dtype=np.float32)
+    # All outlines at once: (nuclei, 20 vertices), then one polygon call each.
+    ny, nx, ry, rx, a, dens = (
+        np.asarray(col, dtype=np.float64)[:, None] for col in zip(*nuclei, strict=True)
+    )
+    t = np.linspace(0.0, 2.0 * np.pi, 20, endpoint=False)[None, :]
+    wobble = np.ones((len(nuclei), 1))
+    if atypical:  # pleomorphic: irregular, lumpy outlines
+        p2, p3 = rng.uniform(0, 2 * np.pi, (2, len(nuclei), 1))
+        wobble = 1.0 + 0.08 * np.sin(2 * t + p2) + 0.06 * np.sin(3 * t + p3)
+    u, v = rx * wobble * np.cos(t), ry * wobble * np.sin(t)
     to_px = (size * scale - 1) / 2.0
-    for ny, nx, ry, rx, a, dens in nuclei:
-        wobble: np.ndarray | float = 1.0
-        if atypical:  # pleomorphic: irregular, lumpy outlines
-            wobble = (
-                1.0
-                + 0.08 * np.sin(2 * t + rng.uniform(0, 6.3))
-                + 0.06 * np.sin(3 * t + rng.uniform(0, 6.3))
-            )
-        u, v = rx * wobble * np.cos(t), ry * wobble * np.sin(t)
-        px_x = (nx + u * np.cos(a) - v * np.sin(a) + 1.0) * to_px
-        px_y = (ny + u * np.sin(a) + v * np.cos(a) + 1.0) * to_px
-        draw.polygon(list(zip(px_x.tolist(), px_y.tolist(), strict=True)), fill=float(dens))
-        if atypical:
-            for _ in range(int(rng.integers(1, 3))):
-                oy = (ny + rng.normal(0, ry / 4) + 1.0) * to_px
-                ox = (nx + rng.normal(0, rx / 4) + 1.0) * to_px
-                draw.ellipse((ox - 2.4, oy - 2.4, ox + 2.4, oy + 2.4), fill=float(dens) + 0.8)
+    xs = ((nx + u * np.cos(a) - v * np.sin(a) + 1.0) * to_px).tolist()
+    ys = ((ny + u * np.sin(a) + v * np.cos(a) + 1.0) * to_px).tolist()
+    fills = dens[:, 0].tolist()
+    for px_x, px_y, fill in zip(xs, ys, fills, strict=True):
+        draw.polygon(list(zip(px_x, px_y, strict=True)), fill=fill)
+    if atypical:
+        # One or two dark nucleoli inside each nucleus.
+        count = rng.integers(1, 3, len(nuclei))
+        idx = np.repeat(np.arange(len(nuclei)), count)
+        oy = (ny[idx, 0] + rng.normal(0, 1, len(idx)) * ry[idx, 0] / 4 + 1.0) * to_px
+        ox = (nx[idx, 0] + rng.normal(0, 1, len(idx)) * rx[idx, 0] / 4 + 1.0) * to_px
+        for cy, cx, fill in zip(
+            oy.tolist(), ox.tolist(), (dens[idx, 0] + 0.8).tolist(), strict=True
+        ):
+            draw.ellipse((cx - 2.4, cy - 2.4, cx + 2.4, cy + 2.4), fill=fill)
     small = canvas.resize((size, size), Image.Resampling.BOX)
     density = np.asarray(small, dtype=np.float32)
     if atypical:
         density = density * (0.8 + 0.2 * rng.random((size, size), dtype=np.float32))
     return density
-
-
-def _rotate_like(field: np.ndarray, angle: float, rng: np.random.Generator) -> np.ndarray:
-    """Rotate a texture by ``angle`` (nearest neighbour, wrapping): fibres run any direction."""
-    size = field.shape[0]
-    i, j = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    c, s = np.cos(angle), np.sin(angle)
-    si = np.round(c * (i - size / 2) - s * (j - size / 2) + size / 2).astype(int) % size
-    sj = np.round(s * (i - size / 2) + c * (j - size / 2) + size / 2).astype(int) % size
-    return field[si, sj]

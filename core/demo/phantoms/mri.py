@@ -62,7 +62,10 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     if visual != "none":
         # Somewhere in one hemisphere's white matter, away from the ventricles.
         for _ in range(50):
-            ly, lx = rng.uniform(-0.55, 0.55), rng.uniform(0.2, 0.48) * rng.choice([-1.0, 1.0])
+            ly, lx = (
+                rng.uniform(-0.55, 0.55),
+                rng.uniform(0.2, 0.48) * float(rng.choice([-1.0, 1.0])),
+            )
             if np.hypot((ly - cy) / ry, lx / rx) < 0.7:
                 break
         r = rng.uniform(0.09, 0.19)

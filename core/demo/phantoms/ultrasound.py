@@ -47,7 +47,7 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     if visual != "none":
         lr = rng.uniform(0.3, 0.68) * (R_FAR - R_NEAR) + R_NEAR
         lt = rng.uniform(-0.6, 0.6) * half_angle
-        ly, lx = APEX_Y + lr * np.cos(lt), lr * np.sin(lt)
+        ly, lx = float(APEX_Y + lr * np.cos(lt)), float(lr * np.sin(lt))
         size_r = rng.uniform(0.1, 0.2)
         ang = np.arctan2(y - ly, x - lx)
         wob = lobulated_radius(rng, ang, 0.02 if visual == "cyst" else 0.25)
@@ -80,6 +80,9 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     # Depth marks along the sector's right edge, as scanners draw them.
     for k in range(1, 5):
         rk = R_NEAR + k * (R_FAR - R_NEAR) / 5
-        my, mx = APEX_Y + rk * np.cos(half_angle + 0.06), rk * np.sin(half_angle + 0.06)
+        my, mx = (
+            float(APEX_Y + rk * np.cos(half_angle + 0.06)),
+            float(rk * np.sin(half_angle + 0.06)),
+        )
         img = np.where(np.hypot(y - my, x - mx) < 0.012, 0.8, img)
     return np.clip(img, 0.0, 1.0).astype(np.float32), lesion
