@@ -1,21 +1,14 @@
-"""DICOM through pydicom: decode the first frame for display, and write de-identified copies.
+"""DICOM through pydicom: decode the first frame for display (``core.dicom_deid`` writes the
+de-identified copies).
 
 Decoding follows the display pipeline of PS3.3 C.11: stored values -> modality LUT or rescale
 slope/intercept -> VOI LUT or window centre/width (else the frame's own range) -> MONOCHROME1 /
 Presentation LUT inversion. Colour stays colour: YBR is converted to RGB by pydicom, palette
 colour goes through its LUT, and more than 8 bits are scaled down to 8.
-
-De-identification is an allowlist, not a blocklist: the stored copy holds only the pixel module,
-the modality and VOI LUT modules, the modality, pixel spacing and study date. Every name, id,
-UID, date of birth, institution, physician, private tag and overlay is dropped; the instance UID
-is replaced by one derived from the pixel bytes, so the same image always gives the same file.
-Text burned into the pixels cannot be removed this way (docs/cases.md).
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import io
 import os
 import warnings
@@ -24,73 +17,19 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from core.images import ImageError, LoadedImage, apply_window
 
-# What the de-identified copy keeps: display and provenance, nothing about the patient.
-KEEP_KEYWORDS: tuple[str, ...] = (
-    # Image pixel module
-    "SamplesPerPixel",
-    "PhotometricInterpretation",
-    "Rows",
-    "Columns",
-    "BitsAllocated",
-    "BitsStored",
-    "HighBit",
-    "PixelRepresentation",
-    "PlanarConfiguration",
-    "PixelAspectRatio",
-    "SmallestImagePixelValue",
-    "LargestImagePixelValue",
-    "PixelPaddingValue",
-    "PixelPaddingRangeLimit",
-    "NumberOfFrames",
-    "FrameIncrementPointer",
-    "RedPaletteColorLookupTableDescriptor",
-    "GreenPaletteColorLookupTableDescriptor",
-    "BluePaletteColorLookupTableDescriptor",
-    "RedPaletteColorLookupTableData",
-    "GreenPaletteColorLookupTableData",
-    "BluePaletteColorLookupTableData",
-    "SegmentedRedPaletteColorLookupTableData",
-    "SegmentedGreenPaletteColorLookupTableData",
-    "SegmentedBluePaletteColorLookupTableData",
-    "ICCProfile",
-    "ColorSpace",
-    "LossyImageCompression",
-    "LossyImageCompressionRatio",
-    "LossyImageCompressionMethod",
-    "BurnedInAnnotation",
-    # Modality LUT, VOI LUT, presentation
-    "RescaleSlope",
-    "RescaleIntercept",
-    "RescaleType",
-    "ModalityLUTSequence",
-    "WindowCenter",
-    "WindowWidth",
-    "WindowCenterWidthExplanation",
-    "VOILUTFunction",
-    "VOILUTSequence",
-    "PresentationLUTShape",
-    # Provenance
-    "SOPClassUID",
-    "Modality",
-    "StudyDate",
-    "PixelSpacing",
-    "ImagerPixelSpacing",
-)
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
-SECONDARY_CAPTURE = UID("1.2.840.10008.5.1.4.1.1.7")
 
 
 def looks_like_dicom(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` parses as a DICOM data set with image rows (a file with no preamble)."""
     try:
-        ds = _read(Path(path), defer=True)
+        ds = read_dataset(Path(path), defer=True)
     except ImageError:
         return False
     return "Rows" in ds and any(k in ds for k in PIXEL_KEYWORDS)
@@ -104,7 +43,7 @@ def load_dicom(path: str | os.PathLike[str]) -> LoadedImage:
             truncated pixel data, or an unsupported photometric interpretation.
     """
     p = Path(path)
-    return decode_dataset(_read(p), p)
+    return decode_dataset(read_dataset(p), p)
 
 
 def load_dicom_bytes(data: bytes, name: str) -> LoadedImage:
@@ -112,7 +51,13 @@ def load_dicom_bytes(data: bytes, name: str) -> LoadedImage:
     return decode_dataset(_read_from(io.BytesIO(data), Path(name)), Path(name))
 
 
-def _read(p: Path, defer: bool = False) -> Dataset:
+def read_dataset(p: Path, defer: bool = False) -> Dataset:
+    """The data set of the DICOM file at ``p`` (forced read; a missing transfer syntax is
+    inferred from the encoding). ``defer`` leaves large values unread.
+
+    Raises:
+        ImageError: the file cannot be read or parsed.
+    """
     try:
         with open(p, "rb") as fh:
             return _read_from(fh, p, defer)
@@ -148,8 +93,9 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
-def _flatten_functional_groups(ds: Dataset) -> None:
-    """Enhanced multi-frame objects keep rescale, window and spacing per frame; lift frame 0's."""
+def flatten_functional_groups(ds: Dataset) -> None:
+    """Enhanced multi-frame objects keep rescale, window and spacing per frame; copy frame 0's
+    to the top level (where the display pipeline and the de-identified copy look), in place."""
     wanted = {
         "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept", "RescaleType"),
         "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "VOILUTFunction"),
@@ -174,7 +120,7 @@ def decode_dataset(ds: Dataset, p: Path) -> LoadedImage:
         sop = ds.get("SOPClassUID")
         kind = f" ({UID(str(sop)).name})" if sop else ""
         raise ImageError(p, f"DICOM file has no pixel data{kind}: not an image")
-    _flatten_functional_groups(ds)
+    flatten_functional_groups(ds)
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     try:
         with warnings.catch_warnings():
@@ -306,77 +252,3 @@ def _meta(ds: Dataset) -> dict[str, Any]:
     if len(date) == 8 and date.isdigit():
         meta["study_date"] = f"{date[:4]}-{date[4:6]}-{date[6:]}"
     return meta
-
-
-def deidentified_bytes(path: str | os.PathLike[str]) -> bytes:
-    """A DICOM file holding only ``KEEP_KEYWORDS`` and the pixels of the file at ``path``.
-
-    Compressed pixel data is kept as it is (same transfer syntax); native data is written as
-    Explicit VR Little Endian (big-endian samples byte-swapped).
-    The SOP Instance UID is derived from the pixel bytes, so the output is deterministic.
-
-    Raises:
-        ImageError: the file cannot be read, or has no pixel data.
-    """
-    p = Path(path)
-    src = _read(p)
-    if not any(k in src for k in PIXEL_KEYWORDS):
-        raise ImageError(p, "DICOM file has no pixel data: not an image")
-    _flatten_functional_groups(src)
-    ts = UID(str(src.file_meta.TransferSyntaxUID))
-    out = Dataset()
-    for kw in KEEP_KEYWORDS:
-        if kw in src:
-            out[kw] = copy.deepcopy(src[kw])
-    try:
-        for kw in PIXEL_KEYWORDS:
-            if kw in src:
-                out[kw] = _pixel_element(src, kw, ts)
-    except Exception as exc:
-        raise ImageError(p, f"cannot copy the pixel data ({type(exc).__name__}: {exc})") from exc
-    out_ts = ts if ts.is_encapsulated else ExplicitVRLittleEndian
-    digest = hashlib.sha256(_pixel_bytes(out)).hexdigest()
-    uid = pydicom.uid.generate_uid(entropy_srcs=[digest])
-    sop_class = UID(str(out.get("SOPClassUID") or SECONDARY_CAPTURE))
-    out.SOPClassUID = sop_class
-    out.SOPInstanceUID = uid
-    out.PatientIdentityRemoved = "YES"
-    out.DeidentificationMethod = "MedGemma Reviewer allowlist: pixels, LUTs, modality, spacing"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = uid
-    meta.TransferSyntaxUID = out_ts
-    out.file_meta = meta
-    buf = io.BytesIO()
-    out.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
-def _pixel_element(src: Dataset, kw: str, ts: UID) -> DataElement:
-    """The pixel element, little-endian with an explicit VR unless it is encapsulated."""
-    elem = copy.deepcopy(src[kw])
-    if ts.is_encapsulated:
-        return elem
-    if kw == "PixelData" and elem.VR not in ("OB", "OW"):
-        elem.VR = "OW" if int(src.get("BitsAllocated", 8)) > 8 else "OB"
-    if not ts.is_little_endian:
-        # Swap each sample the way pydicom reads it (one unit of Bits Allocated / 8 bytes).
-        # OW data is swapped by at least 16-bit words, even for 8-bit samples; OB never.
-        bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(kw)
-        size = (bits or int(src.get("BitsAllocated", 8))) // 8
-        if elem.VR == "OW":
-            size = max(size, 2)
-        elif elem.VR == "OB":
-            size = 1
-        if size > 1 and len(elem.value) % size == 0:
-            raw = np.frombuffer(elem.value, dtype=f">u{size}")
-            elem.value = raw.astype(f"<u{size}").tobytes()
-    return elem
-
-
-def _pixel_bytes(ds: Dataset) -> bytes:
-    for kw in PIXEL_KEYWORDS:
-        if kw in ds:
-            value = ds[kw].value
-            return value if isinstance(value, bytes) else bytes(str(value), "ascii")
-    return b""

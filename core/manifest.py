@@ -243,7 +243,8 @@ def store_image(path: Path, images_dir: Path) -> tuple[str, LoadedImage]:
     """
     loaded = load_image(path)
     if loaded.meta.get("format") == "dicom":
-        from core.dicom import deidentified_bytes, load_dicom_bytes
+        from core.dicom import load_dicom_bytes
+        from core.dicom_deid import deidentified_bytes
 
         data = deidentified_bytes(path)
         loaded = load_dicom_bytes(data, str(path))

@@ -11,7 +11,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 
-from core.dicom import KEEP_KEYWORDS, deidentified_bytes, load_dicom_bytes
+from core.dicom import load_dicom_bytes
+from core.dicom_deid import KEEP_KEYWORDS, deidentified_bytes
 from core.images import ImageError, load_image
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
