@@ -27,6 +27,7 @@ from app.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_common, work
 from core.cases import Case
 
 if TYPE_CHECKING:
+    from core.knowledge import KnowledgeTable
     from core.verdicts import Verdict
     from feedback_db import Store
 
@@ -106,6 +107,16 @@ def load_cases(store: Store, split: str) -> list[Case]:
     return [case_from_record(r) for r in store.get_cases(ids)]
 
 
+def _knowledge_table(path: str | None) -> KnowledgeTable | None:
+    """The table at ``path`` (None: the shipped one). Raises CommandError naming file and field."""
+    from core.knowledge import KnowledgeError, load_knowledge
+
+    try:
+        return load_knowledge(path) if path else None
+    except KnowledgeError as exc:
+        raise CommandError(str(exc)) from exc
+
+
 def run_heuristic(cases: Sequence[Case], knowledge: str | None) -> dict[str, Verdict]:
     """Run the text heuristic on ``cases`` now.
 
@@ -113,13 +124,8 @@ def run_heuristic(cases: Sequence[Case], knowledge: str | None) -> dict[str, Ver
         CommandError: the knowledge table cannot be read (the message names the file and field).
     """
     from core.backends.heuristic import HeuristicBackend
-    from core.knowledge import KnowledgeError, load_knowledge
 
-    try:
-        table = load_knowledge(knowledge) if knowledge else None
-    except KnowledgeError as exc:
-        raise CommandError(str(exc)) from exc
-    verdicts = HeuristicBackend(table).predict(cases, batch_size=256)
+    verdicts = HeuristicBackend(_knowledge_table(knowledge)).predict(cases, batch_size=256)
     return {c.case_id: v for c, v in zip(cases, verdicts, strict=True)}
 
 
@@ -156,28 +162,31 @@ def load_verdict_set(
     return VerdictSet(version, "store", verdicts)
 
 
-def read_manifest_cases(path: str) -> tuple[list[Case], int]:
-    """The cases of a manifest and how many rows were rejected (reported on stderr).
+def read_manifest_cases(path: str, knowledge: str | None) -> tuple[list[Case], int]:
+    """The cases of a manifest and how many rows were rejected (each reported on stderr).
+
+    The manifest reader checks every row and decodes every image, so a bad row is reported here
+    just as ``medreview import`` would; the images are copied to a temporary folder that is
+    removed afterwards, since nothing is stored.
 
     Raises:
-        CommandError: no manifest reader in this version, or the file cannot be read at all.
+        CommandError: no such file, no manifest reader in this version, or a bad knowledge table.
     """
-    import importlib
-    import importlib.util
+    import tempfile
 
-    if importlib.util.find_spec("core.manifest") is None:
-        raise CommandError("reading manifests is not available yet in this version (core.manifest)")
-    manifest = importlib.import_module("core.manifest")
     try:
-        result: Any = manifest.read_manifest(path)
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"{path}: {exc}") from exc
-    if isinstance(result, list):
-        return list(result), 0
-    problems = list(getattr(result, "errors", None) or getattr(result, "rejected", None) or [])
-    for problem in problems:
+        from core.manifest import read_manifest
+    except ImportError as exc:
+        raise CommandError(f"case manifests cannot be read in this version ({exc})") from exc
+    p = Path(path)
+    if not p.exists():
+        raise CommandError(f"{path}: no such file or folder")
+    table = _knowledge_table(knowledge)
+    with tempfile.TemporaryDirectory(prefix="medreview-evaluate-") as tmp:
+        result = read_manifest(p, Path(tmp) / "images", knowledge=table)
+    for problem in result.errors:
         print(f"medreview evaluate: {problem}", file=sys.stderr)
-    return list(result.cases), len(problems)
+    return list(result.cases), len(result.errors)
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -208,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     if args.manifest:
         if args.backend is None:
             raise CommandError("--manifest needs --backend (heuristic)")
-        cases, rejected = read_manifest_cases(args.manifest)
+        cases, rejected = read_manifest_cases(args.manifest, args.knowledge)
         if args.split != "all":
             # A manifest row without a split belongs to every split: it was given to be evaluated.
             cases = [c for c in cases if c.split in (None, args.split)]
@@ -229,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [c.case_id for c in cases if c.case_id not in verdicts]
     scored = [c for c in cases if c.case_id in verdicts]
     if not scored:
-        raise CommandError(f"no cases to evaluate in the {args.split} split")
+        hint = "" if args.split == "all" else " (--split all takes every case)"
+        raise CommandError(f"no cases to evaluate in the {args.split} split{hint}")
     if missing:
         report_missing("evaluate", name, missing)
     try:

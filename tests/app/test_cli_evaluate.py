@@ -133,3 +133,52 @@ def test_stored_heuristic_predictions_win_over_running_it(
     assert main(["evaluate", "--workspace", str(ws), "--version", "heuristic"]) == 0
     out = capsys.readouterr().out
     assert "(store)" in out and "Critical misses (2 of 2)" in out
+
+
+def _manifest(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    Image.new("L", (16, 16), 80).save(folder / "a.png")
+    rows = [
+        "case_id,modality,image,finding,treatment,error_type,severity,split",
+        "m1,xray,a.png,Pneumothorax,Lobectomy,treatment_mismatch,critical,test",
+        "m2,x-ray,a.png,Pneumothorax,Chest tube insertion,none,,test",
+        "m3,mri,a.png,Intracranial mass,Dexamethasone,unsupported_by_image,,test",
+        "m4,ultrasound,a.png,No focal lesion,Observation and no treatment,none,,train",
+        "m5,ct,a.png,Pneumothorax,Lobectomy,none,,test",
+    ]
+    path = folder / "cases.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_manifest_with_the_heuristic_needs_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _manifest(tmp_path)
+    out = tmp_path / "m.json"
+    code = main(["evaluate", "--manifest", str(path), "--backend", "heuristic", "--json", str(out)])
+    assert code == 1  # the ct row is rejected, and reported with its file and line
+    captured = capsys.readouterr()
+    assert "cases.csv:6: unknown modality 'ct'" in captured.err
+    doc = json.loads(out.read_text())
+    assert doc["n"] == 3 and (doc["tp"], doc["fn"], doc["tn"]) == (1, 1, 1)
+    # m3's severity was completed from the knowledge table (Dexamethasone: moderate).
+    assert doc["critical_misses"] == 0 and doc["n_critical"] == 1
+    assert not (tmp_path / "medreview.db").exists()
+    assert (
+        main(["evaluate", "--manifest", str(path), "--backend", "heuristic", "--split", "all"]) == 1
+    )
+    # m4: the treatment is not in the table at all, so it is flagged (a false alarm here).
+    assert "4 cases with ground truth" in capsys.readouterr().out
+
+
+def test_manifest_needs_a_backend_and_an_existing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", "--manifest", str(_manifest(tmp_path))]) == 2
+    assert "--manifest needs --backend" in capsys.readouterr().err
+    assert main(["evaluate", "--manifest", str(tmp_path / "no.csv"), "--backend", "heuristic"]) == 2
+    assert "no.csv: no such file" in capsys.readouterr().err
