@@ -102,8 +102,10 @@ def apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     """True when the file carries the DICOM magic (``DICM`` at byte 128) or a DICOM suffix."""
     p = Path(path)
-    if p.suffix.lower() in DICOM_SUFFIXES:
-        return True
+    return p.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(p)
+
+
+def _has_dicom_magic(p: Path) -> bool:
     try:
         with open(p, "rb") as fh:
             head = fh.read(132)
@@ -130,7 +132,15 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     if is_dicom_file(p):
         from core.dicom import load_dicom
 
-        return load_dicom(p)
+        try:
+            return load_dicom(p)
+        except ImageError as not_dicom:
+            if _has_dicom_magic(p):
+                raise
+            try:  # a PNG or JPEG misnamed .dcm still shows
+                return _load_pil(p)
+            except (_NotPil, ImageError):
+                raise not_dicom from None
     try:
         return _load_pil(p)
     except _NotPil:

@@ -144,3 +144,14 @@ def test_window_and_windowed() -> None:
     colour = LoadedImage(np.zeros((2, 2, 3), np.uint8), False)
     with pytest.raises(ValueError, match="greyscale"):
         colour.windowed(0.5, 1.0)
+
+
+def test_misnamed_files_are_read_by_content(tmp_path: Path) -> None:
+    arr = _ramp(np.uint8, 255)
+    Image.fromarray(arr).save(tmp_path / "really_png.dcm", format="PNG")
+    img = load_image(tmp_path / "really_png.dcm")
+    assert img.meta["format"] == "png"
+    np.testing.assert_array_equal(np.asarray(img.to_pil()), arr)
+    (tmp_path / "junk.dcm").write_bytes(b"\x00" * 300)
+    with pytest.raises(ImageError, match=r"junk\.dcm"):
+        load_image(tmp_path / "junk.dcm")
