@@ -42,7 +42,7 @@ def test_same_seed_same_bytes_other_seed_other_cases(tmp_path: Path) -> None:
     assert _files(tmp_path / "c")[MANIFEST_NAME] != files_a[MANIFEST_NAME]
 
 
-@pytest.mark.parametrize("n", [200, 600])
+@pytest.mark.parametrize("n", [140, 200, 600])
 def test_every_finding_of_every_modality_in_every_split(n: int) -> None:
     plan = _plan(n)
     assert len(plan) == n
