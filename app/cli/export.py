@@ -9,7 +9,6 @@ rows were left out (each named on stderr), 2 for a usage error or a failure that
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
@@ -26,47 +25,8 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p.set_defaults(func=run)
 
 
-def to_png(path: Path) -> tuple[bytes, str]:
-    """A non-PNG/JPEG image (DICOM, TIFF) as de-identified 8-bit PNG bytes: pixels only.
-
-    DICOM: rescale and the VOI LUT/window applied, MONOCHROME1 inverted, first frame of a
-    multi-frame; no tag is carried over. Raises ValueError for an unreadable file.
-    """
-    import numpy as np
-    from PIL import Image
-
-    if path.suffix.lower() in (".dcm", ".dicom") or _is_dicom(path):
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-        ds = pydicom.dcmread(path)
-        arr = ds.pixel_array
-        if getattr(ds, "NumberOfFrames", 1) and int(getattr(ds, "NumberOfFrames", 1)) > 1:
-            arr = arr[0]
-        arr = apply_voi_lut(apply_modality_lut(arr, ds), ds).astype(np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-            arr = 255.0 - arr
-        img = Image.fromarray(arr.astype(np.uint8), "L" if arr.ndim == 2 else "RGB")
-    else:
-        with Image.open(path) as src:
-            src.seek(0)
-            img = src.convert("RGB" if src.mode not in ("L", "I;16", "I") else "L")
-    buf = io.BytesIO()
-    Image.frombytes(img.mode, img.size, img.tobytes()).save(buf, format="PNG")  # pixels, no metadata
-    return buf.getvalue(), "png"
-
-
-def _is_dicom(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
+    from core.images import to_png_bytes  # DICOM/TIFF -> de-identified PNG (pixels only)
     from feedback_db import StoreError, open_store
     from feedback_db.export import export_feedback
 
@@ -83,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with progress_for(args) as progress:
             result = export_feedback(store, out, workspace_root=ws.root, fmt=args.format,
-                                     reviewer=args.reviewer, image_converter=to_png, progress=progress)
+                                     reviewer=args.reviewer, image_converter=to_png_bytes, progress=progress)
     except (StoreError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from exc
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from app.cli.main import main
 from app.workspace import Workspace
-from feedback_db import RatingIn, open_store
+from feedback_db import CaseIn, PredictionIn, RatingIn, open_store
 from tests.feedback_db.factory import seed
 from tests.feedback_db.old_stores import DATA
 
@@ -99,30 +99,43 @@ def test_export_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_export_converts_dicom_without_its_tags(tmp_path: Path) -> None:
+    """The CLI passes core's DICOM renderer to the export: pixels only, no tags."""
     import numpy as np
+    import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    from app.cli.export import to_png
-
-    ds = __import__("pydicom").Dataset()
+    ds = pydicom.Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.PatientName = "Doe^Jane"
+    ds.PatientID = "MRN-0042"
     ds.Rows, ds.Columns = 4, 4
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
     ds.PixelRepresentation, ds.SamplesPerPixel = 0, 1
     ds.PhotometricInterpretation = "MONOCHROME1"
     ds.PixelData = np.arange(16, dtype=np.uint16).reshape(4, 4).tobytes()
-    path = tmp_path / "x.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    data, ext = to_png(path)
-    assert ext == "png" and data.startswith(b"\x89PNG") and b"Doe" not in data
+    ws = _workspace(tmp_path, rate=False)
+    ds.save_as(ws.root / "images" / "scan.dcm", enforce_file_format=True)
+    store = open_store(ws.db_url)
+    store.add_cases([CaseIn("c-dcm", "xray", "images/scan.dcm", "Fracture", "Cast")])
+    store.add_predictions("base", [PredictionIn("c-dcm", "CORRECT", "fits", "CORRECT - fits", 0.6)])
+    store.add_predictions("v2", [PredictionIn("c-dcm", "ERROR", "no", "ERROR - no", 0.6)])
+    a, b = store.predictions_for_case("c-dcm")
+    reviewer = store.ensure_reviewer("dr-lee", "radiologist")
+    store.add_rating(RatingIn("c-dcm", reviewer.id, a.id, b.id, "a", "CORRECT"))
+    store.close()
+    out = tmp_path / "share" / "expert_feedback.jsonl"
+    assert main(["export", str(out), "--workspace", str(ws.root)]) == 0
+    [line] = [json.loads(x) for x in out.read_text().splitlines()]
+    data = (out.parent / line["images"][0]).read_bytes()
+    assert line["images"][0].endswith(".png") and data.startswith(b"\x89PNG")
+    assert b"Doe" not in data and b"MRN-0042" not in data
     from io import BytesIO
 
     from PIL import Image
 
     img = Image.open(BytesIO(data))
-    assert img.getpixel((0, 0)) == 255 and img.getpixel((3, 3)) == 0  # MONOCHROME1 inverted
+    assert img.getpixel((0, 0)) > img.getpixel((3, 3))  # MONOCHROME1: low values shown bright
