@@ -64,9 +64,17 @@ class ImportResult:
     errors: list[LineError] = field(default_factory=list)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open("r", encoding="utf-8", errors="strict") as fh:
-        for number, raw in enumerate(fh, start=1):
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) of the non-blank lines; text None for a line that is not UTF-8."""
+    with path.open("rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            if number == 1 and data.startswith(b"\xef\xbb\xbf"):  # a BOM from Windows editors
+                data = data[3:]
+            try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+                continue
             if raw.strip():
                 yield number, raw.rstrip("\r\n")
 
@@ -78,11 +86,13 @@ def looks_like_feedback(path: Path) -> bool:
     try:
         for _, raw in _lines(path):
             try:
-                data = json.loads(raw)
+                data = json.loads(raw) if raw is not None else None
             except json.JSONDecodeError:
                 continue
+            if data is None:
+                continue
             return isinstance(data, dict) and "chosen" in data and "rejected" in data
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return False
     return False
 
@@ -147,11 +157,13 @@ def import_feedback(
     parsed: list[FeedbackLine] = []
     try:
         raw_lines = list(_lines(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{path}: cannot read: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     total = len(raw_lines)
     for i, (number, raw) in enumerate(raw_lines, start=1):
         try:
+            if raw is None:
+                raise ValueError("not UTF-8 text")
             item = parse_line(number, raw)
             missing = [p for p in item.images if not (folder / p).is_file()]
             if missing:

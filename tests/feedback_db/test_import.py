@@ -135,3 +135,25 @@ def test_detects_feedback_files(exported: Path, tmp_path: Path) -> None:
     csv = tmp_path / "cases.csv"
     csv.write_text("chosen,rejected\n")
     assert not looks_like_feedback(csv)
+
+
+def test_windows_line_endings_and_bom_are_accepted(exported: Path, other: Store) -> None:
+    path = exported.with_name("windows.jsonl")
+    path.write_bytes(b"\xef\xbb\xbf" + exported.read_bytes().replace(b"\n", b"\r\n"))
+    assert looks_like_feedback(path)
+    res = import_feedback(other, path)
+    assert (res.ratings, res.errors) == (3, [])
+
+
+def test_a_line_that_is_not_utf8_is_reported(exported: Path, other: Store) -> None:
+    path = exported.with_name("latin1.jsonl")
+    path.write_bytes(exported.read_bytes() + b'{"chosen": "caf\xe9"}\n')
+    res = import_feedback(other, path)
+    assert res.ratings == 3 and [(e.line, e.message) for e in res.errors] == [(5, "not UTF-8 text")]
+
+
+def test_unreadable_file_is_a_store_error(other: Store, tmp_path: Path) -> None:
+    from feedback_db import StoreError
+
+    with pytest.raises(StoreError, match="cannot read"):
+        import_feedback(other, tmp_path)  # a folder
