@@ -147,3 +147,9 @@ def rotate(img: np.ndarray, degrees: float, keep_corners: bool = True) -> np.nda
     ones = Image.fromarray(np.ones_like(img, dtype=np.float32), mode="F")
     cover = np.asarray(ones.rotate(degrees, resample=Image.Resampling.BILINEAR), dtype=np.float32)
     return (out + (1.0 - cover) * img).astype(np.float32)
+
+
+def upscale(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize a float image to ``size`` x ``size`` (bicubic)."""
+    im = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
+    return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from core.demo.phantoms._common import blur, ellipse, grid, lobulated_radius, rotate, smooth_noise
+from core.demo.phantoms._common import (
+    blur,
+    ellipse,
+    grid,
+    lobulated_radius,
+    rotate,
+    smooth_noise,
+    upscale,
+)
 
 VISUALS = ("opacity", "nodule", "pneumothorax", "none")
 
@@ -21,7 +29,10 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     """A float32 greyscale image in [0, 1] showing ``visual``, and where the finding lies."""
     if visual not in VISUALS:
         raise ValueError(f"xray phantom: unknown visual {visual!r}; expected one of {VISUALS}")
-    y, x = grid(size)
+    # The anatomy is smooth: draw it at half resolution, upsample, then add full-resolution noise.
+    work = max(32, size // 2)
+    px = work / size  # sigmas below are in output pixels
+    y, x = grid(work)
     rx_body = rng.uniform(0.84, 0.93)
     body = ellipse(y, x, 0.25, 0.0, 1.15, rx_body, soft=0.08)
     # Thicker in the middle, so brighter there.
@@ -65,8 +76,8 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     img = img - 0.3 * visible + 0.06 * dense
 
     # Vessel markings: a branching network (zero crossings of smooth noise), fading outwards.
-    net = np.clip(1.0 - np.abs(smooth_noise(rng, size, 1.8)) / 0.3, 0.0, 1.0)
-    net = net * (0.6 + 0.4 * np.clip(smooth_noise(rng, size, 4.0), 0.0, 1.0))
+    net = np.clip(1.0 - np.abs(smooth_noise(rng, work, 1.8 * px)) / 0.3, 0.0, 1.0)
+    net = net * (0.6 + 0.4 * np.clip(smooth_noise(rng, work, 4.0 * px), 0.0, 1.0))
     hilum = np.minimum(np.hypot(y - 0.02, x + 0.16), np.hypot(y - 0.02, x - 0.16))
     markings = net * np.clip(1.0 - hilum / 0.8, 0.15, 1.0) * visible
 
@@ -103,14 +114,15 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
                 ),
             )
         cloud = (
-            np.clip(cloud * (0.85 + 0.15 * smooth_noise(rng, size, 5.0)), 0.0, 1.0) * lungs[side]
+            np.clip(cloud * (0.85 + 0.15 * smooth_noise(rng, work, 5.0 * px)), 0.0, 1.0)
+            * lungs[side]
         )
         img += rng.uniform(0.24, 0.34) * cloud  # consolidation stops at the pleura
         markings *= 1.0 - cloud
         lesion = {"y": ly, "x": lx, "r": r}
     elif visual == "nodule":
         ly, lx = _point_in(own, rng, y, x)
-        r = rng.uniform(0.035, 0.07)
+        r = rng.uniform(0.045, 0.075)
         theta = np.arctan2(y - ly, x - lx)
         rr = np.hypot(y - ly, x - lx) / (r * lobulated_radius(rng, theta, 0.12))
         img += rng.uniform(0.2, 0.3) * np.clip((1.0 - rr) / 0.25 + 0.5, 0.0, 1.0)
@@ -129,7 +141,7 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
         lesion = {"side": "left" if sgn > 0 else "right", "r": round(1.0 - k, 4)}
     img += 0.1 * markings
 
-    img = blur(img, rng.uniform(0.5, 0.8))
+    img = upscale(blur(img, rng.uniform(0.5, 0.8) * px), size)
     img = rotate(img, rng.uniform(-2.5, 2.5))  # a slightly rotated patient
     img = np.clip(img, 0.0, 1.0) ** rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.2)
     img += rng.uniform(0.006, 0.02) * rng.standard_normal(img.shape, dtype=np.float32)
