@@ -26,6 +26,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -36,7 +37,7 @@ from feedback_db.errors import StoreError
 from feedback_db.export import ProgressLike
 from feedback_db.feedback_lines import FeedbackLine, parse_label, parse_line
 from feedback_db.models import CaseRow, ModelVersionRow, PredictionRow, RatingRow, ReviewerRow
-from feedback_db.ratings import insert_rating, standing
+from feedback_db.ratings import write_rating
 from feedback_db.records import RatingIn
 from feedback_db.store import Store, chunks
 
@@ -110,12 +111,36 @@ def _imported_version(s: Session) -> int:
     return row.id
 
 
-def _prediction(s: Session, vid: int, case_id: str, text: str) -> int:
-    label, reason = parse_label(text)
-    row = PredictionRow(version_id=vid, case_id=case_id, label=label, reason=reason, text=text)
-    s.add(row)
+def _predictions(s: Session, vid: int, case_id: str, texts: tuple[str, str]) -> tuple[int, int]:
+    """Store verdicts A and B of an imported rating; return their ids."""
+    rows = []
+    for text in texts:
+        label, reason = parse_label(text)
+        rows.append(PredictionRow(version_id=vid, case_id=case_id, label=label, reason=reason, text=text))
+    s.add_all(rows)
     s.flush()
-    return row.id
+    return rows[0].id, rows[1].id
+
+
+_Key = tuple[str, int]  # (case id, reviewer id)
+
+
+def _histories(s: Session, case_ids: list[str]) -> tuple[dict[_Key, set[datetime]], dict[_Key, tuple[int, datetime]]]:
+    """Per (case, reviewer id): the times of every rating row, and the standing row (id, time).
+
+    The chain of one reviewer on one case is linear (each new row supersedes the standing one),
+    so its standing row is the one with the highest id.
+    """
+    times: dict[_Key, set[datetime]] = defaultdict(set)
+    last: dict[_Key, tuple[int, datetime]] = {}
+    for chunk in chunks(case_ids):
+        stmt = select(RatingRow.id, RatingRow.case_id, RatingRow.reviewer_id, RatingRow.created_at).where(
+            RatingRow.case_id.in_(chunk)).order_by(RatingRow.id)
+        for rid, cid, reviewer_id, created in s.execute(stmt):
+            key = (cid, reviewer_id)
+            times[key].add(created)
+            last[key] = (rid, created)
+    return times, last
 
 
 def _as_rating(group: list[FeedbackLine]) -> tuple[str, str | None, str, str]:
@@ -194,6 +219,7 @@ def import_feedback(
             else:
                 groups[(item.case_id, item.reviewer, item.rated_at.isoformat())].append(item)
         vid: int | None = None
+        times, last = _histories(s, sorted({g[0].case_id for g in groups.values()}))
         ordered = sorted(groups.values(), key=lambda g: (g[0].rated_at, g[0].line))
         for done, group in enumerate(ordered, start=1):
             head = group[0]
@@ -209,27 +235,26 @@ def import_feedback(
                 reviewers[head.reviewer] = row.id
                 created.append(head.reviewer)
             rid = reviewers[head.reviewer]
-            when = head.rated_at.replace(tzinfo=None)
-            duplicate = s.scalar(select(RatingRow.id).where(
-                RatingRow.case_id == head.case_id, RatingRow.reviewer_id == rid, RatingRow.created_at == when))
-            if duplicate is not None:
+            key, when = (head.case_id, rid), head.rated_at.replace(tzinfo=None)
+            if when in times[key]:
                 skipped += 1
                 continue
-            current = standing(s, head.case_id, rid)
-            if current is not None and aware(current.created_at) > head.rated_at:
+            if key in last and aware(last[key][1]) > head.rated_at:
                 errors.extend(LineError(path, g.line, f"{head.reviewer} rated case {head.case_id} again later "
-                                        f"({aware(current.created_at):%Y-%m-%d %H:%M:%S}Z); the older rating is not applied")
+                                        f"({aware(last[key][1]):%Y-%m-%d %H:%M:%S}Z); the older rating is not applied")
                               for g in group)
                 continue
             vid = vid if vid is not None else _imported_version(s)
+            id_a, id_b = _predictions(s, vid, head.case_id, (text_a, text_b))
             rating = RatingIn(
-                case_id=head.case_id, reviewer_id=rid,
-                prediction_a_id=_prediction(s, vid, head.case_id, text_a),
-                prediction_b_id=_prediction(s, vid, head.case_id, text_b),
+                case_id=head.case_id, reviewer_id=rid, prediction_a_id=id_a, prediction_b_id=id_b,
                 preference=preference, true_label=head.true_label, severity=head.severity,
                 rationale=rationale, margin=head.margin,
             )
-            insert_rating(s, rating, rated_at=head.rated_at)
+            saved = write_rating(s, rating, head.reviewer, (text_a, text_b), last[key][0] if key in last else None,
+                                 head.rated_at)
+            times[key].add(when)
+            last[key] = (saved.id, when)
             ratings += 1
             if progress is not None and done % 1000 == 0:
                 progress.update("import", done, len(ordered))

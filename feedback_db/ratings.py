@@ -56,6 +56,21 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
             )
         texts.append(convert.prediction(pred, "").answer)
     previous = standing(s, rating.case_id, rating.reviewer_id)
+    return write_rating(
+        s, rating, reviewer.name, (texts[0], texts[1]), previous.id if previous is not None else None, rated_at
+    )
+
+
+def write_rating(
+    s: Session,
+    rating: RatingIn,
+    reviewer_name: str,
+    texts: tuple[str, str],
+    supersedes_id: int | None,
+    rated_at: datetime | None,
+) -> Rating:
+    """Insert a checked rating and its pairs. ``texts``: the answers of verdicts A and B;
+    ``supersedes_id``: the reviewer's standing row on the case (the import tracks it itself)."""
     row = RatingRow(
         case_id=rating.case_id,
         reviewer_id=rating.reviewer_id,
@@ -66,7 +81,7 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
         severity=rating.severity,
         rationale=rating.rationale,
         margin=rating.margin,
-        supersedes_id=previous.id if previous is not None else None,
+        supersedes_id=supersedes_id,
         retracted=False,
         created_at=convert.naive_utc(rated_at) if rated_at is not None else utcnow(),
     )
@@ -76,7 +91,7 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
     s.add_all(
         PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r) for c, r in pairs
     )
-    return convert.rating(row, reviewer.name)
+    return convert.rating(row, reviewer_name)
 
 
 class RatingsMixin:
