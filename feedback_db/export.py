@@ -103,7 +103,7 @@ def _meta(row: Any, reviewer: str, margin: float | None) -> dict[str, Any]:
     return meta
 
 
-def _trl_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
+def _trl_rows(reviewer_id: int | None) -> tuple[Any, Any]:
     stmt = (
         select(
             PreferencePairRow.chosen, PreferencePairRow.rejected, RatingRow.id.label("rating_id"),
@@ -123,10 +123,10 @@ def _trl_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
     if reviewer_id is not None:
         stmt = stmt.where(RatingRow.reviewer_id == reviewer_id)
         count = count.where(RatingRow.reviewer_id == reviewer_id)
-    return stmt, *_totals(store, count)
+    return stmt, count
 
 
-def _kto_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
+def _kto_rows(reviewer_id: int | None) -> tuple[Any, Any]:
     pa, pb = aliased(PredictionRow, name="pa"), aliased(PredictionRow, name="pb")
     stmt = (
         select(
@@ -148,14 +148,7 @@ def _kto_rows(store: Store, reviewer_id: int | None) -> tuple[Any, int, bool]:
     if reviewer_id is not None:
         stmt = stmt.where(RatingRow.reviewer_id == reviewer_id)
         count = count.where(RatingRow.reviewer_id == reviewer_id)
-    total, _ = _totals(store, count)
-    return stmt, total, False
-
-
-def _totals(store: Store, count: Any) -> tuple[int, bool]:
-    with store.sessions.scope("counting ratings to export") as s:
-        total, margins = s.execute(count).one()
-    return int(total), int(margins) > 0
+    return stmt, count
 
 
 def _answer(label: str, reason: str, text: str) -> str:
@@ -206,7 +199,7 @@ def export_feedback(
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     rid = _reviewer_id(store, reviewer)
-    stmt, total, with_margin = (_trl_rows if fmt == "trl" else _kto_rows)(store, rid)
+    stmt, count = (_trl_rows if fmt == "trl" else _kto_rows)(rid)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     images = ImageExporter(out.parent, Path(workspace_root), image_converter)
@@ -219,6 +212,9 @@ def export_feedback(
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh, store.sessions.scope("exporting ratings") as s:
+            # Counted in the same transaction as the rows, so the margin decision fits them.
+            total, margins = s.execute(count).one()
+            with_margin = fmt == "trl" and margins > 0
             if progress is not None:
                 progress.update("export", 0, total)
             # Plain rows through the session's connection: the ORM's per-row work is not needed.
