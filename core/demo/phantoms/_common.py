@@ -150,6 +150,6 @@ def rotate(img: np.ndarray, degrees: float, keep_corners: bool = True) -> np.nda
 
 
 def upscale(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize a float image to ``size`` x ``size`` (bicubic)."""
+    """Resize a float image to ``size`` x ``size`` (bicubic; the aspect ratio may change)."""
     im = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
     return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)

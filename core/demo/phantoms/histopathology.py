@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.demo.phantoms._common import blur, ellipse, grid, rotate, smooth_noise
+from core.demo.phantoms._common import blur, ellipse, grid, rotate, smooth_noise, upscale
 
 VISUALS = ("atypical", "normal")
 
@@ -32,7 +32,9 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     # Stroma: fibres as anisotropic noise along a random direction.
     angle = rng.uniform(0, np.pi)
     big = int(size * 1.42) + 2  # a canvas whose centre stays covered at any rotation
-    fibres = blur(rng.standard_normal((big, big), dtype=np.float32), (0.8, 4.0))
+    # Long along x: noise a quarter as wide, blurred, then stretched (cheaper than a wide blur).
+    fibres = blur(rng.standard_normal((big, big // 4), dtype=np.float32), (0.8, 1.0))
+    fibres = upscale(fibres, big)
     off = (big - size) // 2
     fibres = rotate(fibres, float(np.degrees(angle)), keep_corners=False)[
         off : off + size, off : off + size
@@ -113,7 +115,7 @@ def render(visual: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray
     eosin = blur(np.clip(eosin, 0.0, None), 0.5)
     od = rng.uniform(0.9, 1.15) * (haem[..., None] * HAEMATOXYLIN + eosin[..., None] * EOSIN)
     rgb = np.exp(-od * np.log(10.0) * 0.55)
-    rgb += 0.012 * rng.standard_normal(rgb.shape, dtype=np.float32)
+    rgb += 0.012 * rng.standard_normal((size, size, 1), dtype=np.float32)  # sensor noise
     info = {"nuclei": len(nuclei), "mean_radius_px": float(np.mean(sizes)) if sizes else 0.0}
     return np.clip(rgb, 0.0, 1.0).astype(np.float32), info
 
