@@ -8,10 +8,16 @@ A pair's prompt is the text of ``core.prompts.case_text``; the case is rebuilt f
 pair's metadata (``case_id``, ``modality``, ``error_type``, ``severity``), with the image path
 resolved against the feedback file's folder.
 
-Which pairs teach SFT (a gold answer): a pair whose chosen answer is the clinician's own rationale.
-The export marks those with ``"chosen_source": "rationale"`` (also accepted: ``"reviewer"``,
-``"clinician"``, or ``"rewritten": true``). With ``confirmed=True`` a chosen model verdict whose
-label agrees with the case's ground truth counts too (the clinician confirmed it).
+Ground truth for training: the case's own (``error_type``, ``severity``) where the export has it;
+otherwise the clinician's ``true_label`` is taken as the truth (``error_type`` ``reviewer_flagged``
+or ``none``), so the clinical reward can score answers on clinician-judged cases too.
+
+Which pairs teach SFT (a gold answer): the store's export does not say which chosen texts are the
+clinician's own rationale (``feedback_db.pairs``: a rationale replaces the preferred verdict as
+``"<true_label> - <rationale>"``), so the rule is: a chosen answer whose label is the clinician's
+``true_label`` is gold: either their rewritten rationale or a verdict they confirmed. A row marked
+``"chosen_source": "rationale"`` (or ``"rewritten": true``) is counted as rewritten. With
+``confirmed=False`` only rows so marked are used.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class PreferencePair:
     margin: float | None = None
     rewritten: bool = False
     reviewer: str | None = None
+    true_label: str | None = None
     line: int = 0
 
 
@@ -99,14 +106,18 @@ def _pair_from_row(row: dict[str, Any], base: Path, where: str, line: int) -> Pr
         raise FeedbackFileError(f"{where}: the prompt lacks Modality/Clinical Finding/Treatment")
     images = row.get("images") or []
     image = str(base / images[0]) if images else ""
+    true_label = str(row["true_label"]).upper() if row.get("true_label") else None
+    error_type = row.get("error_type")
+    if error_type is None and true_label in ("ERROR", "CORRECT"):
+        error_type = "reviewer_flagged" if true_label == "ERROR" else "none"
     case = Case(
         case_id=str(row.get("case_id") or f"line-{line}"),
         modality=str(modality),
         image=image,
         finding=fields["finding"],
         treatment=fields["treatment"],
-        error_type=row.get("error_type"),
-        severity=row.get("severity") or None,
+        error_type=error_type,
+        severity=(row.get("severity") or None) if error_type != "none" else None,
         split=row.get("split"),
     )
     source = str(row.get("chosen_source") or "").lower()
@@ -118,6 +129,7 @@ def _pair_from_row(row: dict[str, Any], base: Path, where: str, line: int) -> Pr
         margin=None if margin is None else float(margin),
         rewritten=bool(row.get("rewritten")) or source in REWRITE_SOURCES,
         reviewer=row.get("reviewer"),
+        true_label=true_label or case.truth_label,
         line=line,
     )
 
@@ -211,6 +223,7 @@ def write_feedback(path: str | Path, pairs: Iterable[PreferencePair]) -> Path:
                 "modality": c.modality,
                 "error_type": c.error_type,
                 "severity": c.severity,
+                "true_label": pair.true_label or c.truth_label,
                 "reviewer": pair.reviewer,
             }
             if pair.margin is not None:
@@ -240,17 +253,17 @@ def split_pairs(
     ]
 
 
-def sft_examples(
-    pairs: Sequence[PreferencePair], confirmed: bool = False
-) -> list[tuple[Case, str]]:
-    """(case, gold answer) for SFT: rewritten rationales, and with ``confirmed`` chosen verdicts
-    whose label matches the case's ground truth. One answer per (case, text), in file order."""
+def sft_examples(pairs: Sequence[PreferencePair], confirmed: bool = True) -> list[tuple[Case, str]]:
+    """(case, gold answer) for SFT, one per (case, text), in file order: chosen answers marked as
+    rewritten, and with ``confirmed`` any chosen answer whose label is the clinician's true label
+    (or, without one, the case's ground truth)."""
     seen: set[tuple[str, str]] = set()
     out: list[tuple[Case, str]] = []
     for p in pairs:
         ok = p.rewritten
-        if not ok and confirmed and p.case.truth_label is not None:
-            ok = parse_verdict(p.chosen)[0].value == p.case.truth_label
+        truth = p.true_label or p.case.truth_label
+        if not ok and confirmed and truth is not None:
+            ok = parse_verdict(p.chosen)[0].value == truth
         key = (p.case.case_id, p.chosen)
         if ok and key not in seen:
             seen.add(key)

@@ -125,6 +125,10 @@ class PPOTrainer:
                 policy.model,
                 lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules),
             )
+        else:  # continue training the adapter it carries (loaded adapters come frozen)
+            for name, param in policy.model.named_parameters():
+                if "lora_" in name:
+                    param.requires_grad_(True)
         self.model = policy.model
         self.model.eval()  # dropout off: the ratio must be 1 before the first update
         device = next(self.model.parameters()).device
@@ -141,6 +145,7 @@ class PPOTrainer:
             else FixedKLController(cfg.init_kl_coef)
         )
         self._rng = random.Random(cfg.seed + self.accelerator.process_index)
+        self._eos_ids = _eos_ids(self.model, policy.tokenizer)
 
     # -- forward passes -------------------------------------------------------------------
     def forward(self, batch: dict[str, Any], with_values: bool) -> tuple[Any, Any]:
@@ -191,12 +196,18 @@ class PPOTrainer:
         ids = ids.to(device)
         if ids.shape[1] == 0:
             ids = torch.full((len(cases), 1), tok.eos_token_id, device=device)
+        ids = ids.clone()  # a tensor made under inference_mode cannot be saved for backward
         # Answer tokens: up to and including the first end-of-sequence token.
-        is_eos = ids == tok.eos_token_id
+        is_eos = torch.zeros_like(ids, dtype=torch.bool)
+        for eos in self._eos_ids:
+            is_eos |= ids == eos
         has_eos = is_eos.any(-1)
         first = torch.where(has_eos, is_eos.int().argmax(-1), ids.shape[1] - 1)
         answer_mask = (torch.arange(ids.shape[1], device=device)[None, :] <= first[:, None]).long()
         extras = {k: v for k, v in enc.items() if k not in _TEXT_KEYS}
+        for key, value in extras.items():  # per-token inputs (token_type_ids): answer tokens are 0
+            if torch.is_tensor(value) and value.shape == enc["input_ids"].shape:
+                extras[key] = torch.cat([value, torch.zeros_like(ids)], dim=1)
         return {
             "cases": list(cases),
             "texts": texts,
@@ -326,3 +337,16 @@ def _rows(batch: dict[str, Any], idx: Any) -> dict[str, Any]:
         for k, v in batch["extras"].items()
     }
     return out
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends an answer: the generation config's and the tokenizer's."""
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    eos = getattr(gen, "eos_token_id", None)
+    for e in eos if isinstance(eos, list | tuple) else [eos]:
+        if e is not None:
+            ids.add(int(e))
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return sorted(ids)

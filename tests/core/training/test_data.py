@@ -79,8 +79,9 @@ def test_round_trip_and_sft_selection(tmp_path):
     assert [(p.case.case_id, p.chosen, p.rewritten) for p in back] == [
         (p.case.case_id, p.chosen, p.rewritten) for p in pairs
     ]
-    assert [text for _, text in sft_examples(back)] == ["CORRECT - my own words"]
-    assert len(sft_examples(back, confirmed=True)) == 6
+    assert [text for _, text in sft_examples(back, confirmed=False)] == ["CORRECT - my own words"]
+    # pair 0's rewritten answer says CORRECT; the others' chosen answers match the truth
+    assert len(sft_examples(back)) == 6
     assert read_cases(write_cases(tmp_path / "cases.jsonl", cases)) == cases
 
 
