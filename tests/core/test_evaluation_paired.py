@@ -172,3 +172,11 @@ def test_empty_comparison_is_all_undefined() -> None:
     assert comp.mcnemar.p_value == 1.0
     json.dumps(comp.to_dict(), allow_nan=False)
     assert "n/a" in format_comparison(comp)
+
+
+@pytest.mark.parametrize(("b", "c"), [(30, 50), (120, 80), (2400, 2600), (0, 3000)])
+def test_mcnemar_agrees_with_scipy_on_larger_counts(b: int, c: int) -> None:
+    from scipy.stats import binomtest
+
+    expected = binomtest(min(b, c), b + c, 0.5).pvalue
+    assert mcnemar_exact(b, c).p_value == pytest.approx(expected, rel=1e-9, abs=1e-300)
