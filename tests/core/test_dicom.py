@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 
 from core.dicom import load_dicom_bytes
 from core.dicom_deid import KEEP_KEYWORDS, deidentified_bytes
-from core.images import ImageError, load_image
+from core.images import ImageError, load_image, to_png_bytes
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 # What a refusal may say; anything else would be an unexplained failure.
@@ -229,3 +230,12 @@ def test_deidentified_copy_keeps_pixels_and_drops_identity(tmp_path: Path) -> No
     assert out.SOPInstanceUID != original.SOPInstanceUID and out.PatientIdentityRemoved == "YES"
     np.testing.assert_array_equal(load_dicom_bytes(data, "x").pixels, load_image(path).pixels)
     assert deidentified_bytes(path) == data  # deterministic: same image, same file
+
+
+def test_png_rendering_of_dicom_for_export(tmp_path: Path) -> None:
+    path = _identified(tmp_path)
+    data, ext = to_png_bytes(path)
+    assert ext == ".png" and b"Doe^Jane" not in data and b"MRN-0042-XYZ" not in data
+    png = Image.open(io.BytesIO(data))
+    assert png.mode == "L" and not png.text
+    np.testing.assert_array_equal(np.asarray(png), np.asarray(load_image(path).to_pil()))
