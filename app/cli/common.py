@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from app.workspace import Workspace
 from core.progress import Progress, ProgressEvent, json_lines
@@ -43,7 +44,7 @@ class _Bar:
     """A tqdm bar per stage, on stderr."""
 
     def __init__(self) -> None:
-        self._bar = None
+        self._bar: Any = None
         self._stage: str | None = None
 
     def __call__(self, ev: ProgressEvent) -> None:
