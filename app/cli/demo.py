@@ -61,11 +61,10 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 
 
 def create(args: argparse.Namespace) -> int:
-    from core.demo import generate_demo
-
     from app.convert import case_in_from_case
     from app.versions import store_verdicts
     from core.backends.heuristic import HeuristicBackend
+    from core.demo import generate_demo
     from feedback_db import open_store
 
     if args.cases < 1:
