@@ -105,7 +105,7 @@ def next_case(root: Path, steps: int) -> tuple[list[float], float]:
         t = time.perf_counter()
         win.review.next()
         case_id = win.review.shown.case.case_id
-        while viewer.property("case_id") != case_id:
+        while win.review_view.image.shown_case_id != case_id:
             app.processEvents()
         times.append(time.perf_counter() - t)
     errors = list(win.errors)

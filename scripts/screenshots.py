@@ -77,13 +77,13 @@ def main() -> int:
     view.save()
     wait(app, lambda: bool(review.rated))
     review.previous()
-    wait(app, lambda: view.image.viewer.property("case_id") == review.shown.case.case_id, 10)
+    wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
     shot(win, "review")
 
     review.next()
     view.rating.set_preference("b")
     view.rating.rationale.setPlainText("Chemotherapy is not indicated for an uncomplicated pneumonia.")
-    wait(app, lambda: view.image.viewer.property("case_id") == review.shown.case.case_id, 10)
+    wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
     shot(win, "review-rating")
 
     export = win.open_export()

@@ -38,9 +38,8 @@ def application() -> QApplication:
         app = QApplication(sys.argv[:1])
         app.setApplicationName("MedGemma Reviewer")
         app.setOrganizationName("MedGemmaReviewer")
-    if STYLE_PATH.exists() and not app.property("medreview_styled"):
+    if STYLE_PATH.exists() and not app.styleSheet():
         app.setStyleSheet(STYLE_PATH.read_text(encoding="utf-8"))
-        app.setProperty("medreview_styled", True)
     return app
 
 

@@ -102,7 +102,7 @@ class ProcessPanel(QWidget):
 
     def _set_status(self, text: str, error: bool) -> None:
         self.status.setText(text)
-        self.status.setProperty("error", error)
+        self.status.setProperty("error", "true" if error else "false")
         self.status.style().unpolish(self.status)
         self.status.style().polish(self.status)
 

@@ -144,7 +144,7 @@ class RetrainDialog(QDialog):
         else:
             self.stage.setText("Stage: failed")
             self.result.setText(f"Training failed: {state.removeprefix('failed: ')}")
-        self.result.setProperty("error", state.startswith("failed"))
+        self.result.setProperty("error", "true" if state.startswith("failed") else "false")
         self.result.style().unpolish(self.result)
         self.result.style().polish(self.result)
 

@@ -32,6 +32,7 @@ class ImagePane(QWidget):
     def __init__(self, review: ReviewModel, parent=None) -> None:
         super().__init__(parent)
         self._review = review
+        self.shown_case_id: str | None = None  # the case whose image (or error) is on screen
         self.viewer = ImageViewer()
         self.fit_button = QPushButton("Fit  [F]")
         self.actual_button = QPushButton("1:1  [O]")
@@ -57,11 +58,11 @@ class ImagePane(QWidget):
     def _loading(self, shown: Shown | None) -> None:
         if shown is None:
             self.viewer.set_image(None, message="No case selected")
-        elif self.viewer.property("case_id") != shown.case.case_id:
+        elif self.shown_case_id != shown.case.case_id:
             self.viewer.set_image(None, message="Loading image…")
 
     def _show_image(self, case_id: str, image: Any, error: str) -> None:
-        self.viewer.setProperty("case_id", case_id)
+        self.shown_case_id = case_id
         if image is None:
             self.viewer.set_image(None, message=error or "The image could not be shown")
             self.readout.setText("")

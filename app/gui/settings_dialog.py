@@ -10,6 +10,7 @@ child process with its progress shown; a failure is shown in words and the dialo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.gui.process_panel import ProcessPanel
@@ -119,9 +120,12 @@ class SettingsDialog(QDialog):
 class FirstRunDialog(QDialog):
     """Who is reviewing, and (when needed) create the demo workspace."""
 
-    def __init__(self, settings: Settings, workspace: Workspace, parent=None) -> None:
+    def __init__(self, settings: Settings, workspace: Workspace, parent=None,
+                 demo_args: Sequence[str] = ()) -> None:
+        """``demo_args``: extra options for ``medreview demo create`` (tests pass a small one)."""
         super().__init__(parent)
         self.setWindowTitle("Welcome to MedGemma Reviewer")
+        self.demo_args = list(demo_args)
         self.resize(720, 520)
         self.result_settings: Settings | None = None
         self._settings = settings
@@ -177,7 +181,8 @@ class FirstRunDialog(QDialog):
         if self.needs_demo and not self.workspace.exists():
             self.ok.setEnabled(False)
             self.panel.setVisible(True)
-            self.panel.start(["demo", "create", "--workspace", str(self.workspace.root), "--progress", "json"])
+            self.panel.start(["demo", "create", "--workspace", str(self.workspace.root),
+                              "--progress", "json", *self.demo_args])
             return
         self.accept()
 

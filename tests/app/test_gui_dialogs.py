@@ -84,7 +84,7 @@ def test_retrain_runs_the_child_and_cancel_or_failure_is_shown(qtbot, window) ->
             pass
         assert done.args[1].startswith("failed")
         assert "not available yet" in dialog.result.text()
-        assert dialog.panel.status.property("error") is True
+        assert dialog.panel.status.property("error") == "true"
     assert not dialog.running
     # The window stayed usable: the next case can still be shown.
     window.review.next()

@@ -176,7 +176,7 @@ def test_image_viewer_window_level_and_zoom(qtbot, window) -> None:
     viewer = window.review_view.image.viewer
     assert viewer.is_greyscale or window.review.shown.case.modality == "histopathology"
     window.review.open_case("case-xray-00")
-    qtbot.waitUntil(lambda: viewer.property("case_id") == "case-xray-00", timeout=5000)
+    qtbot.waitUntil(lambda: window.review_view.image.shown_case_id == "case-xray-00", timeout=5000)
     assert viewer.is_greyscale
     before = viewer.window
     viewer.set_window(0.3, 0.4)

@@ -43,3 +43,18 @@ def test_only_app_qt_imports_the_qt_binding() -> None:
             if stripped.startswith(("import PySide6", "from PySide6")):
                 offenders.append(f"{path.relative_to(ROOT)}: {stripped}")
     assert offenders == []
+
+
+def test_signal_emit_keeps_reference_counts() -> None:
+    """PySide6 6.12.0 returns a borrowed True from ``emit``: every emit loses a reference to
+    True, and Python 3.11 aborts at exit (pyproject excludes that version; this catches another)."""
+    from app.qt import QObject, Signal
+
+    class Probe(QObject):
+        fired = Signal(int)
+
+    probe = Probe()
+    before = sys.getrefcount(True)
+    for i in range(100):
+        probe.fired.emit(i)
+    assert sys.getrefcount(True) >= before - 5
