@@ -94,7 +94,6 @@ def next_case(root: Path, steps: int) -> tuple[list[float], float]:
     win.show()
     while not win.first_case_shown:
         app.processEvents()
-    viewer = win.review_view.image.viewer
     t = time.perf_counter()
     win.review_view.queue.modality.setCurrentIndex(1)  # a filter change re-runs the 50k query
     app.processEvents()
