@@ -1,11 +1,12 @@
 """A bf16 SFT, reward-model and PPO step on the demo models, on CUDA.
 
-    .venv/bin/python -m benchmarks.cuda_train_check
+    .venv/bin/python -m benchmarks.cuda_train_check [--rehearse-on-cpu]
 
 Builds the tiny demo causal LM (clip-llm, text prompt) and the tiny Gemma 3 (vlm, with images),
 loads them on ``cuda`` in the device's dtype (bf16 where supported), and runs one short SFT, one
 reward-model training and two PPO steps on each, checking that every loss is finite and that the
-LoRA weights moved. With no CUDA device it says so and exits 0.
+LoRA weights moved. With no CUDA device it says so and exits 0 (``--rehearse-on-cpu`` runs the
+same steps on the CPU in fp32, to check the script itself).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 def main() -> int:
     import torch
 
-    if not torch.cuda.is_available():
+    device = "cpu" if "--rehearse-on-cpu" in sys.argv else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
         print("cuda_train_check: no CUDA device here; nothing to check (exit 0)")
         return 0
     import numpy as np
@@ -38,9 +40,11 @@ def main() -> int:
     from core.training.sft_config import SFTSettings
     from tests.core.training.conftest import make_cases, make_pairs, verdict_text
 
-    print(
-        f"cuda_train_check: {torch.cuda.get_device_name(0)}, bf16 {torch.cuda.is_bf16_supported()}"
-    )
+    if device == "cuda":
+        name, bf16 = torch.cuda.get_device_name(0), torch.cuda.is_bf16_supported()
+        print(f"cuda_train_check: {name}, bf16 {bf16}")
+    else:
+        print("cuda_train_check: rehearsal on the CPU (fp32)")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "img.png"
@@ -51,8 +55,8 @@ def main() -> int:
         policies = {
             "clip-llm": lambda: ClipLLMBackend(ClipLLMConfig(
                 lm_model=str(build_demo_causal_lm(Path(tmp) / "lm")), describe_image=False,
-                device="cuda")),
-            "vlm": lambda: VLMBackend(VLMConfig(model=str(build_demo_gemma3(Path(tmp) / "vlm")), device="cuda")),
+                device=device)),
+            "vlm": lambda: VLMBackend(VLMConfig(model=str(build_demo_gemma3(Path(tmp) / "vlm")), device=device)),
         }  # fmt: skip
         for name, make in policies.items():
             t0 = time.perf_counter()
@@ -77,10 +81,20 @@ def main() -> int:
                 f"  {name}: model dtype {dtype}, SFT loss {sft.final_loss:.4f}, reward ({rep.kind}) loss "
                 f"{rep.train_loss:.4f}, PPO rewards {[round(r['reward'], 3) for r in ppo.history]}, "
                 f"kl {[round(r['kl'], 4) for r in ppo.history]}, LoRA moved {moved}, finite {finite}, "
-                f"peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB, {time.perf_counter() - t0:.1f} s"
+                f"peak {_peak_mib(device):.0f} MiB, {time.perf_counter() - t0:.1f} s"
             )
     print("cuda_train_check:", "OK" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def _peak_mib(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

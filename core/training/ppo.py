@@ -146,6 +146,7 @@ class PPOTrainer:
         )
         self._rng = random.Random(cfg.seed + self.accelerator.process_index)
         self._eos_ids = _eos_ids(self.model, policy.tokenizer)
+        self._image_ids = _image_ids(self.model)
 
     # -- forward passes -------------------------------------------------------------------
     def forward(self, batch: dict[str, Any], with_values: bool) -> tuple[Any, Any]:
@@ -197,6 +198,10 @@ class PPOTrainer:
         if ids.shape[1] == 0:
             ids = torch.full((len(cases), 1), tok.eos_token_id, device=device)
         ids = ids.clone()  # a tensor made under inference_mode cannot be saved for backward
+        # An image placeholder written by the model would be read back as an image slot (a vlm
+        # then finds more slots than images): it ends the answer instead.
+        for special in self._image_ids:
+            ids[ids == special] = self._eos_ids[0]
         # Answer tokens: up to and including the first end-of-sequence token.
         is_eos = torch.zeros_like(ids, dtype=torch.bool)
         for eos in self._eos_ids:
@@ -350,3 +355,10 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return sorted(ids)
+
+
+def _image_ids(model: Any) -> list[int]:
+    """Token ids a multimodal model reads as image placeholders (none for a text model)."""
+    cfg = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    found = {getattr(cfg, k, None) for k in ("image_token_id", "image_token_index", "boi_token_id")}
+    return sorted(int(i) for i in found if isinstance(i, int))
