@@ -9,58 +9,31 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from app.settings import Settings, save_settings
 from app.workspace import Workspace
 from core.cases import MODALITIES
 
-FINDINGS = {
-    "xray": [("Right lower lobe pneumonia", "Oral antibiotics"), ("Normal chest", "No treatment")],
-    "histopathology": [("Invasive ductal carcinoma", "Surgical excision"), ("Benign tissue", "Observation")],
-    "mri": [("Glioblastoma", "Surgical resection"), ("Normal brain", "No treatment")],
-    "ultrasound": [("Gallstones", "Cholecystectomy"), ("Normal liver", "No treatment")],
-}
-CASES_PER_MODALITY = 5
+N_CASES = 20
 
 
-def _draw(modality: str, seed: int, path: Path) -> None:
-    rng = np.random.default_rng(seed)
-    if modality == "histopathology":
-        rgb = (rng.random((96, 128, 3)) * 60 + np.array([180, 120, 170])).clip(0, 255).astype(np.uint8)
-        Image.fromarray(rgb, "RGB").save(path)
-    else:
-        yy, xx = np.mgrid[0:128, 0:160]
-        grey = 80 + 60 * np.exp(-((xx - 80) ** 2 + (yy - 64) ** 2) / (2 * (20 + seed % 7) ** 2))
-        grey = (grey + rng.normal(0, 8, grey.shape)).clip(0, 255).astype(np.uint8)
-        Image.fromarray(grey, "L").save(path)
-
-
-def build_workspace(root: Path) -> dict:
-    """A workspace with 20 cases (five per modality) and two versions' verdicts on each.
-
-    v1 is active; v2 disagrees with v1 on every third case and writes one unparseable answer.
-    Returns facts the tests check against.
+def build_workspace(root: Path, n_cases: int = N_CASES) -> dict:
+    """A workspace with the demo generator's cases (phantom images in all four modalities; splits
+    dealt round-robin so every split has cases) and
+    two versions' verdicts on each: v1 (active) follows the ground truth, v2 disagrees with it on
+    every fourth case and writes one unparseable answer. Returns facts the tests check against.
     """
+    from core.demo import generate_demo
     from feedback_db import CaseIn, PredictionIn, open_store
 
     ws = Workspace(root).ensure()
-    cases: list[CaseIn] = []
-    for m_index, modality in enumerate(MODALITIES):
-        for i in range(CASES_PER_MODALITY):
-            finding, treatment = FINDINGS[modality][i % 2]
-            wrong = i % 3 == 1
-            case_id = f"case-{modality[:4]}-{i:02d}"
-            image = f"images/{case_id}.png"
-            _draw(modality, m_index * 10 + i, root / image)
-            cases.append(CaseIn(
-                case_id=case_id, modality=modality, image=image, finding=finding,
-                treatment="Chemotherapy" if wrong else treatment,
-                error_type="treatment_mismatch" if wrong else "none",
-                severity="critical" if wrong else None, split=("train", "val", "test")[i % 3],
-            ))
+    demo = generate_demo(root, seed=0, n_cases=n_cases)
+    cases = [CaseIn(case_id=c.case_id, modality=c.modality, image=c.image, finding=c.finding,
+                    treatment=c.treatment, error_type=c.error_type, severity=c.severity,
+                    cost_impact=c.cost_impact, split=("train", "val", "test")[n % 3])
+             for n, c in enumerate(demo)]  # re-split: a 20-case demo puts nearly all in train
+    unparseable = cases[4].case_id
     store = open_store(ws.db_url)
     try:
         store.add_cases(cases)
@@ -68,12 +41,11 @@ def build_workspace(root: Path) -> dict:
         store.add_model_version("v2", "clip-llm", "demo-llm", parent="v1")
         v1, v2 = [], []
         for n, c in enumerate(cases):
-            wrong = c.error_type != "none"
-            label1 = "ERROR" if wrong else "CORRECT"
-            label2 = label1 if n % 3 else ("CORRECT" if wrong else "ERROR")
+            label1 = "ERROR" if c.error_type != "none" else "CORRECT"
+            label2 = label1 if n % 4 else ("CORRECT" if label1 == "ERROR" else "ERROR")
             v1.append(PredictionIn(c.case_id, label1, f"v1 reason {n}", f"{label1} - v1 reason {n}",
                                    confidence=0.55 + (n % 9) * 0.05))
-            if n == 4:
+            if c.case_id == unparseable:
                 v2.append(PredictionIn(c.case_id, "UNPARSEABLE", "I am not sure", "I am not sure", confidence=0.5))
             else:
                 v2.append(PredictionIn(c.case_id, label2, f"v2 reason {n}", f"{label2} - v2 reason {n}",
@@ -82,7 +54,11 @@ def build_workspace(root: Path) -> dict:
         store.add_predictions("v2", v2)
     finally:
         store.close()
-    return {"root": root, "case_ids": [c.case_id for c in cases], "n": len(cases)}
+    by_modality: dict[str, list[str]] = {m: [] for m in MODALITIES}
+    for c in cases:
+        by_modality[c.modality].append(c.case_id)
+    return {"root": root, "case_ids": [c.case_id for c in cases], "n": len(cases),
+            "by_modality": by_modality, "unparseable": unparseable}
 
 
 @pytest.fixture(scope="session")
