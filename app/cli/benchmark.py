@@ -111,8 +111,12 @@ def plan_table(
     from core.training.ppo_config import PPOConfig
     from core.training.retrain import retrain
     from core.training.retrain_config import RetrainConfig
+    from core.training.sft_config import SFTSettings
     from core.training.simulated_reviewer import rate_all, to_pairs
 
+    # The plan's LoRA shape; a higher rate and more epochs than the plan's 1e-4 x 3, because the
+    # demo models are tiny and the simulated ratings few. Set by hand, never on the test split.
+    sft_cfg = SFTSettings(learning_rate=1e-3, epochs=5)
     progress = progress or Progress()
     cases = _demo(root, quick, seed, progress)
     train = [c for c in cases if c.split == "train"]
@@ -138,18 +142,19 @@ def plan_table(
         time.monotonic() - t,
     )
 
-    # The SIMULATED reviewer rates demo-v1 against demo-v2 on the train split only.
-    feedback = write_feedback(
-        root / "runs" / "bench_feedback.jsonl", to_pairs(rate_all(train, v1, v2))
-    )
+    # The SIMULATED reviewer rates A/B pairs on the train split only: demo-v1 against demo-v2,
+    # and the heuristic against demo-v2 (two comparisons a clinic would run).
+    heur = HeuristicBackend().predict(train)
+    pairs = to_pairs(rate_all(train, v1, v2)) + to_pairs(rate_all(train, heur, v2))
+    feedback = write_feedback(root / "runs" / "bench_feedback.jsonl", pairs)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     t = time.monotonic()
     sft = retrain(registry, "demo-v2", feedback, test, root / "runs",
-                  RetrainConfig(name=f"bench-sft-{stamp}", device="cpu", stages=("sft",), run_sft="yes"),
+                  RetrainConfig(name=f"bench-sft-{stamp}", device="cpu", stages=("sft",), run_sft="yes", sft=sft_cfg),
                   prompts=train, progress=progress)  # fmt: skip
     row("+ LoRA SFT", "lora", sft.verdicts, time.monotonic() - t)
     t = time.monotonic()
-    ppo = PPOConfig(steps=10 if quick else 40, batch_size=16, mini_batch_size=8)
+    ppo = PPOConfig(steps=10 if quick else 40, batch_size=16, mini_batch_size=8, learning_rate=5e-4)
     rl = retrain(registry, sft.card.name, feedback, test, root / "runs",
                  RetrainConfig(name=f"bench-rl-{stamp}", device="cpu", stages=("reward", "ppo"), ppo=ppo),
                  prompts=train, progress=progress)  # fmt: skip
