@@ -153,8 +153,9 @@ class RatingPanel(QFrame):
             self.set_true_label(rating.true_label)
             self.severity.setCurrentIndex(SEVERITIES.index(rating.severity) if rating.severity in SEVERITIES else 0)
             self.rationale.setPlainText(rating.rationale or "")
-            self.state.setText(f"✓ Rated by you ({rating.created_at:%Y-%m-%d %H:%M} UTC); saving again replaces it")
+            self.state.setText(f"✓ Rated {rating.created_at:%Y-%m-%d %H:%M} UTC")
+            self.state.setToolTip("Saving again replaces this rating (the old one stays in the history)")
         elif shown is not None and not shown.can_rate:
-            self.state.setText("This case has fewer than two model verdicts, so it cannot be rated yet")
+            self.state.setText("Fewer than two verdicts: cannot be rated")
         else:
             self.state.setText("Not rated yet")
