@@ -191,7 +191,7 @@ def _train(
 ) -> tuple[str, bool, str]:
     from core.registry import Registry, RegistryError
     from core.training.data import FeedbackFileError
-    from core.training.retrain import RetrainError, retrain
+    from core.training.retrain import RetrainError, is_main_process, retrain
     from feedback_db import StoreError, open_store
     from feedback_db.export import export_feedback
 
@@ -223,7 +223,8 @@ def _train(
         )  # fmt: skip
     except (RetrainError, RegistryError, FeedbackFileError) as exc:
         raise CommandError(str(exc)) from exc
-    _record(ws, registry, args.kind, cfg, parent, res)
+    if is_main_process():  # under `accelerate launch` the main process alone writes the store
+        _record(ws, registry, args.kind, cfg, parent, res)
     return res.card.name, res.gate.promote, res.gate.reason
 
 

@@ -52,6 +52,11 @@ class RetrainResult:
     reports: dict[str, Any] = field(default_factory=dict)
 
 
+def is_main_process() -> bool:
+    """False in the other processes of an ``accelerate launch`` / ``torchrun`` job."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def default_name(parent: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{parent[:40]}-rl-{stamp}"
@@ -211,20 +216,24 @@ def _run(
     if progress is not None:
         progress.check()  # the last moment a cancel is honoured: after this the version exists
         progress.update("register", 0, None, message=gate.reason)
-    _copy_bases(parent_card, parent_dir, work)
     reports["gate"] = gate.to_dict()
     reports["seconds"] = time.perf_counter() - t0
-    card = registry.create_version(
-        name,
-        parent_card.backend,
-        parent_card.base_models,
-        from_folder=work,
+    fields: dict[str, Any] = dict(
         parent=parent_card.name,
         training={"kind": "retrain", "config": asdict(cfg), **reports},
         metrics=report.to_dict(),
         settings=parent_card.settings,
         description=f"{'+'.join(cfg.stages)} from {parent_card.name} on {len(pairs)} rated pairs",
     )
+    if not is_main_process():
+        # Under `accelerate launch`, every process trains; only the main one registers.
+        shutil.rmtree(work, ignore_errors=True)
+        card = ModelCard(name, parent_card.backend, parent_card.base_models, **fields)
+    else:
+        _copy_bases(parent_card, parent_dir, work)
+        card = registry.create_version(
+            name, parent_card.backend, parent_card.base_models, from_folder=work, **fields
+        )
     return RetrainResult(
         card, gate, report.to_dict(), parent_report.to_dict(), held, verdicts, reports
     )
