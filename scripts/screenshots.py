@@ -80,6 +80,14 @@ def main() -> int:
     wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
     shot(win, "review")
 
+    # A few more ratings, so a retrain has preference pairs to learn from.
+    for i in range(11):
+        review.next()
+        view.rating.set_preference(("a", "b", "both_wrong")[i % 3])
+        view.rating.set_true_label("ERROR" if i % 2 else "CORRECT")
+        view.save()
+        wait(app, lambda n=i: len(review.rated) >= n + 2, 10)
+    review.go_to(1)
     review.next()
     view.rating.set_preference("b")
     view.rating.rationale.setPlainText("Chemotherapy is not indicated for an uncomplicated pneumonia.")
@@ -106,11 +114,9 @@ def main() -> int:
 
     retrain = win.open_retrain()
     retrain.start()
-    wait(app, lambda: retrain.plot.point_count() >= 8 or not retrain.running, 300)
+    wait(app, lambda: retrain.plot.point_count() >= 40 or not retrain.running, 400)
     shot(retrain, "retrain")
-    if retrain.running:
-        retrain.cancel()
-    wait(app, lambda: not retrain.running, 60)
+    wait(app, lambda: not retrain.running, 900)
     shot(retrain, "retrain-end")
     retrain.close()
 

@@ -42,8 +42,11 @@ class ProcessPanel(QWidget):
     finished = Signal(int, str)
     progressed = Signal(object)  # ProgressEvent
 
-    def __init__(self, parent=None, log_lines: int = 8) -> None:
+    def __init__(self, parent=None, log_lines: int = 8, show_problems: bool = True) -> None:
+        """``show_problems``: list stderr lines as problems (import, export: one line per
+        rejected row); off for training, whose stderr carries library warnings, not rejections."""
         super().__init__(parent)
+        self.show_problems = show_problems
         self.process = ChildProcess(self)
         self.status = QLabel("Not started")
         self.status.setObjectName("processStatus")
@@ -125,6 +128,8 @@ class ProcessPanel(QWidget):
 
     def _on_problem(self, text: str) -> None:
         self.log.appendPlainText(text)
+        if not self.show_problems:
+            return
         self.problems.addItem(text)
         self.problems.setVisible(True)
         self.problems_title.setVisible(True)
@@ -136,9 +141,9 @@ class ProcessPanel(QWidget):
         self.eta.setText("")
         if state in ("done", "partial"):
             self.bar.setValue(100)
+            partial = state == "partial" or self.problems.count()
             self._set_status("Finished." + (" Some rows were rejected: see the problems below."
-                                            if state == "partial" or self.problems.count() else ""),
-                             error=False)
+                                            if partial and self.show_problems else ""), error=False)
         elif state == "canceled":
             self._set_status("Canceled. Nothing was changed by the unfinished step.", error=False)
         else:

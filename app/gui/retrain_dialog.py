@@ -74,7 +74,7 @@ class RetrainDialog(QDialog):
         self.stage = QLabel("Stage: not started")
         self.stage.setObjectName("stageLabel")
         self.plot = LivePlot()
-        self.panel = ProcessPanel(self)
+        self.panel = ProcessPanel(self, show_problems=False)
         self.result = QLabel()
         self.result.setObjectName("resultLabel")
         self.result.setWordWrap(True)

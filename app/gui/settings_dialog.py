@@ -150,7 +150,7 @@ class FirstRunDialog(QDialog):
                else "It exists and will be opened.")
         )
         where.setWordWrap(True)
-        self.panel = ProcessPanel(self, log_lines=4)
+        self.panel = ProcessPanel(self, log_lines=4, show_problems=False)
         self.panel.setVisible(False)  # shown when the demo is being created
         self.error = _error_label()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
