@@ -130,16 +130,23 @@ class CompareView(QWidget):
         self.reload_versions()
 
     def reload_versions(self) -> None:
-        """Refill the pickers from the store: A = active (or oldest), B = newest other."""
-        names = [v.name for v in self.reader.model_versions()]
-        active = next((v.name for v in self.reader.model_versions() if v.active), None)
+        """Refill the pickers from the store. B (candidate) is the newest version, A (reference)
+        its parent, else the active version, else the one before it: after a retrain this is
+        the new version against the one it was trained from."""
+        versions = self.reader.model_versions()  # oldest first
+        names = [v.name for v in versions]
         for combo in (self.version_a, self.version_b):
             combo.clear()
             combo.addItems(names + ["heuristic"])
-        if names:
-            self.version_a.setCurrentText(active or names[0])
-            others = [n for n in names if n != self.version_a.currentText()]
-            self.version_b.setCurrentText(others[-1] if others else "heuristic")
+        if not names:
+            return
+        newest = versions[-1]
+        active = next((v.name for v in versions if v.active and v.name != newest.name), None)
+        reference = newest.parent if newest.parent in names else active
+        if reference is None:
+            reference = names[-2] if len(names) > 1 else "heuristic"
+        self.version_a.setCurrentText(reference)
+        self.version_b.setCurrentText(newest.name)
 
     def _outputs(self, a: str, b: str) -> tuple[Path, Path]:
         folder = self.workspace.exports_dir / "compare"

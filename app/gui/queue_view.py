@@ -75,7 +75,7 @@ class QueueView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((0, 76), (1, 98), (3, 46), (4, 86)):
+        for col, width in ((0, 74), (1, 92), (3, 46), (4, 94)):
             self.table.setColumnWidth(col, width)
         self.table.setWordWrap(False)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
