@@ -1,7 +1,9 @@
 """The image viewer: fit, zoom on the wheel, pan by dragging, 1:1, window/level by right-drag.
 
-Greyscale images (X-ray, MRI, ultrasound, DICOM) arrive as float pixels in 0..1
-(``core.images.LoadedImage``); window/level re-maps them to 8 bits. While the right button is
+Greyscale images (X-ray, MRI, ultrasound, DICOM) arrive from ``core.images.LoadedImage``:
+window/level re-maps the values before any window (``raw``: DICOM modality values such as HU,
+inverted for MONOCHROME1), starting from the file's own window, so nothing the first window
+clipped is lost; images without ``raw`` are re-mapped from their 0..1 grey levels. While the right button is
 held the re-map runs on a downsampled preview (at most ``PREVIEW_SIDE`` pixels a side), scaled to
 the full size, so dragging stays smooth on a 4k image; releasing the button renders at full
 resolution. Colour images (histopathology) have no window/level.
@@ -28,13 +30,14 @@ PREVIEW_SIDE = 768
 MIN_WIDTH = 1.0 / 255.0
 
 
-def apply_window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
-    """Map float pixels (0..1) through a window ``center`` +/- ``width``/2 to uint8."""
-    width = max(width, MIN_WIDTH)
+def apply_window(pixels: np.ndarray, center: float, width: float, invert: bool = False) -> np.ndarray:
+    """Map values through a window ``center`` +/- ``width``/2 to uint8 (inverted if asked)."""
+    width = max(width, 1e-12)
     low = center - width / 2.0
-    out = (pixels - low) * (255.0 / width)
+    out = (pixels.astype(np.float32, copy=False) - np.float32(low)) * np.float32(255.0 / width)
     np.clip(out, 0.0, 255.0, out=out)
-    return out.astype(np.uint8)
+    grey = out.astype(np.uint8)
+    return 255 - grey if invert else grey
 
 
 def to_qimage(array: np.ndarray) -> QImage:
@@ -71,6 +74,8 @@ class ImageViewer(QGraphicsView):
         self._grey = False
         self._center, self._width = 0.5, 1.0
         self._default = (0.5, 1.0)
+        self._span = 1.0  # the default window's width: the unit of drag sensitivity and limits
+        self._invert = False
         self._drag_origin: tuple[float, float, float, float] | None = None
         self._fitted = True
         self._message = ""
@@ -88,20 +93,37 @@ class ImageViewer(QGraphicsView):
         return self._pixels is not None
 
     def set_image(self, pixels: np.ndarray | None, is_greyscale: bool = True,
-                  window: tuple[float, float] | None = None, message: str = "") -> None:
-        """Show ``pixels`` (None clears the view and shows ``message`` instead)."""
-        self._pixels = pixels
+                  window: tuple[float, float] | None = None, message: str = "",
+                  raw: np.ndarray | None = None, invert: bool = False) -> None:
+        """Show ``pixels`` (None clears the view and shows ``message`` instead).
+
+        Args:
+            window: the starting window (centre, width) in the units of ``raw`` when given,
+                else of ``pixels``; default: all of 0..1, or the full range of ``raw``.
+            raw: greyscale values before windowing (``LoadedImage.raw``), re-windowed instead
+                of ``pixels`` so a new window can show what the first one clipped.
+            invert: display inverted (MONOCHROME1).
+        """
+        grey = bool(is_greyscale) and pixels is not None and pixels.ndim == 2
+        use_raw = grey and raw is not None and raw.shape == pixels.shape
+        self._pixels = (raw if use_raw else pixels)
         self._message = message
-        self._grey = bool(is_greyscale) and pixels is not None and pixels.ndim == 2
+        self._grey = grey
+        self._invert = bool(invert) and use_raw
         if pixels is None:
             self._preview = None
             self._item.setPixmap(QPixmap())
             self.viewport().update()
             return
         if self._grey:
-            step = max(1, int(np.ceil(max(pixels.shape) / PREVIEW_SIDE)))
-            self._preview = pixels[::step, ::step] if step > 1 else pixels
-        self._default = window or (0.5, 1.0)
+            source = self._pixels
+            step = max(1, int(np.ceil(max(source.shape) / PREVIEW_SIDE)))
+            self._preview = source[::step, ::step] if step > 1 else source
+            if window is None or not window[1] > 0:
+                lo, hi = (float(source.min()), float(source.max())) if use_raw else (0.0, 1.0)
+                window = ((lo + hi) / 2.0, (hi - lo) or 1.0)
+        self._default = (float(window[0]), float(window[1])) if window else (0.5, 1.0)
+        self._span = self._default[1]
         self._center, self._width = self._default
         self._render(full=True)
         self._scene.setSceneRect(self._item.boundingRect())
@@ -115,14 +137,16 @@ class ImageViewer(QGraphicsView):
             self._item.setTransform(QTransform())
             return
         source = self._pixels if full or self._preview is None else self._preview
-        pix = QPixmap.fromImage(to_qimage(apply_window(source, self._center, self._width)))
+        pix = QPixmap.fromImage(to_qimage(apply_window(source, self._center, self._width, self._invert)))
         self._item.setPixmap(pix)
         scale = self._pixels.shape[1] / source.shape[1]
         self._item.setTransform(QTransform.fromScale(scale, scale))
 
     def set_window(self, center: float, width: float, full: bool = True) -> None:
-        self._center = float(np.clip(center, -0.5, 1.5))
-        self._width = float(np.clip(width, MIN_WIDTH, 2.0))
+        """Set the window (units of the image's values); limits scale with the default window."""
+        low, high = self._default[0] - 2 * self._span, self._default[0] + 2 * self._span
+        self._center = float(np.clip(center, low, high))
+        self._width = float(np.clip(width, self._span * MIN_WIDTH, self._span * 4.0))
         if self._grey:
             self._render(full)
         self.windowChanged.emit(self._center, self._width)
@@ -176,7 +200,8 @@ class ImageViewer(QGraphicsView):
             x0, y0, c0, w0 = self._drag_origin
             p = event.position()
             # Horizontal drag changes the width (contrast), vertical the level (brightness).
-            self.set_window(c0 - (p.y() - y0) / 400.0, w0 * (1.0025 ** (p.x() - x0)), full=False)
+            self.set_window(c0 - (p.y() - y0) * self._span / 400.0, w0 * (1.0025 ** (p.x() - x0)),
+                            full=False)
             event.accept()
             return
         super().mouseMoveEvent(event)

@@ -68,13 +68,16 @@ class ImagePane(QWidget):
             self.readout.setText("")
             return
         meta = getattr(image, "meta", {}) or {}
-        window = meta.get("window") if isinstance(meta.get("window"), tuple | list) else None
-        self.viewer.set_image(image.pixels, image.is_greyscale, tuple(window) if window else None)
+        raw = getattr(image, "raw", None)
+        center, width = meta.get("window_center"), meta.get("window_width")
+        window = (float(center), float(width)) if raw is not None and center is not None and width else None
+        self.viewer.set_image(image.pixels, image.is_greyscale, window,
+                              raw=raw, invert=bool(getattr(image, "invert", False)))
         self._show_window(*self.viewer.window)
 
     def _show_window(self, center: float, width: float) -> None:
         if self.viewer.is_greyscale:
-            self.readout.setText(f"Window/level (right-drag): W {width:.2f}  L {center:.2f}")
+            self.readout.setText(f"Window/level (right-drag): W {width:.4g}  L {center:.4g}")
         else:
             self.readout.setText("Colour image: no window/level")
 
