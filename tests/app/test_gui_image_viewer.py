@@ -63,3 +63,26 @@ def test_colour_images_have_no_window_level(viewer) -> None:
     viewer.set_image(rgb, False)
     assert not viewer.is_greyscale
     assert viewer._item.pixmap().width() == 30
+
+
+def test_dicom_opens_in_its_own_window_and_rewindows_in_its_units(qtbot, window) -> None:
+    """A real DICOM (pydicom's CT test file) through core.images into the review's image pane."""
+    from pydicom.data import get_testdata_file
+
+    from core.images import load_image
+
+    path = get_testdata_file("CT_small.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom's CT_small.dcm is not available offline")
+    image = load_image(path)
+    pane = window.review_view.image
+    pane._show_image("dicom-case", image, "")
+    viewer = pane.viewer
+    assert viewer.is_greyscale
+    center, width = image.meta["window_center"], image.meta["window_width"]
+    assert viewer.window == pytest.approx((center, width))
+    expected = np.round(np.clip(image.pixels, 0, 1) * 255)
+    y, x = np.unravel_index(np.argmax(image.pixels > 0.5), image.pixels.shape)
+    assert abs(_grey_at(viewer, int(x), int(y)) - expected[y, x]) <= 1
+    viewer.set_window(center, width * 2)
+    assert f"W {width * 2:.4g}" in pane.readout.text()
