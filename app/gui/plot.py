@@ -21,6 +21,7 @@ class LivePlot(QWidget):
         self.setObjectName("livePlot")
         self.setMinimumHeight(180)
         self.series: dict[str, list[tuple[float, float]]] = {name: [] for name in SERIES_COLOURS}
+        self.stages: list[tuple[float, str]] = []  # (x where a stage began, its name)
         self._x = 0
 
     def sizeHint(self) -> QSize:  # noqa: N802
@@ -29,11 +30,16 @@ class LivePlot(QWidget):
     def clear(self) -> None:
         for points in self.series.values():
             points.clear()
+        self.stages.clear()
         self._x = 0
         self.update()
 
-    def add(self, **values: float | None) -> None:
-        """Add the values of one progress event (None values are skipped)."""
+    def add(self, stage: str | None = None, **values: float | None) -> None:
+        """Add the values of one progress event (None values are skipped); a new ``stage`` is
+        marked on the plot where its first point lands."""
+        if stage and any(v is not None for v in values.values()):
+            if not self.stages or self.stages[-1][1] != stage:
+                self.stages.append((float(self._x), stage))
         added = False
         for name, value in values.items():
             if value is not None and name in self.series:
@@ -57,6 +63,12 @@ class LivePlot(QWidget):
             y = rect.top() + rect.height() * i / 4
             p.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
         total = max(1, self._x - 1)
+        p.setPen(QPen(QColor("#8a94a0"), 1, Qt.PenStyle.DashLine))
+        for x, name in self.stages:
+            px = rect.left() + rect.width() * x / total
+            if x > 0:
+                p.drawLine(QPointF(px, rect.top()), QPointF(px, rect.bottom()))
+            p.drawText(QPointF(px + 4, rect.bottom() - 4), name)
         legend_x = rect.left()
         any_points = False
         for name, points in self.series.items():

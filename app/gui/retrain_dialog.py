@@ -124,7 +124,7 @@ class RetrainDialog(QDialog):
 
     def _on_progress(self, ev: ProgressEvent) -> None:
         self.stage.setText(f"Stage: {ev.stage}")
-        self.plot.add(loss=ev.loss, reward=ev.reward, kl=ev.kl)
+        self.plot.add(stage=ev.stage, loss=ev.loss, reward=ev.reward, kl=ev.kl)
 
     def _finished(self, _code: int, state: str) -> None:
         self.start_button.setEnabled(True)
