@@ -15,6 +15,7 @@ Everything runs in a temporary folder beside the registry and is moved in only o
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import tempfile
@@ -37,8 +38,8 @@ class DemoTrainConfig:
     """How long and how hard the demo models train."""
 
     seed: int = field(default=0, metadata={"help": "seed for initialisation and batch order"})
-    clip_steps: int = field(default=300, metadata={"help": "optimiser steps for the tiny CLIP"})
-    lm_steps: int = field(default=300, metadata={"help": "optimiser steps per language model"})
+    clip_steps: int = field(default=600, metadata={"help": "optimiser steps for the tiny CLIP"})
+    lm_steps: int = field(default=1000, metadata={"help": "optimiser steps per language model"})
     batch_size: int = field(default=16, metadata={"help": "cases per step"})
     clip_lr: float = field(default=1e-3, metadata={"help": "CLIP learning rate (AdamW)"})
     lm_lr: float = field(default=3e-3, metadata={"help": "language model learning rate (AdamW)"})
@@ -106,13 +107,18 @@ def train_clip(
     usable = [(c, f) for c, f in shown if f is not None]
     if not usable:
         raise ValueError("no training case says which finding its image shows; cannot fit the image encoder")
-    model, preprocess, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    # The inference transform (not open_clip's random crop): what the scorer will see.
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
     findings = [f for m in kb.findings.values() for f in m]
     text_tokens = tokenizer([f.clip_text for f in findings])
     images = torch.stack([preprocess(load_pil(Path(c.image))) for c, _ in usable])
     target = torch.tensor([findings.index(f) for _, f in usable])
     same_modality = torch.tensor([[f.modality == c.modality for f in findings] for c, _ in usable])
+    # Start at CLIP's largest logit scale (100): a tower trained from scratch begins with nearly
+    # identical text embeddings, and at the usual 14 their differences barely move the softmax.
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(100.0))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.clip_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
@@ -121,7 +127,10 @@ def train_clip(
         if progress is not None:
             progress.check()
         idx = torch.randint(len(usable), (min(cfg.batch_size * 2, len(usable)),), generator=gen)
-        img = model.encode_image(images[idx], normalize=True)
+        batch = images[idx]
+        flip = torch.rand(len(idx), generator=gen) < 0.5  # mirror half: lesions sit on either side
+        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        img = model.encode_image(batch, normalize=True)
         txt = model.encode_text(text_tokens, normalize=True)
         logits = model.logit_scale.exp() * img @ txt.T
         logits = logits.masked_fill(~same_modality[idx], float("-inf"))
