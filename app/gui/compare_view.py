@@ -211,7 +211,9 @@ class CompareView(QWidget):
             self.cases.appendRow([item, QStandardItem(d.get("modality", "")),
                                   QStandardItem(d.get("truth") or "unknown"),
                                   QStandardItem(f"{d.get('label_a')} / {d.get('label_b')}")])
-        self.cases_title.setText(f"Cases where they disagree: {self.cases.rowCount()} (double-click to review)")
+        count = self.cases.rowCount()
+        self.cases_title.setText(f"Cases where they disagree: {count} (double-click to review)" if count
+                                 else "The two versions give the same verdict on every case.")
         pixmap = QPixmap(str(png)) if png is not None and png.exists() else QPixmap()
         self._heatmap_pixmap = pixmap
         if pixmap.isNull():

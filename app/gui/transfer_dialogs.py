@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.gui.process_panel import ProcessPanel
 from app.qt import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -111,6 +112,10 @@ class ImportDialog(_VerbDialog):
         self.folder = QPushButton("Folder…")
         self.form.itemAt(0, QFormLayout.ItemRole.FieldRole).layout().addWidget(self.folder)
         self.folder.clicked.connect(self._browse_folder)
+        self.skip_existing = QCheckBox("Cases: skip case ids already in the workspace")
+        self.create_reviewers = QCheckBox("Ratings: add reviewers this workspace does not know yet")
+        self.form.addRow("", self.skip_existing)
+        self.form.addRow("", self.create_reviewers)
 
     def _path_label(self) -> str:
         return "Manifest, folder or ratings"
@@ -137,7 +142,12 @@ class ImportDialog(_VerbDialog):
         if not Path(text).exists():
             self.panel._set_status(f"{text} does not exist.", error=True)
             return None
-        return ["import", text]
+        args = ["import", text]
+        if self.skip_existing.isChecked():
+            args.append("--skip-existing")
+        if self.create_reviewers.isChecked():
+            args.append("--create-reviewers")
+        return args
 
 
 class ExportDialog(_VerbDialog):
