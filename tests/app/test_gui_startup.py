@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,3 +60,15 @@ def test_signal_emit_keeps_reference_counts() -> None:
     for i in range(100):
         probe.fired.emit(i)
     assert sys.getrefcount(True) >= before - 5
+
+
+def test_a_workspace_that_cannot_be_opened_fails_in_words(tmp_path, settings_file, qtbot) -> None:
+    from app.gui.app import build_window
+    from app.settings import load_settings
+    from app.workspace import Workspace
+    from feedback_db import StoreError
+
+    ws = Workspace(tmp_path / "broken").ensure()
+    ws.db_path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"\w+"):  # the reason, in words
+        build_window(ws, load_settings(settings_file), settings_file)
