@@ -133,5 +133,26 @@ def run(workspace_arg: str | None = None, settings_path: Path | None = None) -> 
     except Exception as exc:  # noqa: BLE001 (any failure to open is shown, in words, then exit)
         QMessageBox.critical(None, "Cannot open the workspace", f"{workspace.root}:\n{describe(exc)}")
         return 2
+    install_excepthook(window)
     window.show()
     return app.exec()
+
+
+def install_excepthook(window: MainWindow) -> None:
+    """Route an exception nobody caught on the GUI thread (in a slot, say) to the window's error
+    dialog, in words, instead of a traceback on a terminal the clinician never sees (Anki's
+    ``excepthook``). Tests do not install it: pytest-qt fails the test instead."""
+    import traceback
+
+    from app.gui.operations import describe
+
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb) -> None:
+        traceback.print_exception(kind, exc, tb)
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, exc, tb)
+            return
+        window.show_error("Unexpected error", describe(exc))
+
+    sys.excepthook = hook

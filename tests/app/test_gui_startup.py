@@ -72,3 +72,16 @@ def test_a_workspace_that_cannot_be_opened_fails_in_words(tmp_path, settings_fil
     ws.db_path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"\w+"):  # the reason, in words
         build_window(ws, load_settings(settings_file), settings_file)
+
+
+def test_uncaught_gui_exceptions_reach_the_error_dialog(window, monkeypatch) -> None:
+    from app.gui.app import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook(window)
+    try:
+        raise ValueError("the case list could not be read")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    assert window.errors[-1] == ("Unexpected error", "the case list could not be read")
+    window.dialogs["error"].close()
