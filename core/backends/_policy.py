@@ -162,12 +162,8 @@ class TransformersPolicy(Backend):
             eos_token_id=self._eos_ids,
         )
         kwargs.update(gen_kwargs)
-        from transformers import LogitsProcessorList
-
-        processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
-        processors.append(probe)
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, logits_processor=processors, **kwargs)
+        with torch.inference_mode(), probe.attached(self.model):
+            out = self.model.generate(**inputs, **kwargs)
         completions = cut_completions(
             out[:, inputs["input_ids"].shape[1] :], self._eos_ids, int(self.tokenizer.pad_token_id)
         )
