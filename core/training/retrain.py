@@ -185,6 +185,15 @@ def _run(
         reward_model, reward_report = train_reward_model(policy, pairs, cfg.reward, progress)
         reward_model.save(work / "reward_model", reward_report)
         reports["reward"] = reward_report.to_dict()
+        if progress is not None:
+            acc = reward_report.eval_accuracy
+            held_text = (
+                "no held-out pairs" if acc is None else f"held-out pairwise accuracy {acc:.3f}"
+            )
+            progress.update(
+                "reward", reward_report.steps, reward_report.steps,
+                loss=reward_report.train_loss, message=f"{held_text} ({reward_report.eval_pairs} pairs)",
+            )  # fmt: skip
     elif (parent_dir / "reward_model" / "reward_card.json").exists():
         from core.training.reward import RewardModel
 

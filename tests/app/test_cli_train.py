@@ -141,3 +141,20 @@ def test_failure_says_why_and_changes_nothing(demo_ws):
     last = _lines(proc.stdout)[-1]
     assert last["stage"] == "failed" and "no-such-version" in last["message"]
     assert _snapshot(demo_ws) == before
+
+
+@pytest.mark.slow
+def test_benchmark_quick_prints_the_plan_table(tmp_path):
+    out = tmp_path / "table.json"
+    proc = subprocess.run(
+        [*CLI, "benchmark", "--quick", "--workspace", str(tmp_path / "ws"), "--json", str(out),
+         "--progress", "none"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert [r["phase"] for r in rows] == [
+        "text heuristic", "+ vision (clip-llm demo)", "+ LoRA SFT", "+ reward model and PPO",
+    ]  # fmt: skip
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["n"] == rows[0]["n"] for r in rows)
+    assert "text heuristic" in proc.stdout
