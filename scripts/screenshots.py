@@ -81,8 +81,8 @@ def main() -> int:
     shot(win, "review")
 
     # A few more ratings, so a retrain has preference pairs to learn from.
-    for i in range(11):
-        review.next()
+    review.next()
+    for i in range(11):  # save() moves to the next case itself
         view.rating.set_preference(("a", "b", "both_wrong")[i % 3])
         view.rating.set_true_label("ERROR" if i % 2 else "CORRECT")
         view.save()
