@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,11 +96,21 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--batch-size must be positive")
     ws = workspace(args)
     store = None
+    scratch: tempfile.TemporaryDirectory[str] | None = None
     if args.manifest:
-        from app.cli.evaluate import read_manifest_cases
+        from core.manifest import read_manifest
 
-        cases, rejected = read_manifest_cases(args.manifest)
-        image_root = str(Path(args.manifest).resolve().parent)
+        # The manifest's images are read (and de-identified) into a scratch folder, not the
+        # workspace: predicting over a manifest changes nothing on disk but --out.
+        scratch = tempfile.TemporaryDirectory(prefix="medreview-predict-")
+        try:
+            result = read_manifest(Path(args.manifest), Path(scratch.name) / "images")
+        except (OSError, ValueError) as exc:
+            scratch.cleanup()
+            raise CommandError(f"{args.manifest}: {exc}") from exc
+        for problem in result.errors:
+            print(f"medreview predict: {problem}", file=sys.stderr)
+        cases, rejected, image_root = list(result.cases), len(result.errors), scratch.name
     else:
         from app.convert import case_from_record
         from feedback_db import StoreError, open_store
@@ -140,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+        if scratch is not None:
+            scratch.cleanup()
     return EXIT_PARTIAL if bad or rejected else EXIT_OK
 
 

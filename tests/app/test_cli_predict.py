@@ -89,3 +89,25 @@ def test_unknown_version_and_missing_weights_are_clear(tmp_path: Path, base_mode
 def test_no_workspace(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["predict", "--workspace", str(tmp_path / "none"), "--version", "x"]) == 2
     assert "no workspace" in capsys.readouterr().err
+
+
+def test_manifest_needs_no_store(tmp_path: Path, base_models: Path, capsys: pytest.CaptureFixture) -> None:
+    ws = tmp_path / "ws"
+    src = ws / "runs" / "tiny"
+    shutil.copytree(base_models / "base", src / "base")
+    Registry(ws / "models").create_version(
+        "tiny", "clip-llm", {"clip": "base/clip", "lm": "base/lm"}, from_folder=src, settings={"max_new_tokens": 4}
+    )
+    cases = make_cases(tmp_path / "m" / "img", n=3)
+    rows = [{k: v for k, v in c.to_dict().items() if k not in ("meta", "case_id")} for c in cases]
+    rows[1]["image"] = str(tmp_path / "m" / "missing.png")
+    manifest = tmp_path / "m" / "cases.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code = main(["predict", "--workspace", str(ws), "--version", "tiny", "--manifest", str(manifest),
+                 "--device", "cpu", "--progress", "none"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert "cases.jsonl:2" in err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == 2 and all(x["label"] in ("ERROR", "CORRECT", "UNPARSEABLE") for x in lines)
+    assert not (ws / "medreview.db").exists()
