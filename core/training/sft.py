@@ -161,19 +161,23 @@ def _train_with_images(
     model = policy.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate)
-    bs = cfg.device_batch_size(model_device(model).type)
-    total = math.ceil(cfg.epochs * math.ceil(len(examples) / bs))
+    bs, accum = cfg.device_batch_size(model_device(model).type), cfg.gradient_accumulation_steps
+    batches = math.ceil(cfg.epochs * math.ceil(len(examples) / bs))
+    total = math.ceil(batches / accum)
     order, rng, losses = list(examples), random.Random(cfg.seed), []
     model.train()
-    step = 0
-    while step < total:
+    done = step = 0
+    while done < batches:
         rng.shuffle(order)
         for i in range(0, len(order), bs):
-            if step >= total:
+            if done >= batches:
                 break
             chunk = order[i : i + bs]
             loss = model(**policy.encode([c for c, _ in chunk], [t for _, t in chunk])).loss
-            loss.backward()
+            (loss / accum).backward()
+            done += 1
+            if done % accum and done < batches:
+                continue
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,3 +64,24 @@ def test_ppo_on_a_vlm_passes_pixels_and_starts_at_the_reference(vlm, image_cases
     assert torch.equal(logp * mask, trainer.reference_logprobs(batch) * mask)
     report = trainer.train(image_cases)
     assert report.steps == 2 and all(r["loss"] == r["loss"] for r in report.history)
+
+
+def test_sft_on_a_vlm_lowers_the_loss_on_its_examples(image_cases):
+    from core.backends.vlm import VLMBackend, VLMConfig
+    from core.models.demo_lm import build_demo_gemma3
+    from core.training.sft import train_sft
+    from core.training.sft_config import SFTSettings
+
+    from .conftest import verdict_text
+
+    folder = build_demo_gemma3(Path(image_cases[0].image).parent / "sft-vlm")
+    vlm = VLMBackend(VLMConfig(model=str(folder), device="cpu"))
+    gold = [(c, verdict_text(c, c.truth_label)) for c in image_cases[:8]]
+    report = train_sft(
+        vlm,
+        gold,
+        SFTSettings(epochs=6, batch_size=4, gradient_accumulation_steps=2, learning_rate=3e-3),
+    )
+    assert report.steps == 6  # 12 batches of 4, two per update
+    assert report.final_loss < report.first_loss
+    assert hasattr(vlm.model, "peft_config")
