@@ -136,7 +136,7 @@ def test_demo_v2_beats_the_heuristic_on_image_only_errors(tmp_path: Path) -> Non
     from core.demo import generate_demo
     from core.evaluation import evaluate
 
-    cases = generate_demo(tmp_path, seed=0, n_cases=300)
+    cases = generate_demo(tmp_path, seed=0, n_cases=600)  # the demo workspace's default
     train_demo_models(cases, tmp_path / "models", config=DemoTrainConfig(), image_root=str(tmp_path))
     test = [c for c in cases if c.split == "test"]
     v2 = Registry(tmp_path / "models").load_backend("demo-v2", device="cpu", image_root=str(tmp_path))
@@ -149,5 +149,5 @@ def test_demo_v2_beats_the_heuristic_on_image_only_errors(tmp_path: Path) -> Non
 
     assert rate(base, "unsupported_by_image") == 0.0
     assert rate(ours, "unsupported_by_image") >= 0.6
-    assert rate(ours, "none") >= 0.6
+    assert rate(ours, "none") >= 0.7
     assert evaluate(test, ours).overall.accuracy > evaluate(test, base).overall.accuracy
