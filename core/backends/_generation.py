@@ -90,6 +90,8 @@ class VerdictProbe:
 
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
             self.record(output[:, -1, :] if output.dim() == 3 else output)
+            if len(self.records) >= self.steps:
+                handle.remove()  # the later steps run without a hook (torch's fast path)
 
         handle = head.register_forward_hook(hook)
         try:

@@ -145,3 +145,19 @@ def test_missing_image_is_a_clear_error(demo_dir: Path, cases: list) -> None:
     b = _backend(demo_dir, max_new_tokens=2)
     with pytest.raises(FileNotFoundError, match="image not found"):
         b.predict([replace(cases[0], image="/nonexistent/x.png")])
+
+
+def test_probe_hook_is_removed_after_generation(demo_dir: Path, cases: list) -> None:
+    b = _backend(demo_dir, max_new_tokens=8)
+    head = b.model.get_output_embeddings()
+    b.generate(cases[:2])
+    assert len(head._forward_hooks) == 0
+
+
+def test_importing_the_back_end_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, core.backends.clip_llm, core.backends.vlm, core.registry; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
