@@ -23,8 +23,8 @@ from core.training.common import (
     lora_config,
     make_progress_callback,
     model_device,
-    precision_args,
     quiet_trainer,
+    trainer_args,
 )
 from core.training.data import PreferencePair
 
@@ -59,10 +59,7 @@ def _peft_args(policy: TrainablePolicy, cfg: RetrainConfig) -> dict[str, Any]:
 
 
 def _common_args(policy: TrainablePolicy, out: str, cfg: RetrainConfig) -> dict[str, Any]:
-    return dict(
-        output_dir=out, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-        seed=cfg.ppo.seed, dataloader_pin_memory=False, **precision_args(model_device(policy.model)),
-    )  # fmt: skip
+    return trainer_args(out, cfg.ppo.seed, model_device(policy.model))
 
 
 def train_dpo(

@@ -30,6 +30,22 @@ def precision_args(device: Any) -> dict[str, Any]:
     return {"bf16": bf16, "fp16": False, "use_cpu": kind == "cpu"}
 
 
+def trainer_args(output_dir: str, seed: int, device: Any) -> dict[str, Any]:
+    """The ``TrainingArguments`` every TRL trainer here shares: log each step (our progress
+    callback reads the logs), save nothing (the pipeline saves what it keeps), no reporting
+    services, no tqdm (progress goes through ``Progress``), precision for ``device``."""
+    return {
+        "output_dir": output_dir,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": seed,
+        "disable_tqdm": True,
+        "dataloader_pin_memory": False,
+        **precision_args(device),
+    }
+
+
 def lora_config(
     r: int,
     alpha: int,

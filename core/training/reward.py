@@ -34,9 +34,9 @@ from core.training.common import (
     lora_config,
     make_progress_callback,
     model_device,
-    precision_args,
     quiet_trainer,
     text_config,
+    trainer_args,
 )
 from core.training.data import PreferencePair, split_pairs
 from core.training.reward_config import RewardModelConfig
@@ -287,20 +287,13 @@ def _train_text(
     callback = make_progress_callback(progress, "reward")
     with tempfile.TemporaryDirectory(prefix="reward-") as tmp:
         args = RewardConfig(
-            output_dir=str(output_dir or tmp),
             per_device_train_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             num_train_epochs=cfg.epochs,
             learning_rate=cfg.learning_rate,
             weight_decay=cfg.weight_decay,
             max_length=cfg.max_length,
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            seed=cfg.seed,
-            disable_tqdm=True,
-            dataloader_pin_memory=False,
-            **precision_args(model_device(policy.model)),
+            **trainer_args(str(output_dir or tmp), cfg.seed, model_device(policy.model)),
         )
         peft_cfg = lora_config(
             cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, task_type="SEQ_CLS"

@@ -27,8 +27,8 @@ from core.training.common import (
     lora_config,
     make_progress_callback,
     model_device,
-    precision_args,
     quiet_trainer,
+    trainer_args,
 )
 from core.training.sft_config import SFTSettings
 
@@ -128,19 +128,12 @@ def _train_with_trl(
     callback = make_progress_callback(progress, "sft")
     with tempfile.TemporaryDirectory(prefix="sft-") as tmp:
         args = SFTConfig(
-            output_dir=tmp,
             per_device_train_batch_size=cfg.device_batch_size(device.type),
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             num_train_epochs=cfg.epochs,
             learning_rate=cfg.learning_rate,
             max_length=cfg.max_length,
-            logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            seed=cfg.seed,
-            disable_tqdm=True,
-            dataloader_pin_memory=False,
-            **precision_args(device),
+            **trainer_args(tmp, cfg.seed, device),
         )
         trainer = SFTTrainer(
             model=policy.model, args=args, train_dataset=dataset,
