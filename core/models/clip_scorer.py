@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,20 @@ def open_clip_name(source: str) -> str:
     return HF_HUB_PREFIX + source.removeprefix(HF_HUB_PREFIX)
 
 
+
+@contextmanager
+def quiet_open_clip() -> Iterator[None]:
+    """Silence open_clip while it builds a model: it logs routine facts ("Loaded ... model
+    config", "no pretrained weights" for a model we build from scratch) at WARNING on the root
+    logger. Missing weights are caught before this by ``core.models.hub``, in words."""
+    root = logging.getLogger()
+    was = root.disabled
+    root.disabled = True
+    try:
+        yield
+    finally:
+        root.disabled = was
+
 class ClipScorer:
     """An open_clip model, its preprocessing and tokenizer, and cached finding embeddings."""
 
@@ -67,14 +82,9 @@ class ClipScorer:
         self.choice = choice or DeviceChoice("cpu", "float32")
         self.knowledge = knowledge or default_knowledge()
         name = open_clip_name(source)
-        root = logging.getLogger()
-        was = root.disabled
-        root.disabled = True  # open_clip logs routine facts at WARNING on the root logger
-        try:
+        with quiet_open_clip():
             model, _, preprocess = open_clip.create_model_and_transforms(name)
             self.tokenizer = open_clip.get_tokenizer(name)
-        finally:
-            root.disabled = was
         self.model = model.to(self.choice.device, dtype=self.choice.torch_dtype).eval()
         self.preprocess = preprocess
         self._text_cache: dict[str, Any] = {}

@@ -100,7 +100,10 @@ def build_demo_clip(folder: str | Path, config: DemoClipConfig | None = None, se
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(json.dumps(cfg.open_clip_config(), indent=2), encoding="utf-8")
     torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    from core.models.clip_scorer import quiet_open_clip
+
+    with quiet_open_clip():
+        model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
     save_clip_weights(model, out)
     return out
 
