@@ -23,6 +23,7 @@ VERBS: tuple[tuple[str, str, str], ...] = (
     ("demo", "app.cli.demo", "create the demo workspace: synthetic cases, demo models, predictions"),
     ("import", "app.cli.importing", "import cases (manifest or folder) or ratings (expert_feedback.jsonl)"),
     ("export", "app.cli.export", "export ratings as expert_feedback.jsonl (TRL preference or KTO format)"),
+    ("models", "app.cli.models", "list model versions, or register a real model (HF cache or folder)"),
     ("predict", "app.cli.predict", "run a model version over the workspace's cases or a manifest"),
     ("evaluate", "app.cli.evaluate", "score a model version's verdicts against the ground truth"),
     ("train", "app.cli.train", "train: sft, reward, ppo, grpo, dpo, or the one-click retrain"),

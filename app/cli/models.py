@@ -1,0 +1,130 @@
+"""``medreview models``: list the workspace's model versions, or register a real model as one.
+
+A version made by ``models add`` holds no weights of its own: its card names the base models (a
+Hugging Face id found in the local cache, or a folder), and ``predict``, ``evaluate`` and
+``train retrain --parent NAME`` load them from there. Nothing is downloaded: a model that is not on
+this machine is refused at once, with the command that fetches it on a connected machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from app.cli.common import EXIT_OK, CommandError, add_common, workspace
+
+_DESCRIPTION = __doc__.split("\n\n")[0].replace("``", "")
+
+
+def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
+    p = sub.add_parser(verb, help=help_, description=_DESCRIPTION)
+    actions = p.add_subparsers(dest="models_verb", metavar="ACTION", required=True)
+
+    ls = actions.add_parser("list", help="list the model versions", description="List the workspace's model versions.")
+    add_common(ls)
+    ls.set_defaults(func=list_versions)
+
+    add = actions.add_parser(
+        "add",
+        help="register a real model (HF cache id or folder) as a version",
+        description=(
+            "Register a real model as a version, with no download: the ids must be in the local "
+            "Hugging Face cache (or be folders). Example: medreview models add medgemma "
+            "--backend vlm --vlm google/medgemma-4b-it"
+        ),
+    )
+    add_common(add)
+    add.add_argument("name", help="the new version's name (letters, digits, . _ -)")
+    add.add_argument("--backend", choices=("clip-llm", "vlm"), required=True, help="which back end runs it")
+    add.add_argument("--clip", metavar="ID_OR_FOLDER", help="clip-llm: open_clip image encoder (default BiomedCLIP)")
+    add.add_argument("--lm", metavar="ID_OR_FOLDER", help="clip-llm: causal language model (default google/gemma-3-1b-it)")
+    add.add_argument("--no-image", action="store_true", help="clip-llm: text only, no image description")
+    add.add_argument("--vlm", metavar="ID_OR_FOLDER", help="vlm: image-text-to-text model (default google/medgemma-4b-it)")
+    add.add_argument("--activate", action="store_true", help="make it the active version")
+    add.set_defaults(func=add_version)
+
+
+def list_versions(args: argparse.Namespace) -> int:
+    from feedback_db import open_store
+
+    ws = workspace(args)
+    if not ws.exists():
+        raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
+    store = open_store(ws.db_url)
+    try:
+        versions = store.model_versions()
+    finally:
+        store.close()
+    if not versions:
+        print("no model versions yet")
+    for v in versions:
+        mark = "*" if v.active else " "
+        print(f"{mark} {v.name:<32} {v.backend:<10} parent={v.parent or '-':<24} {v.base_model}")
+    return EXIT_OK
+
+
+def _base_models(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, object]]:
+    """The card's base models and settings, each checked to be on this machine."""
+    from core.backends.clip_llm import ClipLLMConfig
+    from core.backends.vlm import VLMConfig
+    from core.models.clip_scorer import open_clip_name
+    from core.models.hub import resolve_model
+
+    def local(ref: str) -> str:
+        # A folder is recorded as an absolute path, so the card works from any current folder.
+        p = Path(ref).expanduser()
+        return str(p.resolve()) if p.is_dir() else ref
+
+    if args.backend == "vlm":
+        vlm = local(args.vlm or VLMConfig.model)
+        resolve_model(vlm, ("config.json",))
+        return {"vlm": vlm}, {}
+    lm = local(args.lm or ClipLLMConfig.lm_model)
+    resolve_model(lm)
+    if args.no_image:
+        return {"lm": lm}, {"describe_image": False}
+    clip = local(args.clip or ClipLLMConfig.clip_model)
+    open_clip_name(clip)
+    return {"clip": clip, "lm": lm}, {"describe_image": True}
+
+
+def add_version(args: argparse.Namespace) -> int:
+    from app.versions import mirror_card
+    from core.models.hub import ModelNotAvailable
+    from core.registry import Registry, RegistryError
+    from feedback_db import open_store
+
+    ws = workspace(args)
+    if not ws.exists():
+        raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
+    try:
+        base_models, settings = _base_models(args)
+    except ModelNotAvailable as exc:
+        raise CommandError(str(exc)) from exc
+    registry = Registry(ws.models_dir)
+    store = open_store(ws.db_url)
+    try:
+        if store.get_model_version(args.name) is not None:
+            raise CommandError(f"model version {args.name!r} already exists")
+        folder = Path(tempfile.mkdtemp(prefix=f".{args.name}-", dir=ws.ensure().runs_dir))
+        try:
+            card = registry.create_version(
+                args.name,
+                args.backend,
+                base_models,
+                from_folder=folder,
+                settings=settings,
+                description=f"{args.backend}: " + ", ".join(f"{k}={v}" for k, v in base_models.items()),
+            )
+        except RegistryError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            if folder.exists():
+                folder.rmdir()
+        mirror_card(store, card, str(registry.path(card.name)), active=args.activate)
+    finally:
+        store.close()
+    print(f"registered {card.name}: {card.description}", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,58 @@
+"""``medreview models``: register a real model (cache id or folder) as a version, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.cli.main import main
+from app.convert import case_in_from_case
+from core.models.demo_clip import build_demo_clip
+from core.models.demo_lm import build_demo_causal_lm
+from core.registry import Registry
+from feedback_db import open_store
+from tests.core._phantoms import make_cases
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    cases = make_cases(root / "images", n=4, split="test")
+    cases = [c.__class__(**{**c.to_dict(), "image": str(Path(c.image).relative_to(root))}) for c in cases]
+    with open_store(f"sqlite:///{root / 'medreview.db'}") as store:
+        store.add_cases([case_in_from_case(c) for c in cases])
+    return root
+
+
+def test_missing_real_model_is_refused_with_the_way_to_provide_it(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["models", "add", "medgemma", "--backend", "vlm", "--vlm", "google/medgemma-4b-it", "--workspace", str(ws)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "google/medgemma-4b-it" in err and "hf download google/medgemma-4b-it" in err
+    assert not (ws / "models" / "medgemma").exists()
+    with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:
+        assert store.get_model_version("medgemma") is None
+
+
+def test_folder_models_become_a_version_that_predicts(ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = build_demo_clip(tmp_path / "my-clip")
+    lm = build_demo_causal_lm(tmp_path / "my-lm")
+    rc = main(["models", "add", "mine", "--backend", "clip-llm", "--clip", str(clip), "--lm", str(lm),
+               "--workspace", str(ws), "--activate"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    card = Registry(ws / "models").card("mine")
+    assert card.base_models == {"clip": str(clip.resolve()), "lm": str(lm.resolve())}
+    assert main(["models", "list", "--workspace", str(ws)]) == 0
+    assert "* mine" in capsys.readouterr().out
+
+    assert main(["predict", "--version", "mine", "--split", "test", "--workspace", str(ws)]) == 0
+    with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:
+        preds = store.predictions_for_version("mine")
+        assert len(preds) == 4
+        assert {p.label for p in preds.values()} <= {"ERROR", "CORRECT", "UNPARSEABLE"}
+        assert store.active_version().name == "mine"
+
+    # the same name twice is refused, and nothing changes
+    rc = main(["models", "add", "mine", "--backend", "clip-llm", "--clip", str(clip), "--lm", str(lm), "--workspace", str(ws)])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
