@@ -153,7 +153,8 @@ class MainWindow(QMainWindow):
         return self._dialog("retrain", make)
 
     def open_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.ctx.settings, self)
+        dialog = SettingsDialog(self.ctx.settings, self, workspace=self.ctx.workspace)
+        dialog.versionAdded.connect(lambda _name: self._after_change("done", "Model registration"))
         dialog.accepted.connect(lambda: self._save_settings(dialog.result_settings))
         self.dialogs["settings"] = dialog
         dialog.open()

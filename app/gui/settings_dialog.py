@@ -25,6 +25,7 @@ from app.qt import (
     QLineEdit,
     QPushButton,
     QVBoxLayout,
+    Signal,
 )
 from app.settings import DEVICES, ROLES, Settings, SettingsError
 from app.workspace import Workspace
@@ -48,10 +49,14 @@ def _error_label() -> QLabel:
 class SettingsDialog(QDialog):
     """Edit the settings; ``result_settings`` holds the validated result after Save."""
 
-    def __init__(self, settings: Settings, parent=None) -> None:
+    #: emitted after ``medreview models add`` registered a version
+    versionAdded = Signal(str)
+
+    def __init__(self, settings: Settings, parent=None, workspace: Workspace | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.resize(780, 400)
+        self.resize(780, 520)
+        self._workspace = workspace
         self.result_settings: Settings | None = None
         self._settings = settings
         self.name = QLineEdit(settings.reviewer_name)
@@ -69,7 +74,7 @@ class SettingsDialog(QDialog):
         self.vlm = QLineEdit(settings.vlm_model)
         self.clip = QLineEdit(settings.clip_model)
         self.llm = QLineEdit(settings.llm_model)
-        self.llm.setPlaceholderText("the demo workspace's model when empty")
+        self.llm.setPlaceholderText("google/gemma-3-1b-it when empty")
         for edit in (self.workspace, self.vlm, self.clip, self.llm):
             edit.setCursorPosition(0)
         form = QFormLayout()
@@ -85,14 +90,72 @@ class SettingsDialog(QDialog):
         note.setWordWrap(True)
         note.setObjectName("hint")
         self.error = _error_label()
+        # Register the models named above as a version of the workspace (no download: a model
+        # that is not on this machine is refused at once, with the command that fetches it).
+        self.version_name = QLineEdit("medgemma")
+        self.add_vlm = QPushButton("Add vision-language model")
+        self.add_clip = QPushButton("Add image encoder + language model")
+        self.add_vlm.clicked.connect(lambda: self.add_version("vlm"))
+        self.add_clip.clicked.connect(lambda: self.add_version("clip-llm"))
+        add_row = QHBoxLayout()
+        add_row.addWidget(QLabel("Register as model version"))
+        add_row.addWidget(self.version_name, 1)
+        add_row.addWidget(self.add_vlm)
+        add_row.addWidget(self.add_clip)
+        # A quick check and a card: the child runs unseen, its outcome is said in one line below.
+        self.panel = ProcessPanel(self, log_lines=3, show_problems=False)
+        self.panel.setVisible(False)
+        self.panel.finished.connect(self._version_finished)
+        for w in (self.version_name, self.add_vlm, self.add_clip):
+            w.setEnabled(workspace is not None)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)
+        layout.addLayout(add_row)
+        layout.addWidget(self.panel)
         layout.addWidget(self.error)
+        layout.addStretch(1)
         layout.addWidget(self.buttons)
+
+    def add_version(self, backend: str) -> None:
+        """Run ``medreview models add`` for the model fields above, in a child process."""
+        name = self.version_name.text().strip()
+        if not name or self._workspace is None:
+            self.error.setText("Name the new model version first.")
+            return
+        args = ["models", "add", name, "--backend", backend, "--workspace", str(self._workspace.root)]
+        if backend == "vlm":
+            args += ["--vlm", self.vlm.text().strip() or Settings().vlm_model]
+        else:
+            if self.clip.text().strip():
+                args += ["--clip", self.clip.text().strip()]
+            if self.llm.text().strip():
+                args += ["--lm", self.llm.text().strip()]
+        self.error.setText(f"Checking the models and registering {name!r}…")
+        self._adding = name
+        self.add_vlm.setEnabled(False)
+        self.add_clip.setEnabled(False)
+        self.panel.start(args)
+
+    def _version_finished(self, _code: int, state: str) -> None:
+        self.add_vlm.setEnabled(True)
+        self.add_clip.setEnabled(True)
+        if state == "done":
+            self.error.setText(f"Model version {self._adding!r} registered; pick it in Compare, "
+                               "or retrain from it.")
+            self.versionAdded.emit(self._adding)
+        else:
+            why = state.removeprefix("failed: ").removeprefix("medreview models: ")
+            self.error.setText(f"Not registered: {why}")
+
+    def reject(self) -> None:
+        if self.panel.running:
+            self.panel.cancel()
+            self.panel.process.wait(5000)
+        super().reject()
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Workspace folder", self.workspace.text() or str(Path.home()))

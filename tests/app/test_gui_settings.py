@@ -102,3 +102,30 @@ def test_first_run_needs_a_name_and_shows_demo_failure_in_words(qtbot, tmp_path)
         assert ws.exists()
         assert dialog.panel.state in ("done", "partial")
         assert dialog.result_settings.reviewer_name == "Dr New"
+
+
+def test_settings_registers_a_model_version_or_says_why_not(qtbot, window, tmp_path) -> None:
+    """A model that is not on this machine is refused in words; one in a folder becomes a
+    version the compare view offers."""
+    from core.models.demo_clip import build_demo_clip
+    from core.models.demo_lm import build_demo_causal_lm
+
+    dialog = window.open_settings()
+    dialog.vlm.setText("google/medgemma-4b-it")
+    dialog.version_name.setText("medgemma")
+    with qtbot.waitSignal(dialog.panel.finished, timeout=60000):
+        dialog.add_vlm.click()
+    assert "not available on this machine" in dialog.error.text()
+    assert "hf download google/medgemma-4b-it" in dialog.error.text()
+
+    clip = build_demo_clip(tmp_path / "my-clip")
+    lm = build_demo_causal_lm(tmp_path / "my-lm")
+    dialog.clip.setText(str(clip))
+    dialog.llm.setText(str(lm))
+    dialog.version_name.setText("local-pair")
+    with qtbot.waitSignal(dialog.versionAdded, timeout=60000) as added:
+        dialog.add_clip.click()
+    assert added.args == ["local-pair"]
+    assert "registered" in dialog.error.text()
+    assert "local-pair" in [v.name for v in window.ctx.reader.model_versions()]
+    dialog.reject()
