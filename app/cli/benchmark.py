@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.common import EXIT_OK, add_common, progress_for, workspace
+from app.cli.common import EXIT_OK, add_common, progress_for, quiet_ml_libraries, workspace
 from core.progress import Progress
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def simulate_reviews(store: Store, version_a: str, version_b: str, split: str = 
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_ml_libraries()
     ws_arg = getattr(args, "workspace", None)
     root = workspace(args).root if ws_arg else Path(tempfile.mkdtemp(prefix="medreview-bench-"))
     t0 = time.monotonic()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +36,17 @@ def add_common(parser: argparse.ArgumentParser, progress: bool = False) -> None:
             default="bar" if sys.stderr.isatty() else "none",
             help="progress display: a bar on the terminal, JSON lines on stdout, or none",
         )
+
+
+def quiet_ml_libraries() -> None:
+    """Keep the log a clinician reads to what matters: no per-map progress bars from datasets,
+    no deprecation notices about library internals (they are for us, not for the user)."""
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for module in ("transformers", "trl", "peft", "datasets", "accelerate", "torch"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
 
 
 def workspace(args: argparse.Namespace) -> Workspace:

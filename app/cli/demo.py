@@ -13,7 +13,14 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_OK, CommandError, add_common, progress_for, workspace
+from app.cli.common import (
+    EXIT_OK,
+    CommandError,
+    add_common,
+    progress_for,
+    quiet_ml_libraries,
+    workspace,
+)
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
@@ -61,6 +68,7 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 
 
 def create(args: argparse.Namespace) -> int:
+    quiet_ml_libraries()
     from app.convert import case_in_from_case
     from app.versions import store_verdicts
     from core.backends.heuristic import HeuristicBackend

@@ -22,18 +22,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import signal
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.common import EXIT_FAILED, EXIT_OK, CommandError, add_common, workspace
+from app.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    add_common,
+    quiet_ml_libraries,
+    workspace,
+)
 from core.progress import Canceled, Progress, ProgressEvent, json_lines
 
 if TYPE_CHECKING:
@@ -139,19 +144,8 @@ def _progress(mode: str, out: Any) -> Progress:
     return Progress()
 
 
-def _quiet_libraries() -> None:
-    """Keep the log a clinician reads to what matters: no per-map progress bars from datasets,
-    no deprecation notices about library internals (they are for us, not for the user)."""
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    for module in ("transformers", "trl", "peft", "datasets", "accelerate", "torch"):
-        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
-
-
 def run(args: argparse.Namespace) -> int:
-    _quiet_libraries()
+    quiet_ml_libraries()
     ws = workspace(args)
     if not ws.exists():
         raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
