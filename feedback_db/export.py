@@ -88,7 +88,7 @@ def _reviewer_id(store: Store, name: str | None) -> int | None:
     raise StoreError(f"unknown reviewer {name!r}; known: {', '.join(r.name for r in store.reviewers()) or 'none'}")
 
 
-def _meta(row: Any, reviewer: str, margin: float | None) -> dict[str, Any]:
+def _meta(row: Any, reviewer: str, margin: float | None, pair: bool = False) -> dict[str, Any]:
     meta = {
         "case_id": row.case_id,
         "modality": row.modality,
@@ -98,6 +98,10 @@ def _meta(row: Any, reviewer: str, margin: float | None) -> dict[str, Any]:
         "reviewer": reviewer,
         "rated_at": rated_at(row.created_at),
     }
+    if pair:
+        # Whether "chosen" is the clinician's own rewritten answer (a gold answer for SFT) or
+        # the model verdict they preferred.
+        meta["chosen_source"] = "rationale" if (row.rationale or "").strip() else "model"
     if margin is not None:
         meta["margin"] = margin
     return meta
@@ -108,6 +112,7 @@ def _trl_rows(reviewer_id: int | None) -> tuple[Any, Any]:
         select(
             PreferencePairRow.chosen, PreferencePairRow.rejected, RatingRow.id.label("rating_id"),
             RatingRow.severity, RatingRow.margin, RatingRow.created_at, RatingRow.true_label,
+            RatingRow.rationale,
             CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
             CaseRow.error_type, ReviewerRow.name.label("reviewer"),
         )
@@ -230,7 +235,8 @@ def export_feedback(
                         continue
                     prompt = user_turn(case_text(row.modality, row.finding, row.treatment))
                     head = heads[row.case_id] = (encode({"prompt": prompt})[:-1], '"images": ' + encode([image]))
-                meta = encode(_meta(row, row.reviewer, float(row.margin or 0.0) if with_margin else None))[1:]
+                margin = float(row.margin or 0.0) if with_margin else None
+                meta = encode(_meta(row, row.reviewer, margin, pair=fmt == "trl"))[1:]
                 if fmt == "trl":
                     bodies = [{"chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected)}]
                 else:

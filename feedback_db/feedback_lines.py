@@ -48,6 +48,7 @@ class FeedbackLine:
     margin: float | None
     modality: str | None
     images: tuple[str, ...]
+    chosen_source: str | None = None  # "rationale": chosen is the clinician's rewritten answer
 
 
 def _message_text(value: Any, field: str) -> str:
@@ -126,6 +127,9 @@ def parse_line(number: int, raw: str) -> FeedbackLine:
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)):
         raise ValueError(f"field 'margin' must be a number or null, got {json.dumps(margin)[:40]}")
     modality = _str(data, "modality", optional=True)
+    chosen_source = data.get("chosen_source")
+    if chosen_source not in (None, "rationale", "model"):
+        raise ValueError(f"field 'chosen_source' must be \"rationale\", \"model\" or null, got {json.dumps(chosen_source)[:40]}")
     images = data.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
         raise ValueError("field 'images' must be a non-empty list of paths")
@@ -133,4 +137,5 @@ def parse_line(number: int, raw: str) -> FeedbackLine:
         line=number, case_id=case_id, reviewer=reviewer.strip(), rated_at=parse_time(when),
         chosen=chosen, rejected=rejected, true_label=true_label, severity=severity,
         margin=None if margin is None else float(margin), modality=modality, images=tuple(images),
+        chosen_source=chosen_source,
     )

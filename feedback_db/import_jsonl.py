@@ -9,7 +9,8 @@ rating row, keeping the original time. Its two verdicts become predictions of th
 ``imported`` (registered on first use, backend ``import``), A = the chosen text, B = the rejected
 one, labels parsed from the text:
 
-- one line: preference ``a`` (the chosen verdict was better);
+- one line: preference ``a`` (the chosen verdict was better); with ``"chosen_source":
+  "rationale"`` the chosen text is the clinician's rewritten answer and becomes the rationale;
 - two lines with the same chosen text and different rejected ones: the clinician's correction
   over two wrong verdicts, preference ``both_wrong`` with the chosen text's reason as rationale,
   A and B the two rejected texts.
@@ -37,6 +38,7 @@ from feedback_db.errors import StoreError
 from feedback_db.export import ProgressLike
 from feedback_db.feedback_lines import FeedbackLine, parse_label, parse_line
 from feedback_db.models import CaseRow, ModelVersionRow, PredictionRow, RatingRow, ReviewerRow
+from feedback_db.pairs import gold_answer
 from feedback_db.ratings import write_rating
 from feedback_db.records import RatingIn
 from feedback_db.store import Store, chunks
@@ -146,7 +148,12 @@ def _histories(s: Session, case_ids: list[str]) -> tuple[dict[_Key, set[datetime
 def _as_rating(group: list[FeedbackLine]) -> tuple[str, str | None, str, str]:
     """(preference, rationale, text A, text B) of one rating's lines. Raises ValueError."""
     if len(group) == 1:
-        return "a", None, group[0].chosen, group[0].rejected
+        line = group[0]
+        label, reason = parse_label(line.chosen)
+        # The clinician's own rewritten answer, kept as the rating's rationale (so it stays gold).
+        if line.chosen_source == "rationale" and reason and gold_answer(line.true_label, reason) == line.chosen:
+            return "a", reason, line.chosen, line.rejected
+        return "a", None, line.chosen, line.rejected
     first, second = group[0], group[1]
     label, reason = parse_label(first.chosen)
     if len(group) == 2 and first.chosen == second.chosen and first.rejected != second.rejected and label == first.true_label and reason:

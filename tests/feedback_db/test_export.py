@@ -45,9 +45,10 @@ def test_trl_lines_are_exactly_the_design(seeded: Seeded, tmp_path: Path) -> Non
         "true_label": "ERROR",
         "reviewer": "dr-lee",
         "rated_at": r.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "chosen_source": "model",
     }
     assert list(line) == ["prompt", "chosen", "rejected", "images", "case_id", "modality", "error_type",
-                          "severity", "true_label", "reviewer", "rated_at"]  # DESIGN.md's order
+                          "severity", "true_label", "reviewer", "rated_at", "chosen_source"]  # DESIGN.md's order
     assert line["rated_at"].endswith("Z") and "margin" not in line
     data = (out.parent / image).read_bytes()
     assert image == f"images/{hashlib.sha256(data).hexdigest()}.png"
