@@ -11,7 +11,7 @@ import torch
 from core.models.demo_clip import CONFIG_FILE, WEIGHTS_FILE, build_demo_clip
 from core.models.demo_lm import DemoLMConfig, build_demo_causal_lm, build_demo_gemma3
 from core.models.demo_tokenizer import build_demo_tokenizer
-from core.models.demo_train import DemoTrainConfig, gold_verdict, train_demo_models
+from core.models.demo_train import DemoTrainConfig, gold_verdict, train_demo_models, train_lm
 from core.progress import Canceled, Progress
 from core.registry import Registry, RegistryError
 from core.verdicts import Label, parse_verdict
@@ -125,6 +125,40 @@ def test_taken_names_and_cancel(trained: tuple, tmp_path: Path) -> None:
     assert not [x for x in (tmp_path / "models").iterdir()]
     with pytest.raises(ValueError, match="no train-split cases"):
         train_demo_models(make_cases(tmp_path / "t", n=3, split="test"), tmp_path / "m2")
+
+
+def test_verdict_confidence_does_not_saturate(tmp_path: Path) -> None:
+    """Calibration guard: a demo LM drilled on a handful of cases until it knows them by heart
+    must still not claim certainty. With the old loss (verdict word weighted 5x, no smoothing)
+    16 of these 24 confidences were > 0.99 (max 0.997); the two-way smoothing of the verdict
+    word keeps them under ~0.92, spread out."""
+    from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    cases = make_cases(tmp_path / "img", n=24, seed=3, split="train")
+    lm = build_demo_causal_lm(tmp_path / "lm", seed=0)
+    backend = ClipLLMBackend(ClipLLMConfig(lm_model=str(lm), describe_image=False, device="cpu"))
+    torch.manual_seed(0)
+    fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=300, batch_size=8), None, "t")
+    assert set(fit) == {"final_lm_loss"}  # no val cases: the last step is kept
+    confidences = [v.confidence for v in backend.predict(cases, batch_size=24) if v.confidence is not None]
+    assert len(confidences) >= 20
+    assert max(confidences) < 0.95 and not [c for c in confidences if c > 0.99], confidences
+    assert max(confidences) - min(confidences) > 0.2, confidences
+
+
+def test_val_split_picks_the_checkpoint(tmp_path: Path) -> None:
+    from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    cases = make_cases(tmp_path / "img", n=12, seed=3, split="train")
+    val = make_cases(tmp_path / "val", n=6, seed=4, split="val")
+    lm = build_demo_causal_lm(tmp_path / "lm", seed=0)
+    backend = ClipLLMBackend(ClipLLMConfig(lm_model=str(lm), describe_image=False, device="cpu"))
+    fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=30, batch_size=4, eval_every=10), None, "t", val)
+    assert fit["best_step"] in (10, 20, 30) and fit["val_verdict_log_loss"] > 0
+    with pytest.raises(ValueError, match="verdict_smoothing"):
+        DemoTrainConfig(verdict_smoothing=0.5)
+    with pytest.raises(ValueError, match="eval_every"):
+        DemoTrainConfig(eval_every=0)
 
 
 @pytest.mark.slow
