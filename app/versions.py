@@ -25,13 +25,13 @@ def base_model_text(base_models: dict[str, str]) -> str:
 def mirror_card(
     store: Store,
     card: Any,
-    path: str,
     *,
     active: bool = False,
     metrics: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Add a store row for the registry ``card`` (a ``core.registry.ModelCard``) at ``path``,
-    unless the store has it already; returns the store's version record."""
+    """Add a store row for the registry ``card`` (a ``core.registry.ModelCard``), unless the store
+    has it already; returns the store's version record. The row's path is ``models/<name>``,
+    relative to the workspace, so a workspace folder can be moved or copied whole."""
     existing = store.get_model_version(card.name)
     if existing is not None:
         if active and not existing.active:
@@ -42,7 +42,7 @@ def mirror_card(
         card.backend,
         base_model_text(card.base_models),
         parent=card.parent,
-        path=path,
+        path=f"models/{card.name}",
         metrics=metrics if metrics is not None else (card.metrics or None),
         active=active,
         note=card.description or None,

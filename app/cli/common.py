@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -81,6 +82,18 @@ class _Bar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+@contextmanager
+def cancel_on_sigterm(progress: Progress) -> Iterator[None]:
+    """While inside, SIGTERM (the GUI's Cancel) asks ``progress`` to stop at the next step, so the
+    verb can clean up and say how it ended, instead of dying half-way."""
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: progress.cancel())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

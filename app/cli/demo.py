@@ -9,21 +9,26 @@ case, so the review queue has an A and a B for each case from the first start.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from typing import TYPE_CHECKING
 
 from app.cli.common import (
+    EXIT_FAILED,
     EXIT_OK,
     CommandError,
     add_common,
+    cancel_on_sigterm,
     progress_for,
     quiet_ml_libraries,
     workspace,
 )
+from app.workspace import Workspace
+from core.progress import Canceled, ProgressEvent
 
 if TYPE_CHECKING:
-    from app.workspace import Workspace
     from core.cases import Case
     from core.progress import Progress
     from feedback_db import Store
@@ -69,10 +74,6 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 
 def create(args: argparse.Namespace) -> int:
     quiet_ml_libraries()
-    from app.convert import case_in_from_case
-    from app.versions import store_verdicts
-    from core.backends.heuristic import HeuristicBackend
-    from core.demo import generate_demo
     from feedback_db import open_store
 
     if args.cases < 1:
@@ -83,15 +84,53 @@ def create(args: argparse.Namespace) -> int:
             "(140 or more covers them all)",
             file=sys.stderr,
         )
-    ws = workspace(args).ensure()
+    target = workspace(args)
+    # A new workspace is built beside its final place and moved in only when complete, so a
+    # failed or cancelled run never leaves a half-made workspace that would open without models.
+    # (A folder that already holds other files is built in place.)
+    fresh = not target.exists() and (not target.root.exists() or not any(target.root.iterdir()))
+    build = Workspace(target.root.with_name(f".{target.root.name}.creating-{os.getpid()}")) if fresh else target
     t0 = time.monotonic()
+    try:
+        _build(args, build.ensure())
+        if fresh:
+            if target.root.is_dir():
+                target.root.rmdir()
+            os.replace(build.root, target.root)
+    except BaseException as exc:
+        if fresh:
+            shutil.rmtree(build.root, ignore_errors=True)
+        if isinstance(exc, Canceled):
+            _say_canceled(args, fresh)
+            return EXIT_FAILED
+        raise
+    with open_store(target.db_url) as store:
+        _summary(store, target, time.monotonic() - t0)
+    return EXIT_OK
+
+
+def _say_canceled(args: argparse.Namespace, fresh: bool) -> None:
+    what = "nothing was created" if fresh else "the workspace keeps what was added before the cancel"
+    if getattr(args, "progress", "none") == "json":
+        print(ProgressEvent("canceled", 0, message=f"canceled; {what}").to_json(), flush=True)
+    else:
+        print(f"medreview demo create: canceled; {what}", file=sys.stderr)
+
+
+def _build(args: argparse.Namespace, ws: Workspace) -> None:
+    from app.convert import case_in_from_case
+    from app.versions import store_verdicts
+    from core.backends.heuristic import HeuristicBackend
+    from core.demo import generate_demo
+    from feedback_db import open_store
+
     store = open_store(ws.db_url)
     try:
         if store.info().counts.get("cases", 0) and not args.force:
             raise CommandError(
                 f"{ws.root} already holds cases; use another --workspace, or --force to add to it"
             )
-        with progress_for(args) as progress:
+        with progress_for(args) as progress, cancel_on_sigterm(progress):
             cases = generate_demo(ws.root, seed=args.seed, n_cases=args.cases, progress=progress)
             store.add_cases(case_in_from_case(c) for c in cases)
             heuristic = HeuristicBackend()
@@ -112,10 +151,8 @@ def create(args: argparse.Namespace) -> int:
             )
             if not args.skip_models:
                 _train_and_predict(ws, store, cases, args.device, progress)
-        _summary(store, ws, time.monotonic() - t0)
     finally:
         store.close()
-    return EXIT_OK
 
 
 def _train_and_predict(
@@ -132,7 +169,7 @@ def _train_and_predict(
         verdicts = backend.predict(
             cases, batch_size=16, progress=progress, stage=f"predict: {card.name}"
         )
-        mirror_card(store, card, str(registry.path(card.name)), active=(i == len(cards) - 1))
+        mirror_card(store, card, active=(i == len(cards) - 1))
         store_verdicts(store, card.name, cases, verdicts)
 
 

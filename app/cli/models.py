@@ -123,7 +123,7 @@ def add_version(args: argparse.Namespace) -> int:
         finally:
             if folder.exists():
                 folder.rmdir()
-        mirror_card(store, card, str(registry.path(card.name)), active=args.activate)
+        mirror_card(store, card, active=args.activate)
     finally:
         store.close()
     print(f"registered {card.name}: {card.description}", file=sys.stderr)

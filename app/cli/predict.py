@@ -162,7 +162,7 @@ def _save(store: Any, version: str, card: Any, ws: Any, cases: list[Case], verdi
 
     try:
         if card is not None:
-            mirror_card(store, card, str(ws.models_dir / card.name))
+            mirror_card(store, card)
         elif store.get_model_version(version) is None:
             store.add_model_version(version, HEURISTIC, "resources/knowledge.json", note="text-only knowledge-table rules")
         store_verdicts(store, version, cases, verdicts)

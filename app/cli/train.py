@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import signal
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +34,7 @@ from app.cli.common import (
     EXIT_OK,
     CommandError,
     add_common,
+    cancel_on_sigterm,
     quiet_ml_libraries,
     workspace,
 )
@@ -116,16 +115,6 @@ def build_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
-@contextlib.contextmanager
-def _cancel_on_sigterm(progress: Progress) -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda signum, frame: progress.cancel())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _final(mode: str, out: Any, stage: str, message: str) -> None:
     if mode == "json":
         out.write(ProgressEvent(stage, 0, None, message=message).to_json() + "\n")
@@ -159,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="export.", dir=ws.ensure().runs_dir))
     try:
         # Library chatter goes to stderr: stdout carries only our JSON lines.
-        with _cancel_on_sigterm(progress), contextlib.redirect_stdout(sys.stderr):
+        with cancel_on_sigterm(progress), contextlib.redirect_stdout(sys.stderr):
             version, promoted, reason = _train(args, ws, cfg, work, progress)
     except Canceled:
         _final(
@@ -248,9 +237,9 @@ def _record(ws: Workspace, registry: Any, kind: str, cfg: Any, parent: str, res:
     try:
         with open_store(ws.db_url) as store:
             if store.get_model_version(parent) is None:
-                mirror_card(store, registry.card(parent), str(registry.path(parent)))
+                mirror_card(store, registry.card(parent))
             run_id = store.add_training_run(kind, asdict(cfg), parent).id
-            mirror_card(store, res.card, str(registry.path(name)), metrics=res.metrics)
+            mirror_card(store, res.card, metrics=res.metrics)
             store_verdicts(store, name, res.heldout, res.verdicts)
             store.record_evaluation(
                 name, res.metrics, promoted=res.gate.promote, reason=res.gate.reason

@@ -46,7 +46,7 @@ def demo_ws(tmp_path_factory) -> Path:
         store.add_cases(case_in_from_case(c) for c in cases)
         for i, card in enumerate(cards):
             backend = registry.load_backend(card.name, device="cpu", image_root=str(root))
-            mirror_card(store, card, str(registry.path(card.name)), active=i == 1)
+            mirror_card(store, card, active=i == 1)
             store_verdicts(store, card.name, cases, backend.predict(cases, batch_size=16))
         assert simulate_reviews(store, cards[0].name, cards[1].name) > 0
     torch.set_num_threads(threads)
