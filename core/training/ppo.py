@@ -4,6 +4,11 @@
   which PPO then keeps training).
 - Reference: the same weights with the adapter disabled (``model.disable_adapter()``): no second
   copy of the model in memory. With a fresh adapter the policy equals the reference at step 0.
+- ``reference="current"`` (the retrain pipeline whenever the policy carries an adapter: after SFT,
+  or a parent version with one): that adapter is frozen and stays on in both the policy and the
+  reference; PPO trains a second, fresh adapter on top, and the reference is that second adapter
+  switched off (the SFT / parent model, still no second copy of the weights). ``fold_adapters()`` then folds both into one adapter (``"default"``), exactly
+  (LoRA ranks concatenated), so the version loads as base weights + one adapter folder.
 - Value head: a linear layer on the last hidden state, trained with the policy.
 - Score: ``reward_model_weight * reward model + clinical_weight * clinical_reward`` (the plan's
   function, on cases with ground truth) ``+ reward_fn`` (any extra scripted reward).
@@ -20,7 +25,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +52,26 @@ if TYPE_CHECKING:
 
 RewardFn = Callable[[Sequence[Case], Sequence[str]], list[float]]
 _TEXT_KEYS = ("input_ids", "attention_mask", "labels")
+REFERENCES = ("base", "current")
+PPO_ADAPTER = "ppo"
+_FOLDED = "folded"
+
+
+def can_stack_adapter(model: Any) -> bool:
+    """Whether PPO can freeze the adapter(s) ``model`` carries and train a second one on top, then
+    fold them into one exactly: plain LoRA (no DoRA, no rsLoRA, no ``modules_to_save``), target
+    modules given as lists (not a regex)."""
+    configs = getattr(model, "peft_config", None)
+    if not configs or not hasattr(model, "base_model"):
+        return False
+    for cfg in configs.values():
+        if getattr(cfg, "peft_type", None) is None or str(cfg.peft_type.value) != "LORA":
+            return False
+        if cfg.use_dora or cfg.use_rslora or cfg.modules_to_save:
+            return False
+        if isinstance(cfg.target_modules, str) or not cfg.target_modules:
+            return False
+    return True
 
 
 def clinical_rewards(cases: Sequence[Case], texts: Sequence[str]) -> list[float]:
@@ -103,6 +129,14 @@ class PPOTrainer:
         reward_model: the learned reward (optional).
         reward_fn: an extra reward ``(cases, texts) -> scores`` (optional; tests, scripted tasks).
         progress: reports ``ppo`` steps with loss, reward and kl; cancel stops at the next step.
+        reference: ``"base"``: the reference is the weights with every adapter disabled (an
+            adapter the policy carries keeps training). ``"current"``: the reference is the
+            policy as given (its adapter, e.g. SFT's, frozen and kept on); PPO trains a fresh
+            adapter on top; call ``fold_adapters()`` after training (before saving).
+
+    Raises:
+        ValueError: an unknown ``reference``, or ``"current"`` on an adapter that cannot be
+            stacked (``can_stack_adapter``).
     """
 
     def __init__(
@@ -112,19 +146,33 @@ class PPOTrainer:
         reward_model: RewardModel | None = None,
         reward_fn: RewardFn | None = None,
         progress: Progress | None = None,
+        reference: str = "base",
     ) -> None:
         import torch
         from accelerate import Accelerator
         from peft import get_peft_model
 
         self.config = cfg = config or PPOConfig()
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         self.policy, self.reward_model, self.reward_fn = policy, reward_model, reward_fn
         self.progress = progress
+        self._frozen: list[str] = []  # adapters kept on in the reference (reference="current")
+        new_lora = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
         if not hasattr(policy.model, "disable_adapter"):
-            policy.model = get_peft_model(
-                policy.model,
-                lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules),
-            )
+            policy.model = get_peft_model(policy.model, new_lora)
+        elif reference == "current":
+            if not can_stack_adapter(policy.model):
+                raise ValueError(
+                    "reference='current' needs a plain LoRA adapter on the policy (no DoRA, "
+                    "rsLoRA, modules_to_save or regex target modules)"
+                )
+            model = policy.model
+            self._frozen = list(model.active_adapters)
+            new_lora.task_type = model.peft_config[self._frozen[0]].task_type
+            model.add_adapter(PPO_ADAPTER, new_lora)
+            self.model = model
+            self._activate([*self._frozen, PPO_ADAPTER])
         else:  # continue training the adapter it carries (loaded adapters come frozen)
             for name, param in policy.model.named_parameters():
                 if "lora_" in name:
@@ -169,11 +217,53 @@ class PPOTrainer:
         return logp, values
 
     def reference_logprobs(self, batch: dict[str, Any]) -> Any:
-        """Log-probs with the adapter disabled: the reference policy, no second copy."""
+        """Log-probs of the reference policy, no second copy: the adapter disabled, or (with
+        ``reference="current"``) only PPO's own adapter switched off."""
         import torch
 
-        with torch.no_grad(), self.model.disable_adapter():
+        with torch.no_grad(), self._reference():
             return self.forward(batch, with_values=False)[0]
+
+    @contextmanager
+    def _reference(self) -> Iterator[None]:
+        if not self._frozen:
+            with self.model.disable_adapter():
+                yield
+            return
+        self.model.base_model.set_adapter(self._frozen, inference_mode=True)
+        try:
+            yield
+        finally:
+            self._activate([*self._frozen, PPO_ADAPTER])
+
+    def _activate(self, names: list[str]) -> None:
+        """Turn ``names`` on; only PPO's own adapter is trainable."""
+        self.model.base_model.set_adapter(names, inference_mode=True)
+        marker = f".{PPO_ADAPTER}."
+        for name, param in self.model.named_parameters():
+            if "lora_" in name and marker in name:
+                param.requires_grad_(True)
+
+    def fold_adapters(self) -> None:
+        """With ``reference="current"``: replace the frozen adapter(s) and PPO's by one adapter
+        named ``"default"`` equal to their sum (ranks concatenated, scalings folded into A: exact
+        for LoRA), frozen and active, so ``save_adapter`` writes one folder that loads on the base
+        weights alone. Does nothing otherwise. The trainer cannot train after this."""
+        if not self._frozen:
+            return
+        model, names = self.model, [*self._frozen, PPO_ADAPTER]
+        tuner = model.base_model
+        tuner.add_weighted_adapter(names, [1.0] * len(names), _FOLDED, combination_type="cat")
+        tuner.set_adapter(_FOLDED, inference_mode=True)
+        for name in names:
+            model.delete_adapter(name)
+        # Rename to "default" (what save_pretrained writes at the folder's top): a one-adapter
+        # "linear" combination with weight 1 copies A and B times sqrt(1) * scaling 1, exactly.
+        tuner.add_weighted_adapter([_FOLDED], [1.0], "default", combination_type="linear")
+        tuner.set_adapter("default", inference_mode=True)
+        model.delete_adapter(_FOLDED)
+        self._frozen = []
+        model.eval()
 
     # -- rollouts -------------------------------------------------------------------------
     def rollout(self, cases: Sequence[Case]) -> dict[str, Any]:

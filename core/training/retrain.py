@@ -162,7 +162,7 @@ def _run(
     progress: Progress | None,
     t0: float,
 ) -> RetrainResult:
-    from core.training.ppo import PPOTrainer
+    from core.training.ppo import PPOTrainer, can_stack_adapter
     from core.training.reward import train_reward_model
     from core.training.sft import train_sft
 
@@ -175,9 +175,11 @@ def _run(
 
     gold = sft_examples(pairs, confirmed=cfg.sft.confirmed)
     want_sft = cfg.run_sft == "yes" or (cfg.run_sft == "auto" and len(gold) >= cfg.sft_min_examples)
+    sft_ran = False
     if "sft" in cfg.stages and want_sft and gold:
         _stage(progress, "sft", f"{len(gold)} gold answers")
         reports["sft"] = train_sft(policy, gold, cfg.sft, progress).to_dict()
+        sft_ran = True
 
     reward_model = None
     if "reward" in cfg.stages:
@@ -203,9 +205,19 @@ def _run(
 
     if "ppo" in cfg.stages:
         _stage(progress, "ppo", f"{len(prompt_cases)} prompt cases")
-        trainer = PPOTrainer(policy, cfg.ppo, reward_model=reward_model, progress=progress)
+        # The reference is the policy PPO starts from (standard RLHF): after SFT the SFT model,
+        # else a parent version's own adapter (e.g. an SFT version). That adapter stays on,
+        # frozen, PPO trains its own adapter on top, and both are folded into one at the end.
+        # A parent without an adapter and no SFT: a fresh adapter, the base as reference.
+        stack = can_stack_adapter(policy.model)
+        trainer = PPOTrainer(
+            policy, cfg.ppo, reward_model=reward_model, progress=progress,
+            reference="current" if stack else "base",
+        )  # fmt: skip
         ppo_report = trainer.train(prompt_cases)
+        trainer.fold_adapters()
         reports["ppo"] = {"steps": ppo_report.steps, "seconds": ppo_report.seconds,
+                          "reference": ("sft" if sft_ran else "parent") if stack else "base",
                           "history": ppo_report.history}  # fmt: skip
         del trainer
     for alt in ("dpo", "grpo"):

@@ -13,6 +13,7 @@ from .conftest import make_cases
 
 # A 64-wide model learns slowly through attention-only LoRA; LoRA on the output layer too lets
 # the tests see learning in a dozen steps. The real defaults stay the plan's q/v/o.
+FAST_R = 16  # PPOConfig.lora_r default
 FAST = dict(
     batch_size=16,
     mini_batch_size=8,
@@ -95,3 +96,102 @@ def test_clinical_rewards_follow_the_plan():
     got = clinical_rewards(cases, ["CORRECT - fine", "nonsense"])
     assert got[0] == pytest.approx(2.5)
     assert got[1] < -2.0
+
+
+def _with_sft_adapter(policy, seed: int = 3):
+    """The policy as SFT leaves it: a trained (here: randomly moved) CAUSAL_LM LoRA on q/v/o."""
+    from peft import get_peft_model
+
+    from core.training.common import lora_config
+
+    policy.model = get_peft_model(
+        policy.model, lora_config(8, 16, 0.1, ("q_proj", "v_proj", "o_proj"), "CAUSAL_LM")
+    )
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    policy.model.eval()
+    return policy
+
+
+def _logits(policy, cases):
+    with torch.no_grad():
+        return policy.model(**policy.encode(cases)).logits
+
+
+def test_after_sft_the_reference_is_the_sft_model(verdict_policy):
+    """reference='current': PPO trains a fresh adapter on top of the frozen SFT adapter; at step 0
+    the policy equals the reference exactly (KL 0), and the reference is SFT's, not the base's."""
+    policy = _with_sft_adapter(verdict_policy)
+    cases = make_cases(8, seed=5)
+    sft_logits = _logits(policy, cases)
+    with torch.no_grad(), policy.model.disable_adapter():
+        base_logits = policy.model(**policy.encode(cases)).logits
+    assert not torch.allclose(sft_logits, base_logits, atol=1e-3)
+
+    trainer = PPOTrainer(
+        policy, PPOConfig(**FAST), reward_fn=starts_with_error, reference="current"
+    )
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all(".ppo." in n for n in trainable)
+    assert torch.equal(_logits(policy, cases), sft_logits)  # a fresh PPO adapter adds nothing
+    batch = trainer.rollout(cases)
+    with torch.no_grad():
+        logp, _ = trainer.forward(batch, with_values=False)
+    ref = trainer.reference_logprobs(batch)
+    assert torch.equal(logp * batch["answer_mask"], ref * batch["answer_mask"])
+    # Move PPO's adapter: the policy changes, the reference (still the SFT model) does not.
+    with torch.no_grad():
+        for name, p in trainer.model.named_parameters():
+            if "lora_B.ppo" in name:
+                p.add_(0.05)
+        moved, _ = trainer.forward(batch, with_values=False)
+    assert not torch.allclose(moved, logp)
+    assert torch.equal(trainer.reference_logprobs(batch), ref)
+    assert [n for n, p in trainer.model.named_parameters() if p.requires_grad] == trainable
+
+
+def test_sft_then_ppo_starts_at_kl_zero_and_folds_into_one_loadable_adapter(
+    verdict_policy, tokenizer, _verdict_weights, tmp_path
+):
+    from core.training.text_policy import CausalLMPolicy
+
+    from .conftest import tiny_llama
+
+    policy = _with_sft_adapter(verdict_policy)
+    sft_before = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_" in n}
+    trainer = PPOTrainer(
+        policy, PPOConfig(steps=2, **FAST), reward_fn=starts_with_error, reference="current"
+    )
+    report = trainer.train(make_cases(32, seed=7))
+    assert report.history[0]["kl"] == 0.0  # the reference is the SFT model, not the base
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(after[n], p) for n, p in sft_before.items())  # SFT adapter frozen
+    assert any(
+        not torch.equal(p, torch.zeros_like(p)) for n, p in after.items() if "lora_B.ppo" in n
+    )
+
+    cases = make_cases(8, seed=9)
+    trained = _logits(policy, cases)
+    trainer.fold_adapters()
+    assert list(policy.model.peft_config) == ["default"]
+    assert policy.model.peft_config["default"].r == 8 + FAST_R
+    assert not any(p.requires_grad for n, p in policy.model.named_parameters())
+    torch.testing.assert_close(_logits(policy, cases), trained, atol=1e-5, rtol=0)
+
+    policy.save_adapter(str(tmp_path / "adapter"))
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    base = tiny_llama(tokenizer, seed=1)
+    base.load_state_dict(_verdict_weights)
+    loaded = CausalLMPolicy(base.eval(), tokenizer)
+    loaded.load_adapter(str(tmp_path / "adapter"))
+    loaded.model.eval()
+    torch.testing.assert_close(_logits(loaded, cases), trained, atol=1e-5, rtol=0)
+    assert loaded.generate(cases)[1] == policy.generate(cases)[1]
+
+
+def test_reference_current_needs_a_stackable_adapter(verdict_policy):
+    with pytest.raises(ValueError):
+        PPOTrainer(verdict_policy, PPOConfig(**FAST), reference="sft")

@@ -63,9 +63,44 @@ def test_retrain_registers_a_version_with_adapter_and_reward_model(registry, tmp
     stages = {e.stage for e in events}
     assert {"evaluate-parent", "sft", "reward", "ppo", "evaluate", "register"} <= stages
     registry.verify("v-ok")  # the hashes on the card match the files
+    # SFT ran: PPO's reference is the SFT model, so the first step's KL is exactly 0.
+    assert card.training["ppo"]["reference"] == "sft"
+    assert card.training["ppo"]["history"][0]["kl"] == 0.0
     backend = registry.load_backend("v-ok", device="cpu")
-    assert len(backend.predict(held[:2])) == 2
-    assert not [p for p in (registry.root.parent / "runs").iterdir() if p.name.startswith("v-ok")]
+    # The saved version (base weights + one adapter folder) answers as the trained policy did.
+    again = backend.predict(held)
+    assert [v.text for v in again] == [v.text for v in res.verdicts]
+    assert [v.confidence for v in again] == pytest.approx([v.confidence for v in res.verdicts])
+
+
+def test_ppo_from_an_sft_version_keeps_the_parent_as_reference(registry, tmp_path):
+    """SFT in one version, reward model + PPO in the next (as the benchmark does): PPO's reference
+    is the parent (the SFT model), not the base weights under its adapter."""
+    feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(make_cases(12, seed=5)))
+    held = make_cases(4, seed=6, split="test")
+    runs = registry.root.parent / "runs"
+    cfg = small_config("v-sft-only")
+    cfg.stages, cfg.run_sft = ("sft",), "yes"
+    retrain(registry, "base-v1", feedback, held, runs, cfg)
+    cfg = small_config("v-rl-on-sft")
+    cfg.stages = ("reward", "ppo")
+    res = retrain(registry, "v-sft-only", feedback, held, runs, cfg)
+    ppo = res.card.training["ppo"]
+    assert ppo["reference"] == "parent" and ppo["history"][0]["kl"] == 0.0
+    again = registry.load_backend("v-rl-on-sft", device="cpu").predict(held)
+    assert [v.text for v in again] == [v.text for v in res.verdicts]
+
+
+def test_without_an_adapter_ppo_keeps_the_base_reference(registry, tmp_path):
+    feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(make_cases(8, seed=5)))
+    cfg = small_config("v-nosft")
+    cfg.run_sft = "no"
+    cfg.stages = ("ppo",)
+    res = retrain(registry, "base-v1", feedback, make_cases(4, seed=6, split="test"),
+                  registry.root.parent / "runs", cfg)  # fmt: skip
+    assert "sft" not in res.card.training
+    assert res.card.training["ppo"]["reference"] == "base"
+    assert (registry.path("v-nosft") / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_cancel_leaves_no_version_and_no_run_folder(registry, tmp_path):
