@@ -78,7 +78,10 @@ class Workspace:
                 raise ValueError(f"{self.settings_path}: cannot read: {exc}") from exc
             if url:
                 return str(url)
-        return f"sqlite:///{self.db_path}"
+        # Built, not formatted: a folder name with "#" or "?" must not read as URL syntax.
+        from sqlalchemy.engine import URL
+
+        return URL.create("sqlite", database=str(self.db_path)).render_as_string(hide_password=False)
 
     def exists(self) -> bool:
         return self.db_path.exists() or self.settings_path.exists()
