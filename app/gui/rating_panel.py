@@ -40,26 +40,8 @@ class RatingPanel(QFrame):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("ratingPanel")
-        self.pref_group = QButtonGroup(self)
-        self.pref_buttons: dict[str, QPushButton] = {}
-        prefs = QHBoxLayout()
-        for value, text, key in PREFERENCES:
-            button = QPushButton(f"{text}  [{key}]")
-            button.setCheckable(True)
-            button.setObjectName(f"pref_{value}")
-            self.pref_group.addButton(button)
-            self.pref_buttons[value] = button
-            prefs.addWidget(button)
-        self.label_group = QButtonGroup(self)
-        self.label_buttons: dict[str, QPushButton] = {}
-        labels = QHBoxLayout()
-        for value, text, key in TRUE_LABELS:
-            button = QPushButton(f"{text}  [{key}]")
-            button.setCheckable(True)
-            button.setObjectName(f"label_{value}")
-            self.label_group.addButton(button)
-            self.label_buttons[value] = button
-            labels.addWidget(button)
+        self.pref_group, self.pref_buttons, prefs = self._choice_row("pref", PREFERENCES)
+        self.label_group, self.label_buttons, labels = self._choice_row("label", TRUE_LABELS)
         self.severity = QComboBox()
         self.severity.setObjectName("severityCombo")
         for value in SEVERITIES:
@@ -104,6 +86,20 @@ class RatingPanel(QFrame):
         self.undo_button.clicked.connect(self.undoRequested)
 
     # -- the choice ------------------------------------------------------------------------
+
+    def _choice_row(self, prefix: str, choices) -> tuple[QButtonGroup, dict[str, QPushButton], QHBoxLayout]:
+        """One exclusive row of checkable buttons, each labelled with its key."""
+        group = QButtonGroup(self)
+        buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        for value, text, key in choices:
+            button = QPushButton(f"{text}  [{key}]")
+            button.setCheckable(True)
+            button.setObjectName(f"{prefix}_{value}")
+            group.addButton(button)
+            buttons[value] = button
+            row.addWidget(button)
+        return group, buttons, row
     def set_preference(self, value: str) -> None:
         self.pref_buttons[value].setChecked(True)
 
