@@ -9,12 +9,13 @@ turns the events into Qt signals, a terminal bar, or the JSON lines of DESIGN.md
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import IO, Any
+from typing import IO
 
 
 class Canceled(Exception):
@@ -33,17 +34,13 @@ class ProgressEvent:
     message: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), allow_nan=False, default=_finite)
+        return json.dumps(asdict(self), allow_nan=False)
 
     @classmethod
     def from_json(cls, line: str) -> ProgressEvent:
         data = json.loads(line)
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _finite(value: Any) -> Any:
-    return float(value)
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -96,7 +93,12 @@ class Progress:
 
 
 def _f(x: float | None) -> float | None:
-    return None if x is None else float(x)
+    """A plain float, or None for a missing or non-finite value: a diverged loss must not break
+    the JSON progress line that reports it (the run says what went wrong elsewhere)."""
+    if x is None:
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
 
 
 def json_lines(stream: IO[str] | None = None) -> Progress:
