@@ -42,6 +42,9 @@ def case(row: m.CaseRow) -> r.CaseRecord:
         split=row.split,
         meta=dict(row.meta or {}),
         created_at=aware(row.created_at),
+        burned_in=bool(row.burned_in),
+        burned_in_cleared_by=row.burned_in_cleared_by,
+        burned_in_cleared_at=aware(row.burned_in_cleared_at),
     )
 
 
@@ -59,6 +62,7 @@ def model_version(row: m.ModelVersionRow, last_eval: m.EvaluationRow | None) -> 
         created_at=aware(row.created_at),
         promoted=None if last_eval is None else bool(last_eval.promoted),
         promotion_reason=None if last_eval is None else last_eval.reason,
+        card_sha256=row.card_sha256,
     )
 
 
@@ -96,6 +100,11 @@ def rating(row: m.RatingRow, reviewer_name: str) -> r.Rating:
         supersedes_id=row.supersedes_id,
         retracted=bool(row.retracted),
         created_at=aware(row.created_at),
+        answer_a=row.answer_a,
+        answer_b=row.answer_b,
+        source=row.source,
+        imported_at=aware(row.imported_at),
+        undo_of=row.undo_of,
     )
 
 

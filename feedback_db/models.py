@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -46,6 +46,11 @@ class CaseRow(Base):
     cost_impact: Mapped[float | None] = mapped_column(Float)
     split: Mapped[str | None] = mapped_column(String(20), index=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The DICOM declared burned-in annotation (text in the pixels); export leaves the image out
+    # until a clinician confirms it shows no identifier (revision 0003).
+    burned_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    burned_in_cleared_by: Mapped[str | None] = mapped_column(String(200))
+    burned_in_cleared_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -61,6 +66,8 @@ class ModelVersionRow(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str | None] = mapped_column(Text)
+    # sha256 of model_card.json when the version was registered; checked at load (revision 0003).
+    card_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -100,8 +107,14 @@ class RatingRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.case_id"))
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id"), index=True)
-    prediction_a_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"))
-    prediction_b_id: Mapped[int] = mapped_column(ForeignKey("predictions.id"))
+    # The predictions the rating was given for; NULL for an imported rating, which keeps the other
+    # workstation's answers as its own text (answer_a/answer_b) with its provenance (revision 0003).
+    prediction_a_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id"))
+    prediction_b_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id"))
+    answer_a: Mapped[str | None] = mapped_column(Text)
+    answer_b: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime)
     preference: Mapped[str] = mapped_column(String(20))
     true_label: Mapped[str] = mapped_column(String(20))
     severity: Mapped[str | None] = mapped_column(String(20))
@@ -110,6 +123,8 @@ class RatingRow(Base):
     # Unique: a rating is superseded at most once, so "current" = nothing supersedes it.
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id"), unique=True)
     retracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set on a row written by undo: the rating it withdraws (undo lives in the store).
+    undo_of: Mapped[int | None] = mapped_column(ForeignKey("ratings.id", name="fk_ratings_undo_of"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

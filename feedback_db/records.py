@@ -110,6 +110,9 @@ class CaseRecord:
     split: str | None
     meta: dict[str, Any] = field(compare=False, hash=False)
     created_at: datetime | None = None
+    burned_in: bool = False
+    burned_in_cleared_by: str | None = None
+    burned_in_cleared_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class ModelVersion:
     created_at: datetime
     promoted: bool | None = None
     promotion_reason: str | None = None
+    card_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,8 +238,8 @@ class Rating:
     case_id: str
     reviewer_id: int
     reviewer: str
-    prediction_a_id: int
-    prediction_b_id: int
+    prediction_a_id: int | None
+    prediction_b_id: int | None
     preference: str
     true_label: str
     severity: str | None
@@ -244,6 +248,16 @@ class Rating:
     supersedes_id: int | None
     retracted: bool
     created_at: datetime
+    answer_a: str | None = None
+    answer_b: str | None = None
+    source: str | None = None
+    imported_at: datetime | None = None
+    undo_of: int | None = None
+
+    @property
+    def imported(self) -> bool:
+        """True for a rating imported from a file: its answers are its own text, not predictions."""
+        return self.prediction_a_id is None or self.prediction_b_id is None
 
 
 @dataclass(frozen=True)
