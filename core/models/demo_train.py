@@ -63,6 +63,11 @@ class DemoTrainConfig:
         metadata={"help": "steps between checks on the val split; the LM checkpoint with the lowest val loss is kept"},
     )
     names: tuple[str, str] = field(default=("demo-v1", "demo-v2"), metadata={"help": "version names"})
+    text_only: bool = field(
+        default=False,
+        metadata={"help": "train and register only the text-only version (names[0]), no image encoder: "
+                          "the first run's quick model (app/cli/demo.py)"},
+    )
 
     def __post_init__(self) -> None:
         if min(self.clip_steps, self.lm_steps, self.batch_size, self.eval_every) <= 0:
@@ -324,7 +329,7 @@ def train_demo_models(
         raise ValueError("no train-split cases with ground truth to fit the demo models on")
     val = [c for c in _absolute(cases, image_root) if c.split == "val" and c.error_type is not None]
     registry = Registry(out_dir)
-    for name in cfg.names:
+    for name in cfg.names[:1] if cfg.text_only else cfg.names:
         if (registry.root / name).exists():
             from core.registry import RegistryError
 
@@ -337,12 +342,13 @@ def train_demo_models(
     try:
         v1, v2 = tmp / cfg.names[0], tmp / cfg.names[1]
         build_demo_causal_lm(v1 / "base" / "lm", lm_cfg, seed=cfg.seed)
-        shutil.copytree(v1 / "base" / "lm", v2 / "base" / "lm")
-        build_demo_clip(v2 / "base" / "clip", DemoClipConfig(), seed=cfg.seed)
-        clip_loss = train_clip(v2 / "base" / "clip", train, cfg, progress, "demo: image encoder")
+        if not cfg.text_only:
+            shutil.copytree(v1 / "base" / "lm", v2 / "base" / "lm")
+            build_demo_clip(v2 / "base" / "clip", DemoClipConfig(), seed=cfg.seed)
+            clip_loss = train_clip(v2 / "base" / "clip", train, cfg, progress, "demo: image encoder")
 
         fits: dict[str, dict[str, Any]] = {}
-        for folder, with_image in ((v1, False), (v2, True)):
+        for folder, with_image in ((v1, False), (v2, True))[: 1 if cfg.text_only else 2]:
             backend = ClipLLMBackend(
                 ClipLLMConfig(
                     clip_model=str(folder / "base" / "clip"),
@@ -364,7 +370,9 @@ def train_demo_models(
                 settings={"describe_image": False},
                 description="demo: tiny language model on the case text only (no image)",
             ),
-            registry.create_version(
+        ]
+        if not cfg.text_only:
+            cards.append(registry.create_version(
                 cfg.names[1],
                 "clip-llm",
                 {"clip": "base/clip", "lm": "base/lm"},
@@ -372,8 +380,7 @@ def train_demo_models(
                 training={**training, "final_clip_loss": clip_loss, **fits[cfg.names[1]]},
                 settings={"describe_image": True, "top_k": 2},
                 description="demo: tiny CLIP image description + tiny language model",
-            ),
-        ]
+            ))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return cards
