@@ -15,9 +15,14 @@ the reviewer is the name the clinician chose, case ``meta`` is not exported, ima
 of metadata (feedback_db.images). The file is written to a temporary file and renamed into place,
 after the images it names.
 
-KTO (``fmt="kto"``): one unpaired row per rated verdict, ``completion`` and ``label`` (true when
-the verdict's label is the clinician's true label), plus the clinician's rationale as a desirable
-completion when given.
+Every line also carries the rating it comes from (``preference``, ``rationale``, ``answer_a``,
+``answer_b``, ``finding``, ``treatment``), so an import restores exactly what the clinician said
+and can create the case in a workspace that lacks it.
+
+KTO (``fmt="kto"``): one unpaired row per judgement, ``completion`` and ``label``, from the same
+rule as the pairs (``feedback_db.pairs.judgements``), so the two formats always agree: a tie of two
+right verdicts gives two desirable rows and no pair; a "both wrong" gives two undesirable rows, and
+the clinician's rationale, when given, a desirable one.
 """
 
 from __future__ import annotations
@@ -31,14 +36,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
 
 from feedback_db.convert import aware
 from feedback_db.current import is_current
 from feedback_db.errors import StoreError
 from feedback_db.images import ImageConverter, ImageError, ImageExporter
-from feedback_db.models import CaseRow, PredictionRow, PreferencePairRow, RatingRow, ReviewerRow
-from feedback_db.pairs import gold_answer
+from feedback_db.models import CaseRow, PreferencePairRow, RatingRow, ReviewerRow
+from feedback_db.pairs import judgements
 from feedback_db.store import Store
 from feedback_db.text import case_text
 
@@ -89,7 +93,7 @@ def _reviewer_id(store: Store, name: str | None) -> int | None:
 
 
 def _meta(row: Any, reviewer: str, margin: float | None, pair: bool = False) -> dict[str, Any]:
-    meta = {
+    meta: dict[str, Any] = {
         "case_id": row.case_id,
         "modality": row.modality,
         "error_type": row.error_type,
@@ -102,20 +106,34 @@ def _meta(row: Any, reviewer: str, margin: float | None, pair: bool = False) -> 
         # Whether "chosen" is the clinician's own rewritten answer (a gold answer for SFT) or
         # the model verdict they preferred.
         meta["chosen_source"] = "rationale" if (row.rationale or "").strip() else "model"
+    # The case and the rating itself, so an import can create the case and restores exactly what
+    # the clinician said (export -> import -> export is identical for every kind).
+    meta.update({
+        "finding": row.finding,
+        "treatment": row.treatment,
+        "preference": row.preference,
+        "rationale": row.rationale if (row.rationale or "").strip() else None,
+        "answer_a": row.answer_a,
+        "answer_b": row.answer_b,
+    })
     if margin is not None:
         meta["margin"] = margin
     return meta
 
 
+_RATING_COLUMNS = (
+    RatingRow.id.label("rating_id"), RatingRow.severity, RatingRow.margin, RatingRow.created_at,
+    RatingRow.true_label, RatingRow.rationale, RatingRow.preference, RatingRow.answer_a,
+    RatingRow.answer_b,
+    CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
+    CaseRow.error_type, CaseRow.burned_in, CaseRow.burned_in_cleared_by,
+    ReviewerRow.name.label("reviewer"),
+)
+
+
 def _trl_rows(reviewer_id: int | None) -> tuple[Any, Any]:
     stmt = (
-        select(
-            PreferencePairRow.chosen, PreferencePairRow.rejected, RatingRow.id.label("rating_id"),
-            RatingRow.severity, RatingRow.margin, RatingRow.created_at, RatingRow.true_label,
-            RatingRow.rationale,
-            CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
-            CaseRow.error_type, ReviewerRow.name.label("reviewer"),
-        )
+        select(PreferencePairRow.chosen, PreferencePairRow.rejected, *_RATING_COLUMNS)
         .join(RatingRow, RatingRow.id == PreferencePairRow.rating_id)
         .join(CaseRow, CaseRow.case_id == RatingRow.case_id)
         .join(ReviewerRow, ReviewerRow.id == RatingRow.reviewer_id)
@@ -132,20 +150,10 @@ def _trl_rows(reviewer_id: int | None) -> tuple[Any, Any]:
 
 
 def _kto_rows(reviewer_id: int | None) -> tuple[Any, Any]:
-    pa, pb = aliased(PredictionRow, name="pa"), aliased(PredictionRow, name="pb")
     stmt = (
-        select(
-            RatingRow.id.label("rating_id"), RatingRow.severity, RatingRow.margin, RatingRow.created_at,
-            RatingRow.true_label, RatingRow.rationale,
-            CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
-            CaseRow.error_type, ReviewerRow.name.label("reviewer"),
-            pa.label.label("a_label"), pa.reason.label("a_reason"), pa.text.label("a_text"),
-            pb.label.label("b_label"), pb.reason.label("b_reason"), pb.text.label("b_text"),
-        )
+        select(*_RATING_COLUMNS)
         .join(CaseRow, CaseRow.case_id == RatingRow.case_id)
         .join(ReviewerRow, ReviewerRow.id == RatingRow.reviewer_id)
-        .join(pa, pa.id == RatingRow.prediction_a_id)
-        .join(pb, pb.id == RatingRow.prediction_b_id)
         .where(is_current())
         .order_by(RatingRow.id)
     )
@@ -156,23 +164,10 @@ def _kto_rows(reviewer_id: int | None) -> tuple[Any, Any]:
     return stmt, count
 
 
-def _answer(label: str, reason: str, text: str) -> str:
-    return text if text.strip() else f"{label} - {reason}".rstrip(" -")
-
-
 def _kto_lines(row: Any) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    out = []
-    verdicts = [(row.a_label, _answer(row.a_label, row.a_reason, row.a_text)),
-                (row.b_label, _answer(row.b_label, row.b_reason, row.b_text))]
-    if row.rationale and row.rationale.strip():
-        verdicts.append((row.true_label, gold_answer(row.true_label, row.rationale)))
-    for label, text in verdicts:
-        if text in seen:
-            continue
-        seen.add(text)
-        out.append({"completion": assistant_turn(text), "label": label == row.true_label})
-    return out
+    """One unpaired row per judgement of the rating (feedback_db.pairs: the rule the pairs use)."""
+    judged = judgements(row.preference, row.true_label, row.rationale, row.answer_a or "", row.answer_b or "")
+    return [{"completion": assistant_turn(text), "label": good} for text, good in judged]
 
 
 def export_feedback(
@@ -228,6 +223,11 @@ def export_feedback(
                 done += 1
                 head = heads.get(row.case_id)
                 if head is None:
+                    if row.burned_in and not row.burned_in_cleared_by:
+                        problems.append(f"case {row.case_id} (rating {row.rating_id}): its DICOM declares text "
+                                        "burned into the pixels and no clinician has confirmed that the image "
+                                        "shows no identifier; left out")
+                        continue
                     try:
                         image = images.export(row.image)
                     except ImageError as exc:

@@ -9,28 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from feedback_db.records import SEVERITIES, TRUE_LABELS
-
-# The verdict word on the first non-empty line, as core.verdicts parses it (kept equal by a test
-# in tests/app, since feedback_db cannot import core).
-_VERDICT_RE = re.compile(
-    r"^[\s*_>`#\"']*(?P<word>error|correct)\b[\s*_`\"']*(?:[-\u2013\u2014:]+\s*(?P<reason>.*))?$",
-    re.IGNORECASE,
-)
-
-
-def parse_label(text: str) -> tuple[str, str]:
-    """(``ERROR`` | ``CORRECT`` | ``UNPARSEABLE``, reason) of a verdict text."""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    match = _VERDICT_RE.match(first)
-    if not match:
-        return "UNPARSEABLE", text.strip()
-    return match.group("word").upper(), (match.group("reason") or "").strip().strip("*_`\"' ")
+from feedback_db.pairs import parse_label  # noqa: F401 (re-exported: the import reads labels)
+from feedback_db.records import PREFERENCES, SEVERITIES, TRUE_LABELS
 
 
 @dataclass(frozen=True)
@@ -49,6 +33,15 @@ class FeedbackLine:
     modality: str | None
     images: tuple[str, ...]
     chosen_source: str | None = None  # "rationale": chosen is the clinician's rewritten answer
+    # The rating the line comes from, as our export writes it (None in a foreign TRL file).
+    preference: str | None = None
+    rationale: str | None = None
+    answer_a: str | None = None
+    answer_b: str | None = None
+    # The case, so an import can create it where the workspace lacks it.
+    finding: str | None = None
+    treatment: str | None = None
+    prompt_text: str | None = None
 
 
 def _message_text(value: Any, field: str) -> str:
@@ -133,7 +126,16 @@ def parse_line(number: int, raw: str) -> FeedbackLine:
     images = data.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
         raise ValueError("field 'images' must be a non-empty list of paths")
+    preference = data.get("preference")
+    if preference is not None and preference not in PREFERENCES:
+        raise ValueError(f"field 'preference' must be one of {', '.join(PREFERENCES)} or null, got {json.dumps(preference)[:40]}")
+    rating_text = {name: _str(data, name, optional=True) for name in ("rationale", "answer_a", "answer_b", "finding", "treatment")}
+    if preference is not None and (rating_text["answer_a"] is None or rating_text["answer_b"] is None):
+        raise ValueError("field 'preference' is given without both 'answer_a' and 'answer_b'")
+    prompt = data["prompt"]
+    prompt_text = prompt if isinstance(prompt, str) else _message_text(prompt, "prompt")
     return FeedbackLine(
+        preference=preference, prompt_text=prompt_text, **rating_text,
         line=number, case_id=case_id, reviewer=reviewer.strip(), rated_at=parse_time(when),
         chosen=chosen, rejected=rejected, true_label=true_label, severity=severity,
         margin=None if margin is None else float(margin), modality=modality, images=tuple(images),

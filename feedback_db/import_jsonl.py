@@ -1,29 +1,36 @@
 """Import ``expert_feedback.jsonl`` (ratings from another workstation) into the store.
 
-Every line is checked (feedback_db.feedback_lines, then: the case is known, the reviewer is known
-or may be created, the images it names are beside the file, the modality agrees). Bad lines are
-reported by number; the good ones are imported, all in one transaction.
+Every line is checked (feedback_db.feedback_lines, then: the reviewer is known or may be created,
+the images it names are beside the file, the modality agrees with the workspace's case). Bad lines
+are reported by number; the good ones are imported.
 
 How lines become rows: the lines of one rating (same case, reviewer and ``rated_at``) make one
-rating row, keeping the original time. Its two verdicts become predictions of the model version
-``imported`` (registered on first use, backend ``import``), A = the chosen text, B = the rejected
-one, labels parsed from the text:
+rating row, keeping the original time. An imported rating is the other clinician's judgement of
+answers this workspace never produced, so it points at no prediction and creates no model version:
+it keeps the two answers as its own text (``answer_a``/``answer_b``) with its provenance (``source``:
+the file's name, ``imported_at``), and is shown with that text, never in review or Compare.
 
-- one line: preference ``a`` (the chosen verdict was better); with ``"chosen_source":
-  "rationale"`` the chosen text is the clinician's rewritten answer and becomes the rationale;
-- two lines with the same chosen text and different rejected ones: the clinician's correction
-  over two wrong verdicts, preference ``both_wrong`` with the chosen text's reason as rationale,
-  A and B the two rejected texts.
+- A line our export wrote carries the rating itself (``preference``, ``rationale``, ``answer_a``,
+  ``answer_b``); the pairs the group holds must be exactly the ones that rating yields
+  (feedback_db.pairs), so export -> import -> export gives an identical file for every kind.
+- A foreign TRL line (no ``preference``) is read as "the chosen answer was better": one line is
+  preference ``a`` (A = chosen, B = rejected; with ``"chosen_source": "rationale"`` the chosen text
+  is the clinician's rewritten answer and becomes the rationale); two lines with the same chosen
+  text and different rejected ones are a correction over two wrong answers (``both_wrong``).
+- A rating whose preferred answer contradicts its true verdict is refused, as in the app.
 
-So exporting the imported ratings gives back the same pairs. A rating already in the store (same
-reviewer, case and time) is skipped, so importing a file twice changes nothing; an imported rating
-older than the reviewer's standing rating on the case is refused (it would overrule a newer
-judgement).
+A case the workspace lacks is created from the line (its modality, finding, treatment and the
+image beside the file, copied in de-identified; split ``review``), when ``workspace_root`` is
+given. A rating already in the store (same reviewer, case and time) is skipped, so importing a
+file twice changes nothing; one older than the reviewer's standing rating on the case is refused
+(it would overrule a newer judgement). The import commits in short transactions (``batch``
+ratings each), so a clinician saving a rating meanwhile waits at most one of them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,10 +44,10 @@ from feedback_db.convert import aware
 from feedback_db.errors import StoreError
 from feedback_db.export import ProgressLike
 from feedback_db.feedback_lines import FeedbackLine, parse_label, parse_line
-from feedback_db.models import CaseRow, ModelVersionRow, PredictionRow, RatingRow, ReviewerRow
-from feedback_db.pairs import gold_answer
+from feedback_db.images import ImageError, ImageExporter
+from feedback_db.models import CaseRow, RatingRow, ReviewerRow, utcnow
+from feedback_db.pairs import contradiction, derive_pairs, gold_answer
 from feedback_db.ratings import write_rating
-from feedback_db.records import RatingIn
 from feedback_db.store import Store, chunks
 
 IMPORTED_VERSION = "imported"
@@ -65,6 +72,7 @@ class ImportResult:
     skipped: int
     reviewers_created: list[str] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
+    cases_created: list[str] = field(default_factory=list)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
@@ -100,30 +108,6 @@ def looks_like_feedback(path: Path) -> bool:
     return False
 
 
-def _imported_version(s: Session) -> int:
-    vid = s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.name == IMPORTED_VERSION))
-    if vid is not None:
-        return int(vid)
-    row = ModelVersionRow(
-        name=IMPORTED_VERSION, backend="import", base_model="expert_feedback.jsonl", active=False,
-        note="verdicts of ratings imported from expert_feedback.jsonl files",
-    )
-    s.add(row)
-    s.flush()
-    return row.id
-
-
-def _predictions(s: Session, vid: int, case_id: str, texts: tuple[str, str]) -> tuple[int, int]:
-    """Store verdicts A and B of an imported rating; return their ids."""
-    rows = []
-    for text in texts:
-        label, reason = parse_label(text)
-        rows.append(PredictionRow(version_id=vid, case_id=case_id, label=label, reason=reason, text=text))
-    s.add_all(rows)
-    s.flush()
-    return rows[0].id, rows[1].id
-
-
 _Key = tuple[str, int]  # (case id, reviewer id)
 
 
@@ -145,15 +129,38 @@ def _histories(s: Session, case_ids: list[str]) -> tuple[dict[_Key, set[datetime
     return times, last
 
 
+_PROMPT_FIELD = re.compile(r"^(Modality|Clinical Finding|Treatment): ?", re.MULTILINE)
+
+
+def _case_fields(line: FeedbackLine) -> tuple[str, str] | None:
+    """(finding, treatment) of the line: its own fields, else read from the prompt text."""
+    if line.finding is not None and line.treatment is not None:
+        return line.finding, line.treatment
+    parts = _PROMPT_FIELD.split(line.prompt_text or "")
+    fields = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    finding, treatment = fields.get("Clinical Finding"), fields.get("Treatment")
+    return (finding, treatment) if finding and treatment else None
+
+
 def _as_rating(group: list[FeedbackLine]) -> tuple[str, str | None, str, str]:
     """(preference, rationale, text A, text B) of one rating's lines. Raises ValueError."""
+    head = group[0]
+    if head.preference is not None:
+        assert head.answer_a is not None and head.answer_b is not None
+        for g in group[1:]:
+            if (g.preference, g.rationale, g.answer_a, g.answer_b) != (head.preference, head.rationale, head.answer_a, head.answer_b):
+                raise ValueError(f"lines {head.line} and {g.line} share case, reviewer and rated_at but not the rating")
+        expected = derive_pairs(head.preference, head.true_label, head.rationale, head.answer_a, head.answer_b)
+        if sorted(expected) != sorted((g.chosen, g.rejected) for g in group):
+            raise ValueError(f"the pairs do not follow from the rating ({head.preference}, true verdict "
+                             f"{head.true_label}); the line was edited by hand?")
+        return head.preference, head.rationale, head.answer_a, head.answer_b
     if len(group) == 1:
-        line = group[0]
-        label, reason = parse_label(line.chosen)
+        label, reason = parse_label(head.chosen)
         # The clinician's own rewritten answer, kept as the rating's rationale (so it stays gold).
-        if line.chosen_source == "rationale" and reason and gold_answer(line.true_label, reason) == line.chosen:
-            return "a", reason, line.chosen, line.rejected
-        return "a", None, line.chosen, line.rejected
+        if head.chosen_source == "rationale" and reason and gold_answer(head.true_label, reason) == head.chosen:
+            return "a", reason, head.chosen, head.rejected
+        return "a", None, head.chosen, head.rejected
     first, second = group[0], group[1]
     label, reason = parse_label(first.chosen)
     if len(group) == 2 and first.chosen == second.chosen and first.rejected != second.rejected and label == first.true_label and reason:
@@ -170,6 +177,8 @@ def import_feedback(
     *,
     create_reviewers: bool = False,
     reviewer_role: str = "imported",
+    workspace_root: Path | None = None,
+    batch: int = 200,
     progress: ProgressLike | None = None,
 ) -> ImportResult:
     """Import the ratings in ``path``; see the module docstring for how lines become rows.
@@ -178,10 +187,14 @@ def import_feedback(
         store: the store to import into.
         create_reviewers: create reviewers the store does not know (with ``reviewer_role``);
             otherwise their lines are rejected.
-        progress: gets ``update("import", lines_done, lines_total)``.
+        workspace_root: the workspace folder; when given, cases the store lacks are created from
+            the lines (images copied to ``<root>/images/``). Without it such lines are rejected.
+        batch: ratings per transaction (each commit is short, so other writers never wait long).
+        progress: gets ``update("import", ratings_done, ratings_total)``.
 
     Raises:
-        StoreError: the file cannot be read, or a database error (then nothing is imported).
+        StoreError: the file cannot be read, or a database error (the batches committed before
+            it stay; importing the file again skips them).
     """
     path = Path(path)
     folder = path.parent
@@ -206,66 +219,133 @@ def import_feedback(
         if progress is not None and i % 1000 == 0:
             progress.update("check", i, total)
 
-    created: list[str] = []
-    ratings = skipped = 0
-    with store.sessions.scope(f"importing {path.name}", write=True) as s:
+    with store.sessions.scope(f"reading cases for {path.name}") as s:
         known_cases: dict[str, str] = {}
         for chunk in chunks(sorted({p.case_id for p in parsed})):
             rows = s.execute(select(CaseRow.case_id, CaseRow.modality).where(CaseRow.case_id.in_(chunk)))
             known_cases.update((cid, modality) for cid, modality in rows)
         reviewers = {n: i for i, n in s.execute(select(ReviewerRow.id, ReviewerRow.name))}
-        groups: dict[tuple[str, str, str], list[FeedbackLine]] = defaultdict(list)
-        for item in parsed:
-            if item.case_id not in known_cases:
-                errors.append(LineError(path, item.line, f"unknown case {item.case_id!r} (import its cases first)"))
-            elif item.modality is not None and item.modality != known_cases[item.case_id]:
-                errors.append(LineError(path, item.line, f"case {item.case_id!r} is {known_cases[item.case_id]!r} here, "
-                                        f"{item.modality!r} in the file"))
-            elif item.reviewer not in reviewers and not create_reviewers:
-                errors.append(LineError(path, item.line, f"unknown reviewer {item.reviewer!r} (allow creating reviewers to import it)"))
-            else:
-                groups[(item.case_id, item.reviewer, item.rated_at.isoformat())].append(item)
-        vid: int | None = None
-        times, last = _histories(s, sorted({g[0].case_id for g in groups.values()}))
-        ordered = sorted(groups.values(), key=lambda g: (g[0].rated_at, g[0].line))
-        for done, group in enumerate(ordered, start=1):
-            head = group[0]
-            try:
-                preference, rationale, text_a, text_b = _as_rating(group)
-            except ValueError as exc:
-                errors.extend(LineError(path, g.line, str(exc)) for g in group)
-                continue
-            if head.reviewer not in reviewers:
-                row = ReviewerRow(name=head.reviewer, role=reviewer_role)
-                s.add(row)
-                s.flush()
-                reviewers[head.reviewer] = row.id
-                created.append(head.reviewer)
-            rid = reviewers[head.reviewer]
-            key, when = (head.case_id, rid), head.rated_at.replace(tzinfo=None)
-            if when in times[key]:
-                skipped += 1
-                continue
-            if key in last and aware(last[key][1]) > head.rated_at:
-                errors.extend(LineError(path, g.line, f"{head.reviewer} rated case {head.case_id} again later "
-                                        f"({aware(last[key][1]):%Y-%m-%d %H:%M:%S}Z); the older rating is not applied")
-                              for g in group)
-                continue
-            vid = vid if vid is not None else _imported_version(s)
-            id_a, id_b = _predictions(s, vid, head.case_id, (text_a, text_b))
-            rating = RatingIn(
-                case_id=head.case_id, reviewer_id=rid, prediction_a_id=id_a, prediction_b_id=id_b,
-                preference=preference, true_label=head.true_label, severity=head.severity,
-                rationale=rationale, margin=head.margin,
-            )
-            saved = write_rating(s, rating, head.reviewer, (text_a, text_b), last[key][0] if key in last else None,
-                                 head.rated_at)
-            times[key].add(when)
-            last[key] = (saved.id, when)
-            ratings += 1
-            if progress is not None and done % 1000 == 0:
-                progress.update("import", done, len(ordered))
+    new_cases = _new_cases(parsed, known_cases, folder, workspace_root, errors, path)
+    groups: dict[tuple[str, str, str], list[FeedbackLine]] = defaultdict(list)
+    for item in parsed:
+        if item.case_id not in known_cases and item.case_id not in new_cases:
+            continue  # reported by _new_cases
+        modality = known_cases.get(item.case_id) or new_cases[item.case_id].modality
+        if item.modality is not None and item.modality != modality:
+            errors.append(LineError(path, item.line, f"case {item.case_id!r} is {modality!r} here, "
+                                    f"{item.modality!r} in the file"))
+        elif item.reviewer not in reviewers and not create_reviewers:
+            errors.append(LineError(path, item.line, f"unknown reviewer {item.reviewer!r} (allow creating reviewers to import it)"))
+        else:
+            groups[(item.case_id, item.reviewer, item.rated_at.isoformat())].append(item)
+
+    ratings: list[tuple[list[FeedbackLine], str, str | None, str, str]] = []
+    for group in sorted(groups.values(), key=lambda g: (g[0].rated_at, g[0].line)):
+        try:
+            preference, rationale, text_a, text_b = _as_rating(group)
+            why = contradiction(preference, group[0].true_label, text_a, text_b)
+            if why is not None:
+                raise ValueError(f"the rating contradicts itself: {why}")
+        except ValueError as exc:
+            errors.extend(LineError(path, g.line, str(exc)) for g in group)
+            continue
+        ratings.append((group, preference, rationale, text_a, text_b))
+
+    created: list[str] = []
+    imported = skipped = 0
+    now = utcnow()
+    with store.sessions.scope(f"reading rating history for {path.name}") as s:
+        times, last = _histories(s, sorted({g[0].case_id for g, *_ in ratings}))
+    cases_written: set[str] = set()
+    for start in range(0, len(ratings), max(1, batch)):
+        with store.sessions.scope(f"importing {path.name}", write=True) as s:
+            for group, preference, rationale, text_a, text_b in ratings[start:start + batch]:
+                head = group[0]
+                if head.case_id in new_cases and head.case_id not in cases_written:
+                    if s.get(CaseRow, head.case_id) is None:
+                        s.add(new_cases[head.case_id].row())
+                        s.flush()
+                    cases_written.add(head.case_id)
+                if head.reviewer not in reviewers:
+                    row = ReviewerRow(name=head.reviewer, role=reviewer_role)
+                    s.add(row)
+                    s.flush()
+                    reviewers[head.reviewer] = row.id
+                    created.append(head.reviewer)
+                rid = reviewers[head.reviewer]
+                key, when = (head.case_id, rid), head.rated_at.replace(tzinfo=None)
+                if when in times[key]:
+                    skipped += 1
+                    continue
+                if key in last and aware(last[key][1]) > head.rated_at:
+                    errors.extend(LineError(path, g.line, f"{head.reviewer} rated case {head.case_id} again later "
+                                            f"({aware(last[key][1]):%Y-%m-%d %H:%M:%S}Z); the older rating is not applied")
+                                  for g in group)
+                    continue
+                fields = {
+                    "case_id": head.case_id, "reviewer_id": rid, "prediction_a_id": None, "prediction_b_id": None,
+                    "preference": preference, "true_label": head.true_label, "severity": head.severity,
+                    "rationale": rationale, "margin": head.margin, "source": path.name, "imported_at": now,
+                }
+                saved = write_rating(s, None, head.reviewer, (text_a, text_b), last[key][0] if key in last else None,
+                                     head.rated_at, fields=fields)
+                times[key].add(when)
+                last[key] = (saved.id, when)
+                imported += 1
+        if progress is not None:
+            progress.update("import", min(start + batch, len(ratings)), len(ratings))
     if progress is not None:
-        progress.update("import", len(groups), len(groups))
+        progress.update("import", len(ratings), len(ratings))
     errors.sort(key=lambda e: e.line)
-    return ImportResult(total, ratings, skipped, created, errors)
+    return ImportResult(total, imported, skipped, created, errors, cases_created=sorted(cases_written & set(new_cases)))
+
+
+@dataclass
+class _NewCase:
+    case_id: str
+    modality: str
+    image: str
+    finding: str
+    treatment: str
+    severity: str | None
+
+    def row(self) -> CaseRow:
+        return CaseRow(case_id=self.case_id, modality=self.modality, image=self.image, finding=self.finding,
+                       treatment=self.treatment, split="review", meta={"imported_from": "expert_feedback.jsonl"})
+
+
+def _new_cases(
+    parsed: list[FeedbackLine], known: dict[str, str], folder: Path, root: Path | None,
+    errors: list[LineError], path: Path,
+) -> dict[str, _NewCase]:
+    """The cases the lines name that the store lacks, built from the lines (images copied in)."""
+    out: dict[str, _NewCase] = {}
+    bad: set[str] = set()
+    exporter = ImageExporter(root, folder) if root is not None else None
+    for item in parsed:
+        cid = item.case_id
+        if cid in known or cid in out or cid in bad:
+            continue
+        fields = _case_fields(item)
+        reason = None
+        if exporter is None:
+            reason = f"unknown case {cid!r} (import its cases first, or import into a workspace)"
+        elif item.modality is None or fields is None:
+            reason = f"unknown case {cid!r}, and the line lacks its modality, finding or treatment to create it"
+        if reason is None:
+            assert exporter is not None and fields is not None and item.modality is not None
+            try:
+                image = exporter.export(item.images[0])
+            except (ImageError, OSError) as exc:
+                reason = f"case {cid!r}: its image cannot be copied in: {exc}"
+            else:
+                out[cid] = _NewCase(cid, item.modality, image, fields[0], fields[1], item.severity)
+                continue
+        bad.add(cid)
+        errors.append(LineError(path, item.line, reason))
+    # Every other line of a case that could not be created is reported too.
+    reported = {e.line for e in errors}
+    for item in parsed:
+        if item.case_id in bad and item.line not in reported:
+            errors.append(LineError(path, item.line, f"case {item.case_id!r} could not be created (see its first line)"))
+    return out

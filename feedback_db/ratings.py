@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from feedback_db import convert
 from feedback_db.current import is_current, not_superseded
@@ -18,7 +19,7 @@ from feedback_db.models import (
     ReviewerRow,
     utcnow,
 )
-from feedback_db.pairs import derive_pairs
+from feedback_db.pairs import contradiction, derive_pairs
 from feedback_db.records import PreferencePair, Rating, RatingIn
 from feedback_db.session import SessionFactory
 
@@ -35,7 +36,7 @@ def standing(s: Session, case_id: str, reviewer_id: int) -> RatingRow | None:
 
 
 def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = None) -> Rating:
-    """``Store.add_rating`` inside the caller's session (the JSONL import batches many)."""
+    """``Store.add_rating`` inside the caller's session."""
     reviewer = s.get(ReviewerRow, rating.reviewer_id)
     if reviewer is None:
         raise StoreError(f"cannot rate as unknown reviewer id {rating.reviewer_id}")
@@ -55,6 +56,9 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
                 f"verdict {side}: prediction {pid} is for case {pred.case_id!r}, not {rating.case_id!r}"
             )
         texts.append(convert.prediction(pred, "").answer)
+    why = contradiction(rating.preference, rating.true_label, texts[0], texts[1])
+    if why is not None:
+        raise StoreError(f"rating of case {rating.case_id} not saved: {why}")
     previous = standing(s, rating.case_id, rating.reviewer_id)
     return write_rating(
         s, rating, reviewer.name, (texts[0], texts[1]), previous.id if previous is not None else None, rated_at
@@ -63,35 +67,53 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
 
 def write_rating(
     s: Session,
-    rating: RatingIn,
+    rating: RatingIn | None,
     reviewer_name: str,
     texts: tuple[str, str],
     supersedes_id: int | None,
     rated_at: datetime | None,
+    *,
+    fields: dict[str, Any] | None = None,
 ) -> Rating:
-    """Insert a checked rating and its pairs. ``texts``: the answers of verdicts A and B;
-    ``supersedes_id``: the reviewer's standing row on the case (the import tracks it itself)."""
+    """Insert a checked rating and its pairs. ``texts``: the answers of A and B as the clinician
+    saw them (kept on the row, so the rating is always shown with what it rated);
+    ``supersedes_id``: the reviewer's standing row on the case. ``fields`` gives the columns
+    directly instead of ``rating`` (imports, undo), e.g. NULL prediction ids with a ``source``."""
+    if fields is None:
+        assert rating is not None
+        fields = {
+            "case_id": rating.case_id, "reviewer_id": rating.reviewer_id,
+            "prediction_a_id": rating.prediction_a_id, "prediction_b_id": rating.prediction_b_id,
+            "preference": rating.preference, "true_label": rating.true_label, "severity": rating.severity,
+            "rationale": rating.rationale, "margin": rating.margin,
+        }
     row = RatingRow(
-        case_id=rating.case_id,
-        reviewer_id=rating.reviewer_id,
-        prediction_a_id=rating.prediction_a_id,
-        prediction_b_id=rating.prediction_b_id,
-        preference=rating.preference,
-        true_label=rating.true_label,
-        severity=rating.severity,
-        rationale=rating.rationale,
-        margin=rating.margin,
+        **fields,
+        answer_a=texts[0],
+        answer_b=texts[1],
         supersedes_id=supersedes_id,
-        retracted=False,
         created_at=convert.naive_utc(rated_at) if rated_at is not None else utcnow(),
     )
+    if row.retracted is None:
+        row.retracted = False
     s.add(row)
     s.flush()
-    pairs = derive_pairs(rating.preference, rating.true_label, rating.rationale, texts[0], texts[1])
-    s.add_all(
-        PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r) for c, r in pairs
-    )
+    if not row.retracted:
+        pairs = derive_pairs(row.preference, row.true_label, row.rationale, texts[0], texts[1])
+        s.add_all(
+            PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r) for c, r in pairs
+        )
     return convert.rating(row, reviewer_name)
+
+
+_JUDGEMENT = ("case_id", "reviewer_id", "prediction_a_id", "prediction_b_id", "preference",
+              "true_label", "severity", "rationale", "margin", "source", "imported_at")
+
+
+def _copy(row: RatingRow, **changes: Any) -> dict[str, Any]:
+    fields = {name: getattr(row, name) for name in _JUDGEMENT}
+    fields.update(changes)
+    return fields
 
 
 class RatingsMixin:
@@ -114,11 +136,11 @@ class RatingsMixin:
             return insert_rating(s, rating, rated_at=rated_at)
 
     def undo_rating(self, rating_id: int) -> Rating:
-        """Withdraw a standing rating: append a retraction that supersedes it (history kept).
+        """Withdraw one standing rating: append a retraction that supersedes it (history kept).
 
         Returns the retraction row. Raises:
             StoreError: the rating does not exist, is itself a retraction, or was superseded
-                (only the standing rating can be undone).
+                (only the standing rating can be withdrawn).
         """
         with self._db.scope("undoing a rating", write=True) as s:
             row = s.get(RatingRow, rating_id)
@@ -129,23 +151,57 @@ class RatingsMixin:
             later = s.scalars(select(RatingRow.id).where(RatingRow.supersedes_id == rating_id)).first()
             if later is not None:
                 raise StoreError(f"rating {rating_id} was superseded by rating {later}; only the standing rating can be undone")
-            retraction = RatingRow(
-                case_id=row.case_id,
-                reviewer_id=row.reviewer_id,
-                prediction_a_id=row.prediction_a_id,
-                prediction_b_id=row.prediction_b_id,
-                preference=row.preference,
-                true_label=row.true_label,
-                severity=row.severity,
-                rationale=row.rationale,
-                margin=row.margin,
-                supersedes_id=row.id,
-                retracted=True,
-            )
-            s.add(retraction)
-            s.flush()
             name = s.get(ReviewerRow, row.reviewer_id)
-            return convert.rating(retraction, name.name if name else "")
+            return write_rating(s, None, name.name if name else "", (row.answer_a or "", row.answer_b or ""),
+                                row.id, None, fields=_copy(row, retracted=True, undo_of=row.id))
+
+    def undo_last(self, reviewer_id: int, *, since: datetime | None = None) -> Rating | None:
+        """Undo the reviewer's newest rating made in the app (since ``since``, UTC) not yet undone.
+
+        Undo lives here, not in a view, so it works after a re-rate and after a restart: the
+        rating's case goes back to what it was before that rating (the earlier rating it had
+        superseded, restored as a new row, or unrated), appended to the history like everything
+        else. Imported ratings are not undone this way (they were not made here). Returns the row
+        written, or None when there is nothing left to undo.
+
+        Raises:
+            StoreError: the case was rated again since in a way undo cannot step over (a newer
+                imported rating), or a database error.
+        """
+        undone = aliased(RatingRow, name="undone")
+        stmt = (
+            select(RatingRow)
+            .where(
+                RatingRow.reviewer_id == reviewer_id,
+                RatingRow.undo_of.is_(None),
+                RatingRow.retracted.is_(False),
+                RatingRow.source.is_(None),
+                ~exists(select(undone.id).where(undone.undo_of == RatingRow.id)),
+            )
+            .order_by(RatingRow.id.desc())
+            .limit(1)
+        )
+        if since is not None:
+            stmt = stmt.where(RatingRow.created_at >= convert.naive_utc(since))
+        with self._db.scope("undoing a rating", write=True) as s:
+            row = s.scalars(stmt).first()
+            if row is None:
+                return None
+            head = standing(s, row.case_id, reviewer_id)
+            assert head is not None  # the row itself, or a row that supersedes it
+            if head.id != row.id and head.undo_of is None and head.source is not None:
+                raise StoreError(f"case {row.case_id} has a newer imported rating by this reviewer; "
+                                 "rate the case again instead of undoing")
+            before = s.get(RatingRow, row.supersedes_id) if row.supersedes_id is not None else None
+            name = s.get(ReviewerRow, reviewer_id)
+            reviewer_name = name.name if name else ""
+            if before is None or before.retracted:
+                fields = _copy(row, retracted=True, undo_of=row.id)
+                texts = (row.answer_a or "", row.answer_b or "")
+            else:
+                fields = _copy(before, retracted=False, undo_of=row.id)
+                texts = (before.answer_a or "", before.answer_b or "")
+            return write_rating(s, None, reviewer_name, texts, head.id, None, fields=fields)
 
     def current_rating(self, case_id: str, reviewer_id: int | None = None) -> Rating | None:
         """The standing rating on the case (the reviewer's, or the latest of anyone's); None if unrated."""

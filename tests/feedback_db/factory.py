@@ -80,3 +80,10 @@ def seed(store: Store, root: Path) -> Seeded:
         by_version = {p.version: p for p in store.predictions_for_case(cid)}
         preds[cid] = (by_version["base"], by_version["v2"])
     return Seeded(store, root, reviewer, preds)
+
+
+def consistent_label(s: Seeded, case_id: str, preference: str) -> str:
+    """A true verdict the preference does not contradict (the store refuses contradictions):
+    the preferred answer's label for ``a``/``b``; for a tie or both wrong, A's label."""
+    a, b = s.preds[case_id]
+    return (b if preference == "b" else a).label

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from feedback_db import RatingIn, open_store
-from tests.feedback_db.factory import Seeded
+from tests.feedback_db.factory import Seeded, consistent_label
 
 
 def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path, sqlite_only: None) -> None:
@@ -66,7 +66,9 @@ def test_threads_writing_at_once_lose_nothing(seeded: Seeded) -> None:
         try:
             for preference in ("a", "b", "tie"):
                 for cid, (a, b) in seeded.preds.items():
-                    store.add_rating(RatingIn(cid, reviewer_id, a.id, b.id, preference, "ERROR"))
+                    true = consistent_label(seeded, cid, preference)
+                    pref = "both_wrong" if preference == "tie" and a.label != b.label else preference
+                    store.add_rating(RatingIn(cid, reviewer_id, a.id, b.id, pref, true))
                     store.query_case_ids(rated=False, reviewer_id=reviewer_id)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
@@ -83,4 +85,6 @@ def test_threads_writing_at_once_lose_nothing(seeded: Seeded) -> None:
         for r in reviewers:  # each reviewer's chain is linear and ends with the last rating made
             mine = [h for h in history if h.reviewer_id == r.id]
             assert [h.supersedes_id for h in mine] == [None, mine[0].id, mine[1].id]
-            assert store.current_rating(cid, r.id).preference == "tie"  # type: ignore[union-attr]
+            a, b = seeded.preds[cid]
+            last = "tie" if a.label == b.label else "both_wrong"
+            assert store.current_rating(cid, r.id).preference == last  # type: ignore[union-attr]

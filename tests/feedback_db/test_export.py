@@ -46,9 +46,15 @@ def test_trl_lines_are_exactly_the_design(seeded: Seeded, tmp_path: Path) -> Non
         "reviewer": "dr-lee",
         "rated_at": r.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "chosen_source": "model",
+        "finding": "Glioblastoma",
+        "treatment": "Aspirin and rest",
+        "preference": "b",
+        "rationale": None,
+        "answer_a": "CORRECT - treatment fits",
+        "answer_b": "ERROR - v2 says so",
     }
-    assert list(line) == ["prompt", "chosen", "rejected", "images", "case_id", "modality", "error_type",
-                          "severity", "true_label", "reviewer", "rated_at", "chosen_source"]  # DESIGN.md's order
+    assert list(line)[:12] == ["prompt", "chosen", "rejected", "images", "case_id", "modality", "error_type",
+                               "severity", "true_label", "reviewer", "rated_at", "chosen_source"]  # DESIGN.md's order
     assert line["rated_at"].endswith("Z") and "margin" not in line
     data = (out.parent / image).read_bytes()
     assert image == f"images/{hashlib.sha256(data).hexdigest()}.png"
@@ -97,10 +103,13 @@ def test_kto_rows(seeded: Seeded, tmp_path: Path) -> None:
     out = tmp_path / "kto.jsonl"
     res = export_feedback(store, out, workspace_root=seeded.root, fmt="kto")
     rows = [(x["case_id"], x["completion"][0]["content"][0]["text"], x["label"]) for x in _read(out)]
+    # One rule with the pairs: "both wrong" makes both answers undesirable (even B, whose verdict
+    # word was right) and the clinician's rationale desirable; a tie of two right answers, both
+    # desirable.
     assert rows == [
-        ("c-mri-1", "CORRECT - treatment fits", False),
-        ("c-mri-1", "ERROR - v2 says so", True),
         ("c-mri-1", "ERROR - needs resection", True),
+        ("c-mri-1", "CORRECT - treatment fits", False),
+        ("c-mri-1", "ERROR - v2 says so", False),
         ("c-xray-1", "CORRECT - treatment fits", True),
         ("c-xray-1", "CORRECT - v2 says so", True),
     ]

@@ -11,7 +11,7 @@ import pytest
 from feedback_db import RatingIn, Store, open_store
 from feedback_db.export import export_feedback
 from feedback_db.feedback_lines import parse_time
-from feedback_db.import_jsonl import IMPORTED_VERSION, import_feedback, looks_like_feedback
+from feedback_db.import_jsonl import import_feedback, looks_like_feedback
 from tests.feedback_db.factory import Seeded, seed
 
 
@@ -49,10 +49,120 @@ def test_round_trip_gives_back_the_same_file(exported: Path, other: Store, tmp_p
     res = import_feedback(other, exported)
     assert (res.lines, res.ratings, res.skipped, res.errors) == (4, 3, 0, [])
     assert other.current_rating("c-hist-1").preference == "both_wrong"  # type: ignore[union-attr]
-    assert other.get_model_version(IMPORTED_VERSION) is not None
+    assert other.current_rating("c-mri-1").preference == "b"  # type: ignore[union-attr]
     again = tmp_path / "from-b" / "expert_feedback.jsonl"
     export_feedback(other, again, workspace_root=tmp_path / "ws-b")
-    assert _read(again) == _read(exported)
+    assert again.read_bytes() == exported.read_bytes()
+
+
+def test_imported_ratings_keep_their_own_answers_and_create_no_version(exported: Path, other: Store) -> None:
+    versions = [v.name for v in other.model_versions()]
+    predictions = other.info().counts["predictions"]
+    import_feedback(other, exported)
+    assert [v.name for v in other.model_versions()] == versions  # no "imported" version
+    assert other.info().counts["predictions"] == predictions
+    r = other.current_rating("c-mri-1")
+    assert r is not None and r.imported
+    assert (r.prediction_a_id, r.prediction_b_id) == (None, None)
+    assert (r.answer_a, r.answer_b) == ("CORRECT - treatment fits", "ERROR - v2 says so")
+    assert r.source == "expert_feedback.jsonl" and r.imported_at is not None
+
+
+@pytest.mark.parametrize("margin", [None, 0.5])
+@pytest.mark.parametrize("rationale", [None, "the image shows a mass that needs resection"])
+@pytest.mark.parametrize("preference", ["a", "b", "tie", "both_wrong"])
+def test_every_kind_survives_export_import_export(
+    seeded: Seeded, other: Store, tmp_path: Path, preference: str, rationale: str | None, margin: float | None
+) -> None:
+    store = seeded.store
+    for cid in ("c-mri-1", "c-xray-1", "c-hist-1", "c-us-1"):
+        a, b = seeded.preds[cid]
+        pref = preference
+        if preference == "tie" and a.label != b.label:
+            pref = "both_wrong"
+        true = (b if pref == "b" else a).label
+        store.add_rating(RatingIn(cid, seeded.reviewer.id, a.id, b.id, pref, true,
+                                  "high" if true == "ERROR" else None, rationale=rationale, margin=margin))
+    first = tmp_path / "one" / "expert_feedback.jsonl"
+    export_feedback(store, first, workspace_root=seeded.root)
+    res = import_feedback(other, first)
+    assert res.errors == []
+    for cid in ("c-mri-1", "c-xray-1", "c-hist-1", "c-us-1"):
+        mine, theirs = store.current_rating(cid), other.current_rating(cid)
+        assert mine is not None
+        # Only ratings that yield a pair travel in the TRL file (a tie of two right answers, or
+        # both wrong without a rationale, teach no preference; the KTO file carries them).
+        if not store.pairs_for_rating(mine.id):
+            assert theirs is None
+            continue
+        assert theirs is not None
+        assert (theirs.preference, theirs.true_label, theirs.rationale, theirs.margin, theirs.severity) == (
+            mine.preference, mine.true_label, mine.rationale, mine.margin, mine.severity)
+        assert (theirs.answer_a, theirs.answer_b) == (mine.answer_a, mine.answer_b)
+    second = tmp_path / "two" / "expert_feedback.jsonl"
+    export_feedback(other, second, workspace_root=other_root(other))
+    assert second.read_bytes() == first.read_bytes()
+
+
+def other_root(store: Store) -> Path:
+    return Path(store.info().url.removeprefix("sqlite:///")).parent
+
+
+def test_ratings_import_into_an_empty_workspace_creates_their_cases(exported: Path, tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    store = open_store(f"sqlite:///{root / 'medreview.db'}")
+    try:
+        res = import_feedback(store, exported, create_reviewers=True, workspace_root=root)
+        assert res.errors == [] and res.ratings == 3
+        assert res.cases_created == ["c-hist-1", "c-mri-1", "c-us-1"]
+        case = store.get_case("c-mri-1")
+        assert case is not None
+        assert (case.modality, case.finding, case.treatment, case.split) == ("mri", "Glioblastoma", "Aspirin and rest", "review")
+        assert case.error_type is None and case.severity is None  # ground truth never comes from a rating
+        assert (root / case.image).is_file()
+        again = tmp_path / "again" / "expert_feedback.jsonl"
+        export_feedback(store, again, workspace_root=root)
+        assert [
+            {k: v for k, v in line.items() if k != "error_type"} for line in _read(again)
+        ] == [{k: v for k, v in line.items() if k != "error_type"} for line in _read(exported)]
+        # Without a workspace to put them in, unknown cases are refused, in words.
+        bare = open_store(f"sqlite:///{tmp_path / 'bare.db'}")
+        res = import_feedback(bare, exported, create_reviewers=True)
+        assert res.ratings == 0 and "unknown case" in res.errors[0].message
+        bare.close()
+    finally:
+        store.close()
+
+
+def test_a_case_created_from_a_foreign_line_reads_its_prompt(exported: Path, tmp_path: Path) -> None:
+    line = _read(exported)[0]
+    for key in ("finding", "treatment", "preference", "rationale", "answer_a", "answer_b"):
+        line.pop(key)
+    path = exported.with_name("foreign.jsonl")
+    path.write_text(json.dumps(line) + "\n")
+    root = tmp_path / "ws-c"
+    store = open_store(f"sqlite:///{root / 'medreview.db'}")
+    try:
+        res = import_feedback(store, path, create_reviewers=True, workspace_root=root)
+        assert res.errors == [] and res.cases_created == ["c-mri-1"]
+        case = store.get_case("c-mri-1")
+        assert case is not None and (case.finding, case.treatment) == ("Glioblastoma", "Aspirin and rest")
+    finally:
+        store.close()
+
+
+def test_a_contradictory_or_hand_edited_rating_is_refused(exported: Path, other: Store) -> None:
+    line = _read(exported)[0]  # c-mri-1: B better, B says ERROR, true ERROR
+    contradictory = {**line, "true_label": "CORRECT"}
+    contradictory["rated_at"] = "2030-01-01T00:00:00.000000Z"
+    edited = {**line, "preference": "a", "rated_at": "2031-01-01T00:00:00.000000Z"}
+    path = exported.with_name("bad.jsonl")
+    path.write_text(json.dumps(contradictory) + "\n" + json.dumps(edited) + "\n")
+    res = import_feedback(other, path)
+    assert res.ratings == 0
+    assert [e.line for e in res.errors] == [1, 2]
+    assert "contradicts" in res.errors[0].message and "B is marked better but says ERROR" in res.errors[0].message
+    assert "do not follow from the rating" in res.errors[1].message
 
 
 def test_importing_twice_changes_nothing(exported: Path, other: Store) -> None:

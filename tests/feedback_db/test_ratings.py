@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_db import RatingIn, StoreError, open_store
+from feedback_db import PredictionIn, RatingIn, StoreError, open_store
 from feedback_db.pairs import derive_pairs
 from tests.feedback_db.factory import Seeded
 
@@ -55,7 +55,7 @@ def test_current_rating_across_reviewers(seeded: Seeded) -> None:
     other = store.ensure_reviewer("dr-okafor", "oncologist")
     a, b = seeded.preds["c-hist-1"]
     mine = store.add_rating(_rate(seeded, "c-hist-1", "b"))
-    theirs = store.add_rating(RatingIn("c-hist-1", other.id, a.id, b.id, "tie", "CORRECT"))
+    theirs = store.add_rating(RatingIn("c-hist-1", other.id, a.id, b.id, "a", "CORRECT"))
     assert theirs.supersedes_id is None  # another reviewer's rating stands beside mine
     assert store.current_rating("c-hist-1") == theirs
     assert store.current_rating("c-hist-1", seeded.reviewer.id) == mine
@@ -106,7 +106,7 @@ def test_pairs_stored_with_the_rating(seeded: Seeded) -> None:
         ("both_wrong", "why", [("ERROR - why", "A"), ("ERROR - why", "B")]),
         ("both_wrong", None, []),
         ("both_wrong", "   ", []),
-        ("tie", "why", []),
+        ("tie", "why", [("ERROR - why", "A"), ("ERROR - why", "B")]),  # two unreadable answers
     ],
 )
 def test_pair_rule(preference: str, rationale: str | None, expected: list[tuple[str, str]]) -> None:
@@ -116,3 +116,58 @@ def test_pair_rule(preference: str, rationale: str | None, expected: list[tuple[
 def test_identical_texts_make_no_pair() -> None:
     assert derive_pairs("a", "ERROR", None, "ERROR - x", "ERROR - x") == []
     assert derive_pairs("both_wrong", "ERROR", "x", "ERROR - x", "CORRECT - y") == [("ERROR - x", "CORRECT - y")]
+
+
+def test_a_contradictory_rating_is_refused(seeded: Seeded) -> None:
+    store = seeded.store
+    # c-mri-1: A (base) says CORRECT, B (v2) says ERROR.
+    with pytest.raises(StoreError, match="B is marked better but says ERROR, while your true verdict is CORRECT"):
+        store.add_rating(_rate(seeded, "c-mri-1", "b", "CORRECT"))
+    with pytest.raises(StoreError, match="A is marked better but says CORRECT"):
+        store.add_rating(_rate(seeded, "c-mri-1", "a", "ERROR", rationale="a rationale does not fix it"))
+    with pytest.raises(StoreError, match="a tie between a right and a wrong verdict"):
+        store.add_rating(_rate(seeded, "c-mri-1", "tie", "ERROR"))
+    assert store.info().counts["ratings"] == 0
+    store.add_rating(_rate(seeded, "c-mri-1", "both_wrong", "CORRECT"))  # always allowed
+
+
+def test_a_rating_keeps_the_answers_it_was_given_for(seeded: Seeded) -> None:
+    store = seeded.store
+    r = store.add_rating(_rate(seeded, "c-mri-1", "b", "ERROR"))
+    store.add_predictions("v2", [PredictionIn("c-mri-1", "CORRECT", "retrained", "CORRECT - retrained", 0.5)])
+    again = store.current_rating("c-mri-1", seeded.reviewer.id)
+    assert again is not None and again.id == r.id
+    assert (again.answer_a, again.answer_b) == ("CORRECT - treatment fits", "ERROR - v2 says so")
+    assert (again.prediction_a_id, again.prediction_b_id) == (seeded.preds["c-mri-1"][0].id, seeded.preds["c-mri-1"][1].id)
+
+
+def test_undo_last_steps_back_through_re_rates_and_survives_a_restart(seeded: Seeded) -> None:
+    store = seeded.store
+    me = seeded.reviewer.id
+    first = store.add_rating(_rate(seeded, "c-mri-1", "a", "CORRECT"))
+    store.add_rating(_rate(seeded, "c-xray-1", "a", "CORRECT"))
+    store.add_rating(_rate(seeded, "c-mri-1", "b", "ERROR", severity="critical"))  # re-rate
+    url = store.url
+    store.close()
+    store = open_store(url)  # a restart: undo still knows what to do
+    undo = store.undo_last(me)
+    assert undo is not None and not undo.retracted
+    back = store.current_rating("c-mri-1", me)
+    assert back is not None and (back.preference, back.true_label) == (first.preference, first.true_label)
+    assert [p.chosen for p in store.pairs_for_rating(back.id)] == [p.chosen for p in store.pairs_for_rating(first.id)]
+    undo = store.undo_last(me)  # the x-ray rating
+    assert undo is not None and undo.retracted and undo.case_id == "c-xray-1"
+    assert store.current_rating("c-xray-1", me) is None
+    undo = store.undo_last(me)  # the first mri rating: the case goes back to unrated
+    assert undo is not None and undo.retracted and store.current_rating("c-mri-1", me) is None
+    assert store.undo_last(me) is None  # nothing left
+    assert len(store.rating_history("c-mri-1")) == 4  # the audit trail keeps everything
+    store.close()
+
+
+def test_undo_last_honours_since(seeded: Seeded) -> None:
+    store = seeded.store
+    store.add_rating(_rate(seeded, "c-mri-1", "a", "CORRECT"))
+    later = store.add_rating(_rate(seeded, "c-xray-1", "a", "CORRECT")).created_at
+    assert store.undo_last(seeded.reviewer.id, since=later).case_id == "c-xray-1"  # type: ignore[union-attr]
+    assert store.undo_last(seeded.reviewer.id, since=later) is None
