@@ -7,7 +7,7 @@ Never imports torch or Qt (see the import-linter contracts in pyproject.toml). T
     rev = store.ensure_reviewer("dr-lee", "radiologist")
 """
 
-from feedback_db.errors import StoreError
+from feedback_db.errors import StoreBusy, StoreError
 from feedback_db.records import (
     CaseIn,
     CaseRecord,
@@ -36,6 +36,7 @@ __all__ = [
     "RatingIn",
     "Reviewer",
     "Store",
+    "StoreBusy",
     "StoreError",
     "StoreInfo",
     "TrainingRun",

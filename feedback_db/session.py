@@ -17,18 +17,24 @@ so a long export never holds up a clinician's next rating.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from feedback_db.errors import StoreError
+from feedback_db.errors import StoreBusy, StoreError
 
-BUSY_TIMEOUT_MS = 10_000
+# SQLite's own wait for a lock, per attempt. A writing transaction that meets another program's
+# write lock (an import, a training child, a second window) retries its BEGIN IMMEDIATE with
+# backoff for up to the store's ``write_patience`` (see _sqlite_begin), so a long lock elsewhere
+# delays a clinician's rating, never loses it, and no fixed timeout decides.
+BUSY_TIMEOUT_MS = 250
+DEFAULT_WRITE_PATIENCE_S = 600.0
 SQLITE_BEGIN = "medreview_sqlite_begin"  # execution option: DEFERRED | IMMEDIATE
 
 
@@ -50,7 +56,8 @@ def _sqlite_pragmas(synchronous: str) -> Any:
     return on_connect
 
 
-def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
+def make_engine(url: str, *, synchronous: str = "NORMAL",
+                write_patience: float = DEFAULT_WRITE_PATIENCE_S) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite files get the pragmas above.
 
     Raises:
@@ -66,13 +73,31 @@ def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
         raise StoreError(f"cannot open database URL {safe_url(url)}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(synchronous))
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin(write_patience))
     return engine
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+def _sqlite_begin(patience: float) -> Callable[[Connection], None]:
+    """BEGIN (DEFERRED for reads, IMMEDIATE for writes); a write that finds the database locked
+    tries again, backing off from 50 ms to 1 s, for up to ``patience`` seconds in all. Only the
+    BEGIN ever waits: with WAL and the write lock taken up front, nothing later in the
+    transaction does."""
+
+    def begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        start, delay = time.monotonic(), 0.05
+        while True:
+            try:
+                conn.exec_driver_sql(f"BEGIN {mode}")
+                return
+            except OperationalError as exc:
+                waited = time.monotonic() - start
+                if mode != "IMMEDIATE" or not is_lock_error(str(exc.orig)) or waited + delay > patience:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    return begin
 
 
 def safe_url(url: str) -> str:
@@ -95,6 +120,12 @@ def sqlite_path(url: str) -> str | None:
     if not db or db == ":memory:" or db.startswith("file:"):
         return None
     return db
+
+
+def is_lock_error(detail: str) -> bool:
+    """True for SQLite's "database is locked" / "busy" and PostgreSQL's lock timeouts."""
+    text = detail.lower()
+    return "database is locked" in text or "database is busy" in text or "lock timeout" in text
 
 
 class SessionFactory:
@@ -126,6 +157,8 @@ class SessionFactory:
         except SQLAlchemyError as exc:
             session.rollback()
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            if is_lock_error(detail):
+                raise StoreBusy(f"{what} waited for another program writing to the database: {detail}") from exc
             raise StoreError(f"{what} failed: {detail}") from exc
         finally:
             session.close()

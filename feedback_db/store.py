@@ -35,7 +35,13 @@ from feedback_db.records import (
     Reviewer,
     StoreInfo,
 )
-from feedback_db.session import SessionFactory, make_engine, safe_url, sqlite_path
+from feedback_db.session import (
+    DEFAULT_WRITE_PATIENCE_S,
+    SessionFactory,
+    make_engine,
+    safe_url,
+    sqlite_path,
+)
 from feedback_db.versions import VersionsMixin, checked_json, version_row
 
 _CHUNK = 500  # ids per IN (...) probe, well under every database's parameter limit
@@ -78,13 +84,15 @@ def inspect_store(url: str) -> StoreInfo:
         engine.dispose()
 
 
-def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL") -> Store:
+def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
+               write_patience: float = DEFAULT_WRITE_PATIENCE_S) -> Store:
     """Open the store at a SQLAlchemy URL (``sqlite:////abs/path/medreview.db``, ``postgresql+psycopg://...``).
 
     A new database is created at the newest schema. An older one is upgraded after a backup copy
     (SQLite: ``<file>.bak-<revision>-<time>`` beside it; ``Store.backup_path``) when ``upgrade``
     is true, and refused otherwise. ``synchronous`` (SQLite only): ``NORMAL`` or ``FULL``, see
-    feedback_db.session.
+    feedback_db.session. ``write_patience`` (SQLite): how long a write waits, retrying with
+    backoff, while another program holds the write lock, before it fails with ``StoreBusy``.
 
     Raises:
         StoreError: bad URL, unreachable database, a database that is not ours or is newer than
@@ -93,7 +101,7 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL") -
     path = sqlite_path(url)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url, synchronous=synchronous)
+    engine = make_engine(url, synchronous=synchronous, write_patience=write_patience)
     try:
         if upgrade:
             backup = migrate.upgrade(engine)
@@ -119,7 +127,8 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
     uses it (one worker lane, so ratings land in the order the clinician made them). Calls keep no
     shared state (each has its own session from a thread-safe pool), so reads from other threads,
     and even concurrent writes, are also safe (tested). Several processes may open the same
-    database: SQLite writers queue on a busy timeout. Every method runs in its own transaction and
+    database: a SQLite writer that meets another's lock waits, retrying with backoff, for up to the
+    store's ``write_patience``. Every method runs in its own transaction and
     returns frozen records.
     """
 

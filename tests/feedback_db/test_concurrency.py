@@ -7,6 +7,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from feedback_db import RatingIn, open_store
 from tests.feedback_db.factory import Seeded, consistent_label
 
@@ -26,6 +28,36 @@ def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path, sqlite_onl
         other.close()
     assert seeded.store.current_rating("c-mri-1") == r
     assert "dr-other" in [x.name for x in seeded.store.reviewers()]
+
+
+def test_a_rating_outlasts_a_lock_longer_than_any_busy_timeout(seeded: Seeded, root: Path, sqlite_only: None) -> None:
+    """A lock held for 3 s (12x SQLite's per-attempt wait) delays the rating, never loses it; with
+    too little patience the write fails as StoreBusy and nothing is saved."""
+    import time
+
+    from feedback_db import StoreBusy
+    from feedback_db.session import BUSY_TIMEOUT_MS
+
+    db = root / "medreview.db"
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    a, b = seeded.preds["c-mri-1"]
+    impatient = open_store(seeded.store.url, write_patience=0.5)
+    try:
+        with pytest.raises(StoreBusy, match="another program writing"):
+            impatient.add_rating(RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
+        release = threading.Timer(3.0, lambda: other.execute("COMMIT"))
+        release.start()
+        t0 = time.monotonic()
+        r = seeded.store.add_rating(RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
+        waited = time.monotonic() - t0
+        release.join()
+    finally:
+        impatient.close()
+        other.close()
+    assert waited > 3 * BUSY_TIMEOUT_MS / 1000  # it really waited past several attempts
+    assert seeded.store.current_rating("c-mri-1") == r
+    assert seeded.store.info().counts["ratings"] == 1
 
 
 def test_two_stores_on_one_file_see_each_other(seeded: Seeded) -> None:

@@ -25,7 +25,7 @@ def test_new_database_is_created_with_wal_and_foreign_keys(store: Store, sqlite_
     with store.sessions.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0  # per attempt; writes retry
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     full = open_store(store.url, synchronous="FULL")
     with full.sessions.engine.connect() as conn:
