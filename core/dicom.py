@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from core.images import ImageError, LoadedImage, apply_window
+from core.images import DEFAULT_MAX_PIXELS, ImageError, LoadedImage, apply_window, over_budget
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -35,20 +35,50 @@ def looks_like_dicom(path: str | os.PathLike[str]) -> bool:
     return "Rows" in ds and any(k in ds for k in PIXEL_KEYWORDS)
 
 
-def load_dicom(path: str | os.PathLike[str]) -> LoadedImage:
+def load_dicom(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
     """Decode the first frame of the DICOM file at ``path`` for display.
 
+    The header is read first: a frame of more than ``max_pixels`` pixels is refused before the
+    pixel data is read.
+
     Raises:
-        ImageError: not DICOM, no pixel data, a transfer syntax with no installed decoder,
-            truncated pixel data, or an unsupported photometric interpretation.
+        ImageError: not DICOM, no pixel data, over the pixel budget, a transfer syntax with no
+            installed decoder, truncated pixel data, or an unsupported photometric interpretation.
     """
     p = Path(path)
-    return decode_dataset(read_dataset(p), p)
+    check_budget(read_dataset(p, defer=True), p, max_pixels)
+    return decode_dataset(read_dataset(p), p, max_pixels=max_pixels)
 
 
-def load_dicom_bytes(data: bytes, name: str) -> LoadedImage:
+def load_dicom_bytes(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """``load_dicom`` for bytes in memory; ``name`` is used in error messages."""
-    return decode_dataset(_read_from(io.BytesIO(data), Path(name)), Path(name))
+    return decode_dataset(_read_from(io.BytesIO(data), Path(name)), Path(name), max_pixels=max_pixels)
+
+
+def check_budget(ds: Dataset, p: Path, max_pixels: int) -> None:
+    """Refuse a frame of more than ``max_pixels`` pixels (from Rows and Columns).
+
+    Raises:
+        ImageError: over the budget, or Rows/Columns that are not numbers.
+    """
+    try:
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    except (TypeError, ValueError) as exc:
+        raise ImageError(p, "DICOM Rows/Columns are not numbers") from exc
+    refusal = over_budget(cols, rows, max_pixels)
+    if refusal:
+        raise ImageError(p, refusal)
+
+
+def declares_burned_in(ds: Dataset) -> bool:
+    """True when the data set says text or a face may be visible in its pixels
+    (Burned In Annotation or Recognizable Visual Features YES)."""
+    return any(
+        str(ds.get(kw, "") or "").strip().upper() == "YES"
+        for kw in ("BurnedInAnnotation", "RecognizableVisualFeatures")
+    )
 
 
 def read_dataset(p: Path, defer: bool = False) -> Dataset:
@@ -114,12 +144,13 @@ def flatten_functional_groups(ds: Dataset) -> None:
                     setattr(ds, kw, items[0][kw].value)
 
 
-def decode_dataset(ds: Dataset, p: Path) -> LoadedImage:
+def decode_dataset(ds: Dataset, p: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """The first frame of ``ds`` as a ``LoadedImage`` (see the module docstring)."""
     if not any(k in ds for k in PIXEL_KEYWORDS):
         sop = ds.get("SOPClassUID")
         kind = f" ({UID(str(sop)).name})" if sop else ""
         raise ImageError(p, f"DICOM file has no pixel data{kind}: not an image")
+    check_budget(ds, p, max_pixels)
     flatten_functional_groups(ds)
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     try:
@@ -248,7 +279,10 @@ def _meta(ds: Dataset) -> dict[str, Any]:
             meta["pixel_spacing"] = [float(spacing[0]), float(spacing[1])]
     except (TypeError, ValueError):
         pass  # a malformed spacing is dropped: display falls back to pixels
+    # The year at most: a full date helps to identify a patient (HIPAA Safe Harbor keeps years).
     date = str(ds.get("StudyDate", "") or "").strip()
-    if len(date) == 8 and date.isdigit():
-        meta["study_date"] = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    if len(date) >= 4 and date[:4].isdigit():
+        meta["study_year"] = int(date[:4])
+    if declares_burned_in(ds):
+        meta["burned_in"] = True
     return meta

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", *DICOM_SUFFIXES)
 
-# Refuse absurd images before decoding them (a decompression bomb, or a corrupt header).
-MAX_PIXELS = 200_000_000
+# The pixel budget: an image above it is refused, in words, from its header alone, before any
+# pixel is decoded (a decompression bomb, or a corrupt header). A setting; callers pass their own.
+DEFAULT_MAX_PIXELS = 64_000_000
 
 
 class ImageError(ValueError):
@@ -48,7 +51,8 @@ class LoadedImage:
         meta: what display and provenance need, never patient data: ``format`` (png, jpeg,
             tiff, dicom, ...), ``frames``, and for DICOM where present ``modality``,
             ``window_center``/``window_width`` (in ``raw`` units), ``pixel_spacing`` [row, col]
-            in mm, ``study_date`` (YYYY-MM-DD).
+            in mm, ``study_year`` (an int: the date itself is never kept) and ``burned_in``
+            (True when the file declares text burned into its pixels).
         raw: greyscale values before the window (DICOM modality values: HU for CT), float32,
             so a viewer can re-window with ``windowed``; None for colour images.
         invert: whether display inverts ``raw`` (MONOCHROME1).
@@ -114,15 +118,29 @@ def _has_dicom_magic(p: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def load_image(path: str | os.PathLike[str]) -> LoadedImage:
+def over_budget(width: int, height: int, max_pixels: int) -> str | None:
+    """The refusal for a ``width`` x ``height`` image above ``max_pixels``, else None."""
+    if width * height <= max_pixels:
+        return None
+    return (
+        f"image of {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is above the "
+        f"pixel budget of {max_pixels / 1e6:g} megapixels (a setting); it was not decoded"
+    )
+
+
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
     """Decode the image at ``path``.
 
     DICOM files (by magic or suffix) go through pydicom; everything else through Pillow, and a
     file Pillow does not recognise is tried as a DICOM file without a preamble before giving up.
+    An image with more than ``max_pixels`` pixels is refused from its header, before decoding;
+    Pillow's decompression-bomb warning is an error too.
 
     Raises:
-        ImageError: the file is missing, empty, not an image, truncated, or needs a codec that
-            is not installed; the message names the file and the reason.
+        ImageError: the file is missing, empty, not an image, truncated, over the pixel budget,
+            or needs a codec that is not installed; the message names the file and the reason.
     """
     p = Path(path)
     if not p.is_file():
@@ -133,22 +151,22 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
         from core.dicom import load_dicom
 
         try:
-            return load_dicom(p)
+            return load_dicom(p, max_pixels=max_pixels)
         except ImageError as not_dicom:
             if _has_dicom_magic(p):
                 raise
             try:  # a PNG or JPEG misnamed .dcm still shows
-                return _load_pil(p)
+                return _load_pil(p, max_pixels)
             except (_NotPil, ImageError):
                 raise not_dicom from None
     try:
-        return _load_pil(p)
+        return _load_pil(p, max_pixels)
     except _NotPil:
         pass
     from core.dicom import load_dicom, looks_like_dicom
 
     if looks_like_dicom(p):
-        return load_dicom(p)
+        return load_dicom(p, max_pixels=max_pixels)
     raise ImageError(p, "not an image: the format is not PNG, JPEG, TIFF, BMP or DICOM")
 
 
@@ -156,23 +174,41 @@ class _NotPil(Exception):
     """Pillow does not recognise the file (it may still be a DICOM without preamble)."""
 
 
-def _load_pil(p: Path) -> LoadedImage:
+_BOMB_SIZE = re.compile(r"\((\d+) pixels\)")
+
+
+def _bomb(p: Path, exc: Exception, max_pixels: int) -> ImageError:
+    """Pillow's decompression-bomb warning or error, in our words."""
+    found = _BOMB_SIZE.search(str(exc))
+    size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+    return ImageError(
+        p,
+        f"image of {size} is above the pixel budget of {max_pixels / 1e6:g} megapixels or "
+        "Pillow's decompression-bomb limit; it was not decoded",
+    )
+
+
+def _load_pil(p: Path, max_pixels: int) -> LoadedImage:
     try:
-        with Image.open(p) as im:
-            fmt = (im.format or "").lower()
-            frames = int(getattr(im, "n_frames", 1))
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageError(p, f"image too large ({im.width}x{im.height} pixels)")
-            im.load()
-            # Camera JPEGs store their rotation in EXIF; show them upright.
-            upright = ImageOps.exif_transpose(im)
-            return _from_pil(upright, fmt, frames, p)
+        with warnings.catch_warnings():
+            # A decompression bomb is refused, not warned about.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                fmt = (im.format or "").lower()
+                refusal = over_budget(im.width, im.height, max_pixels)
+                if refusal:
+                    raise ImageError(p, refusal)
+                frames = int(getattr(im, "n_frames", 1))
+                im.load()
+                # Camera JPEGs store their rotation in EXIF; show them upright.
+                upright = ImageOps.exif_transpose(im)
+                return _from_pil(upright, fmt, frames, p)
     except UnidentifiedImageError as exc:
         raise _NotPil() from exc
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(p, f"image too large: {exc}") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _bomb(p, exc, max_pixels) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(p, f"truncated or corrupt image data ({exc})") from exc
 
@@ -212,13 +248,15 @@ def png_bytes(img: LoadedImage) -> bytes:
     return buf.getvalue()
 
 
-def to_png_bytes(path: str | os.PathLike[str]) -> tuple[bytes, str]:
+def to_png_bytes(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[bytes, str]:
     """A de-identified 8-bit PNG rendering of the image at ``path``, and its suffix ``".png"``.
 
     Only pixels are written (no DICOM tags, EXIF or text chunks), which is what the export needs
-    for DICOM.
+    for DICOM. Text burned into the pixels stays: the store withholds such images (docs/cases.md).
 
     Raises:
         ImageError: as ``load_image``.
     """
-    return png_bytes(load_image(path)), ".png"
+    return png_bytes(load_image(path, max_pixels=max_pixels)), ".png"

@@ -1,11 +1,15 @@
 """Import cases from a manifest (CSV, JSON list, JSONL) or a folder of images.
 
-Every row is checked on its own: a bad row (missing or unknown column, wrong type or value,
-unknown modality, missing or unreadable image, empty line) becomes a ``RowError`` naming the
-file and line, and the good rows still import. Each image is decoded by ``load_image`` (so what
-is imported can be shown) and copied into the workspace's image folder under its content hash,
-``images/<sha256>.<ext>``; DICOM files are stored de-identified (``core.dicom``). Nothing is
-referenced in place, and the same bytes twice are stored once.
+Every row is checked on its own: a bad row (missing column, wrong type or value, unknown
+modality, missing, unreadable or out-of-bounds image, empty line) becomes a ``RowError`` naming
+the file and line, and the good rows still import. Columns that are not case fields are kept in
+the case's meta and reported once, as a note. Each image path must stay inside the images root
+(the manifest's folder unless another is given; symlinks resolved first, nothing outside looked
+at). Each image is decoded by ``load_image`` (so what is imported can be shown; images above the
+pixel budget are refused before decoding) and copied into the workspace's image folder under its
+content hash, ``images/<sha256>.<ext>``; DICOM files are stored de-identified
+(``core.dicom_deid``). Nothing is referenced in place, the same bytes twice are stored once, and
+nothing is stored for a row that is rejected.
 """
 
 from __future__ import annotations
@@ -19,28 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from core.cases import ERROR_TYPES, MODALITY_ALIASES, SEVERITIES, SPLITS, Case, new_case_id
-from core.images import ImageError, LoadedImage, load_image
+from core.images import DEFAULT_MAX_PIXELS, ImageError, LoadedImage, load_image
 from core.knowledge import KnowledgeTable, default_knowledge
 from core.manifest_rows import COLUMNS, RawRow, parse_manifest
+from core.paths import OutsideRoot, resolve_inside
 from core.progress import Progress
 
-# Files a folder import passes over without complaint: not images, by name.
-SKIP_SUFFIXES = frozenset(
-    {
-        ".txt",
-        ".md",
-        ".json",
-        ".jsonl",
-        ".csv",
-        ".xml",
-        ".html",
-        ".pdf",
-        ".zip",
-        ".gz",
-        ".py",
-        ".ini",
-    }
-)
 _FORMAT_SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "dicom": ".dcm"}
 
 
@@ -60,14 +48,38 @@ class RowError:
 
 @dataclass
 class ManifestResult:
-    """The imported cases, in file order, and the rejected rows."""
+    """The imported cases, in file order; the rejected rows; notes (not errors: e.g. columns
+    kept in meta); and the images this call wrote (``images/<name>``, for a caller that must
+    remove them again when the cases are not kept)."""
 
     cases: list[Case] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    new_images: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How images come in.
+
+    Attributes:
+        images_root: image paths must stay inside it (relative ones are relative to it);
+            None is the manifest's folder.
+        allow_burned_in: keep DICOM files that declare burned-in text, flagged
+            (``meta["burned_in"]``); refused otherwise.
+        max_pixels: the pixel budget; larger images are refused before decoding.
+        secret: the workspace's de-identification key; None reads (or makes) the one of the
+            workspace that holds the image folder (``core.dicom_deid.workspace_secret``).
+    """
+
+    images_root: Path | None = None
+    allow_burned_in: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    secret: bytes | None = None
 
 
 def read_manifest(
@@ -76,31 +88,64 @@ def read_manifest(
     *,
     progress: Progress | None = None,
     knowledge: KnowledgeTable | None = None,
+    options: ImportOptions | None = None,
 ) -> ManifestResult:
     """Read cases from the manifest or folder at ``path`` and store their images in ``images_dir``.
 
     ``Case.image`` is relative to ``images_dir``'s parent (the workspace root):
-    ``images/<sha256>.<ext>``. Image paths in a manifest are relative to the manifest's folder,
-    or absolute. Errors with a severity or cost missing are completed from the knowledge table.
+    ``images/<sha256>.<ext>``. Image paths in a manifest are relative to the images root (the
+    manifest's folder unless ``options.images_root``), or absolute inside it. A folder is read by
+    ``core.manifest_folder``. Errors with a severity or cost missing are completed from the
+    knowledge table.
 
     Raises:
         core.progress.Canceled: ``progress`` was canceled (images stored so far stay; they are
             content-addressed and harmless).
     """
     path = Path(path)
-    if path.is_dir():
-        return _read_folder(path, Path(images_dir), progress)
-    result = ManifestResult()
-    rows, file_errors = parse_manifest(path)
-    result.errors.extend(RowError(str(path), line, msg) for line, msg in file_errors)
+    opts = _with_secret(options or ImportOptions(), Path(images_dir))
     kt = knowledge or default_knowledge()
+    if path.is_dir():
+        from core.manifest_folder import read_folder
+
+        return read_folder(path, Path(images_dir), opts, kt, progress)
+    rows, file_errors = parse_manifest(path)
+    result = ManifestResult(errors=[RowError(str(path), line, msg) for line, msg in file_errors])
+    root = opts.images_root or path.parent
+    read_rows(path, rows, root, Path(images_dir), opts, kt, progress, result)
+    return result
+
+
+def _with_secret(opts: ImportOptions, images_dir: Path) -> ImportOptions:
+    if opts.secret is not None:
+        return opts
+    from dataclasses import replace
+
+    from core.dicom_deid import workspace_secret
+
+    return replace(opts, secret=workspace_secret(images_dir.parent))
+
+
+def read_rows(
+    path: Path,
+    rows: list[RawRow],
+    root: Path,
+    images_dir: Path,
+    opts: ImportOptions,
+    kt: KnowledgeTable,
+    progress: Progress | None,
+    result: ManifestResult,
+) -> None:
+    """Turn ``rows`` of the manifest ``path`` into cases in ``result`` (errors and notes too)."""
     seen: dict[str, int] = {}
+    extra_columns: set[str] = set()
     for i, row in enumerate(rows):
         if progress is not None:
             progress.check()
             progress.update("import", i, len(rows))
+        extra_columns.update(k for k in row.values if k not in COLUMNS and not (k == "meta" and row.typed))
         try:
-            case = _case_from_row(row, path.parent, Path(images_dir), kt, seen)
+            case = _case_from_row(row, root, images_dir, kt, seen, opts, result)
         except _RowProblem as exc:
             result.errors.append(RowError(str(path), row.line, str(exc)))
             continue
@@ -108,8 +153,10 @@ def read_manifest(
         result.cases.append(case)
     if progress is not None:
         progress.update("import", len(rows), len(rows))
-    result.errors.sort(key=lambda e: e.line)
-    return result
+    if extra_columns:
+        names = ", ".join(map(repr, sorted(extra_columns)))
+        result.notes.append(f"{path}: {names} {'is not a case field' if len(extra_columns) == 1 else 'are not case fields'}; kept in each case's meta")
+    result.errors.sort(key=lambda e: (e.file, e.line))
 
 
 class _RowProblem(Exception):
@@ -117,16 +164,17 @@ class _RowProblem(Exception):
 
 
 def _case_from_row(
-    row: RawRow, base: Path, images_dir: Path, kt: KnowledgeTable, seen: dict[str, int]
+    row: RawRow,
+    root: Path,
+    images_dir: Path,
+    kt: KnowledgeTable,
+    seen: dict[str, int],
+    opts: ImportOptions,
+    result: ManifestResult,
 ) -> Case:
     if row.problems:
         raise _RowProblem("; ".join(row.problems))
     rec, problems = row.values, []
-    unknown = sorted(k for k in rec if k not in COLUMNS and not (k == "meta" and row.typed))
-    if unknown:
-        problems.append(
-            f"unknown column {', '.join(map(repr, unknown))}; expected {', '.join(COLUMNS)}"
-        )
     text = {
         k: _text(rec, k, problems, required=True)
         for k in ("modality", "image", "finding", "treatment")
@@ -150,32 +198,47 @@ def _case_from_row(
             f"severity {opt['severity']!r} given for a case without error (error_type none)"
         )
     cost = _cost(rec.get("cost_impact"), problems)
-    meta = rec.get("meta") or {}
+    meta = rec.get("meta") if row.typed else None
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         problems.append("'meta' must be an object")
+        meta = {}
+    extra = {
+        k: v
+        for k, v in rec.items()
+        if k not in COLUMNS and not (k == "meta" and row.typed) and v not in (None, "")
+    }
     case_id = opt["case_id"] or new_case_id()
     if case_id in seen:
         problems.append(f"duplicate case_id {case_id!r} (first on line {seen[case_id]})")
+    image = text["image"] or ""
+    image_path = None
+    if image:
+        try:
+            image_path = resolve_inside(root, image)
+        except OutsideRoot:
+            problems.append(
+                f"image {image!r} is outside the images root {root}; not opened "
+                "(move it there, or give another images root)"
+            )
     if problems:
         raise _RowProblem("; ".join(problems))
-    # Past the check above, the required fields are present.
-    image, finding, treatment = text["image"] or "", text["finding"] or "", text["treatment"] or ""
-    image_path = Path(image).expanduser()
-    if not image_path.is_absolute():
-        image_path = base / image_path
+    assert image_path is not None and modality is not None  # reported above otherwise
+    finding, treatment = text["finding"] or "", text["treatment"] or ""
     if not image_path.is_file():
         raise _RowProblem(f"image file not found: {image}")
     try:
-        rel, loaded = store_image(image_path, images_dir)
+        rel, loaded, new = _store(image_path, images_dir, opts)
     except ImageError as exc:
         raise _RowProblem(f"unreadable image {image}: {exc.reason}") from exc
+    if new:
+        result.new_images.append(rel)
     error_type, severity = opt["error_type"], opt["severity"]
     if error_type and error_type != "none":
         severity = severity or kt.severity_of(treatment)
         cost = kt.cost_of(treatment) if cost is None else cost
     elif error_type == "none" and cost is None:
         cost = 0.0
-    assert modality is not None  # a bad modality was reported above
     return Case(
         case_id=case_id,
         modality=modality,
@@ -186,7 +249,8 @@ def _case_from_row(
         severity=severity,
         cost_impact=cost,
         split=opt["split"],
-        meta={**meta, **loaded.meta},
+        # What the image says about itself (format, window, burned_in) wins over the manifest.
+        meta={**meta, **extra, **loaded.meta},
     )
 
 
@@ -197,7 +261,7 @@ def _text(rec: dict[str, Any], key: str, problems: list[str], *, required: bool)
             problems.append(f"missing {key!r}" if key not in rec else f"empty {key!r}")
         return None
     if not isinstance(value, str):
-        problems.append(f"{key!r} must be text, got {type(value).__name__} {value!r}")
+        problems.append(f"{key!r} must be text, got {type(value).__name__} {str(value)[:40]}")
         return None
     return value.strip()
 
@@ -223,31 +287,44 @@ def _cost(value: Any, problems: list[str]) -> float | None:
         return None
     try:
         cost = float(value)
-    except ValueError:
-        problems.append(f"cost_impact must be a number, got {value!r}")
+    except (ValueError, OverflowError):
+        problems.append(f"cost_impact must be a number, got {str(value)[:40]!r}")
         return None
     if not math.isfinite(cost) or cost < 0:
-        problems.append(f"cost_impact must be a finite number >= 0, got {value!r}")
+        problems.append(f"cost_impact must be a finite number >= 0, got {str(value)[:40]!r}")
         return None
     return cost
 
 
-def store_image(path: Path, images_dir: Path) -> tuple[str, LoadedImage]:
+def store_image(
+    path: Path, images_dir: Path, options: ImportOptions | None = None
+) -> tuple[str, LoadedImage]:
     """Validate the image at ``path`` and copy it into ``images_dir`` under its content hash.
 
     DICOM is stored de-identified (and the stored copy is decoded again, to be sure it shows).
     Returns the stored path relative to ``images_dir``'s parent, and the decoded image.
 
     Raises:
-        ImageError: the image cannot be decoded or de-identified.
+        ImageError: the image cannot be decoded or de-identified, is over the pixel budget, or
+            declares burned-in text and ``options.allow_burned_in`` is false.
     """
-    loaded = load_image(path)
+    opts = _with_secret(options or ImportOptions(), Path(images_dir))
+    rel, loaded, _ = _store(Path(path), Path(images_dir), opts)
+    return rel, loaded
+
+
+def _store(path: Path, images_dir: Path, opts: ImportOptions) -> tuple[str, LoadedImage, bool]:
+    loaded = load_image(path, max_pixels=opts.max_pixels)
     if loaded.meta.get("format") == "dicom":
         from core.dicom import load_dicom_bytes
         from core.dicom_deid import deidentified_bytes
 
-        data = deidentified_bytes(path)
-        loaded = load_dicom_bytes(data, str(path))
+        assert opts.secret is not None
+        data = deidentified_bytes(path, secret=opts.secret, allow_burned_in=opts.allow_burned_in)
+        year = loaded.meta.get("study_year")
+        loaded = load_dicom_bytes(data, str(path), max_pixels=opts.max_pixels)
+        if year is not None:  # the stored copy holds no date; the case keeps the year
+            loaded.meta["study_year"] = year
         suffix = ".dcm"
     else:
         data = path.read_bytes()
@@ -255,7 +332,8 @@ def store_image(path: Path, images_dir: Path) -> tuple[str, LoadedImage]:
     name = hashlib.sha256(data).hexdigest() + suffix
     images_dir.mkdir(parents=True, exist_ok=True)
     target = images_dir / name
-    if not target.exists():
+    new = not target.exists()
+    if new:
         fd, tmp = tempfile.mkstemp(dir=images_dir, prefix=".tmp-", suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -264,56 +342,4 @@ def store_image(path: Path, images_dir: Path) -> tuple[str, LoadedImage]:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    return f"{images_dir.name}/{name}", loaded
-
-
-def _read_folder(root: Path, images_dir: Path, progress: Progress | None) -> ManifestResult:
-    """One case per image; modality from the nearest folder named for one, else the DICOM tag.
-
-    Finding and treatment are empty and the ground truth unknown: a folder carries only images
-    (docs/cases.md). Hidden files, DICOMDIR and files with non-image suffixes are passed over.
-    """
-    result = ManifestResult()
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.suffix.lower() not in SKIP_SUFFIXES
-        and p.name.upper() != "DICOMDIR"
-        and images_dir.resolve() not in p.resolve().parents
-    )
-    for i, p in enumerate(files):
-        if progress is not None:
-            progress.check()
-            progress.update("import", i, len(files))
-        rel_parts = p.relative_to(root).parts[:-1]
-        modality = next(
-            (
-                MODALITY_ALIASES[d.lower()]
-                for d in reversed(rel_parts)
-                if d.lower() in MODALITY_ALIASES
-            ),
-            None,
-        )
-        try:
-            stored, loaded = store_image(p, images_dir)
-        except ImageError as exc:
-            result.errors.append(RowError(str(p), 0, f"unreadable image: {exc.reason}"))
-            continue
-        if modality is None:
-            modality = MODALITY_ALIASES.get(str(loaded.meta.get("modality", "")).lower())
-        if modality is None:
-            result.errors.append(
-                RowError(
-                    str(p),
-                    0,
-                    "cannot tell the modality: put the image in a folder named xray, histopathology, "
-                    "mri or ultrasound (or use a manifest)",
-                )
-            )
-            continue
-        result.cases.append(Case(new_case_id(), modality, stored, "", "", meta=dict(loaded.meta)))
-    if progress is not None:
-        progress.update("import", len(files), len(files))
-    return result
+    return f"{images_dir.name}/{name}", loaded, new

@@ -1,7 +1,10 @@
 """Split a manifest file (CSV, JSON list, JSONL) into raw rows, each with its line number.
 
-Only the file's shape is checked here (encoding, syntax, header, field counts, empty lines); the
-values are checked by ``core.manifest``. A UTF-8 byte-order mark and CRLF line ends are accepted.
+Only the file's shape is checked here (encoding, syntax, header, field counts, empty lines,
+nesting depth); the values are checked by ``core.manifest``. A UTF-8 byte-order mark and CRLF
+line ends are accepted. Columns that are not case fields are passed on (``core.manifest`` keeps
+them in the case's meta). JSON nested deeper than ``MAX_JSON_DEPTH`` is refused in words before
+it is parsed (Python's parser would end in a RecursionError).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,45 @@ COLUMNS: tuple[str, ...] = (
     "split",
 )
 REQUIRED: tuple[str, ...] = ("modality", "image", "finding", "treatment")
+MAX_JSON_DEPTH = 64  # a case row is 2-3 levels deep; anything near this is not a manifest
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> int | None:
+    """The offset of the first ``[`` or ``{`` nested deeper than ``limit`` in the JSON ``text``
+    (brackets inside strings do not count), or None. Linear, and never recursive."""
+    if text.count("[") + text.count("{") <= limit:
+        return None
+    stripped = _STRING.sub(lambda m: " " * len(m.group()), text)
+    depth = 0
+    for m in _BRACKET.finditer(stripped):
+        if m.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return m.start()
+        else:
+            depth -= 1
+    return None
+
+
+def nested_too_deep(limit: int = MAX_JSON_DEPTH) -> str:
+    return f"JSON nested deeper than {limit} levels; not read"
+
+
+def loads(text: str, limit: int = MAX_JSON_DEPTH) -> object:
+    """``json.loads`` that refuses nesting deeper than ``limit`` first.
+
+    Raises:
+        ValueError: too deep (the message says so), or invalid JSON (``json.JSONDecodeError``).
+    """
+    if too_deep(text, limit) is not None:
+        raise ValueError(nested_too_deep(limit))
+    try:
+        return json.loads(text)
+    except RecursionError:  # a belt to the braces above
+        raise ValueError(nested_too_deep(limit)) from None
 
 
 @dataclass(frozen=True)
@@ -41,11 +84,14 @@ class RawRow:
 FileErrors = list[tuple[int, str]]
 
 
-def parse_manifest(path: Path) -> tuple[list[RawRow], FileErrors]:
+def parse_manifest(
+    path: Path, required: tuple[str, ...] = REQUIRED
+) -> tuple[list[RawRow], FileErrors]:
     """Rows of the manifest at ``path``, and file-level errors as (line, message).
 
     The format comes from the suffix (.csv, .json, .jsonl/.ndjson), else from the first
-    character ('[' JSON, '{' JSONL, anything else CSV).
+    character ('[' JSON, '{' JSONL, anything else CSV). A CSV header must name every column of
+    ``required`` (a folder's sidecar may leave out the modality).
     """
     try:
         raw = path.read_bytes()
@@ -59,12 +105,12 @@ def parse_manifest(path: Path) -> tuple[list[RawRow], FileErrors]:
     suffix = path.suffix.lower()
     first = text.lstrip()[:1]
     if suffix == ".csv":
-        return _csv(text)
+        return _csv(text, required)
     if suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and first == "["):
         return _json_list(text)
     if suffix in (".jsonl", ".ndjson") or first == "{":
         return _jsonl(text)
-    return _csv(text)
+    return _csv(text, required)
 
 
 def _trailing_blank_from(lines: list[str]) -> int:
@@ -83,9 +129,12 @@ def _jsonl(text: str) -> tuple[list[RawRow], FileErrors]:
             rows.append(RawRow(n, {}, True, ("empty line",)))
             continue
         try:
-            value = json.loads(line)
+            value = loads(line)
         except json.JSONDecodeError as exc:
             rows.append(RawRow(n, {}, True, (f"invalid JSON: {exc.msg} (column {exc.colno})",)))
+            continue
+        except ValueError as exc:  # too deep, or a number Python will not convert
+            rows.append(RawRow(n, {}, True, (str(exc),)))
             continue
         rows.append(_object_row(n, value))
     if not rows:
@@ -103,6 +152,10 @@ def _json_list(text: str) -> tuple[list[RawRow], FileErrors]:
     """Objects of a JSON array, each with the line it starts on (so errors can point at it)."""
     decoder = json.JSONDecoder()
     rows: list[RawRow] = []
+    # The list itself is one level.
+    deep = too_deep(text, MAX_JSON_DEPTH + 1)
+    if deep is not None:
+        return [], [(_line_at(text, deep), nested_too_deep() + "; no rows were imported")]
     pos = _skip_ws(text, 0)
     if text[pos : pos + 1] != "[":
         return [], [(_line_at(text, pos), "a .json manifest must be a list of objects")]
@@ -119,6 +172,9 @@ def _json_list(text: str) -> tuple[list[RawRow], FileErrors]:
                     f"invalid JSON: {exc.msg} (column {exc.colno}); rows after it were not read",
                 )
             ]
+        except (ValueError, RecursionError) as exc:
+            why = nested_too_deep() if isinstance(exc, RecursionError) else str(exc)
+            return rows, [(_line_at(text, pos), f"{why}; rows after it were not read")]
         rows.append(_object_row(_line_at(text, pos), value))
         pos = _skip_ws(text, end)
         sep = text[pos : pos + 1]
@@ -145,7 +201,7 @@ def _line_at(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def _csv(text: str) -> tuple[list[RawRow], FileErrors]:
+def _csv(text: str, required: tuple[str, ...]) -> tuple[list[RawRow], FileErrors]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -155,12 +211,7 @@ def _csv(text: str) -> tuple[list[RawRow], FileErrors]:
         return [], [(1, f"invalid CSV header: {exc}")]
     names = [h.strip().lower() for h in header]
     problems = []
-    unknown = [h for h in names if h not in COLUMNS]
-    if unknown:
-        problems.append(
-            f"unknown column {', '.join(map(repr, unknown))}; expected {', '.join(COLUMNS)}"
-        )
-    missing = [c for c in REQUIRED if c not in names]
+    missing = [c for c in required if c not in names]
     if missing:
         problems.append(f"missing column {', '.join(map(repr, missing))}")
     dupes = sorted({h for h in names if names.count(h) > 1})

@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 
 from core.dicom import load_dicom_bytes
-from core.dicom_deid import KEEP_KEYWORDS, deidentified_bytes
+from core.dicom_deid import KEEP_KEYWORDS, REPLACED_UIDS, deidentified_bytes
 from core.images import ImageError, load_image, to_png_bytes
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
@@ -198,8 +198,12 @@ def _identified(tmp_path: Path) -> Path:
 def test_deidentified_copy_keeps_pixels_and_drops_identity(tmp_path: Path) -> None:
     path = _identified(tmp_path)
     original = pydicom.dcmread(path)
-    data = deidentified_bytes(path)
+    data = deidentified_bytes(path, secret=b"k" * 32)
     for secret in (
+        original.StudyInstanceUID.encode(),
+        original.SeriesInstanceUID.encode(),
+        original.SOPInstanceUID.encode(),
+        original.StudyDate.encode(),
         b"Doe^Jane",
         b"MRN-0042-XYZ",
         b"ACC-998877",
@@ -216,20 +220,24 @@ def test_deidentified_copy_keeps_pixels_and_drops_identity(tmp_path: Path) -> No
         "AccessionNumber",
         "InstitutionName",
         "ReferringPhysicianName",
-        "StudyInstanceUID",
-        "SeriesInstanceUID",
+        "StudyDate",
     ):
         assert kw not in out, kw
     assert not any(elem.tag.is_private for elem in out)
-    assert {e.keyword for e in out} <= set(KEEP_KEYWORDS) | {
-        "SOPInstanceUID",
+    assert {e.keyword for e in out} <= set(KEEP_KEYWORDS) | set(REPLACED_UIDS) | {
+        "SOPClassUID",
         "PatientIdentityRemoved",
+        "LongitudinalTemporalInformationModified",
         "DeidentificationMethod",
+        "DeidentificationMethodCodeSequence",
         "PixelData",
     }
     assert out.SOPInstanceUID != original.SOPInstanceUID and out.PatientIdentityRemoved == "YES"
+    assert out.StudyInstanceUID.startswith("2.25.") and out.StudyInstanceUID != original.StudyInstanceUID
     np.testing.assert_array_equal(load_dicom_bytes(data, "x").pixels, load_image(path).pixels)
-    assert deidentified_bytes(path) == data  # deterministic: same image, same file
+    # Deterministic within a workspace (same key), different in another.
+    assert deidentified_bytes(path, secret=b"k" * 32) == data
+    assert deidentified_bytes(path, secret=b"j" * 32) != data
 
 
 def test_png_rendering_of_dicom_for_export(tmp_path: Path) -> None:

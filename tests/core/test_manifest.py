@@ -130,7 +130,7 @@ def test_each_kind_of_bad_row_is_reported_and_good_rows_import(src: Path, tmp_pa
     assert len(res.errors) == 11
 
 
-def test_missing_and_extra_columns_in_a_csv_header(src: Path, tmp_path: Path) -> None:
+def test_missing_column_refuses_and_extra_column_is_kept_in_meta(src: Path, tmp_path: Path) -> None:
     missing = _write_csv(
         src / "missing.csv", [_row()], header=[h for h in HEADER if h != "treatment"]
     )
@@ -145,11 +145,10 @@ def test_missing_and_extra_columns_in_a_csv_header(src: Path, tmp_path: Path) ->
         + ",xray,imgs/a.png,Pneumothorax,Chest tube insertion,none,,,train,hi\n"
     )
     res = read_manifest(extra, tmp_path / "images")
-    assert (
-        res.cases == []
-        and res.errors[0].line == 1
-        and "unknown column 'notes'" in res.errors[0].message
-    )
+    # Not a reason to refuse the file (issue 9): kept in the case's meta, reported once as a note.
+    assert res.errors == [] and len(res.cases) == 1
+    assert res.cases[0].meta["notes"] == "hi" and res.cases[0].finding == "Pneumothorax"
+    assert res.notes == [f"{extra}: 'notes' is not a case field; kept in each case's meta"]
 
 
 def test_bom_crlf_and_optional_columns(src: Path, tmp_path: Path) -> None:
@@ -196,7 +195,7 @@ def test_jsonl_with_bad_lines(src: Path, tmp_path: Path) -> None:
         "",  # 2 empty
         json.dumps({**good, "finding": 5}),  # 3 wrong type
         "{not json",  # 4
-        json.dumps({**good, "colour": "red"}),  # 5 extra column
+        json.dumps({**good, "colour": "red"}),  # 5 extra column: kept in meta
         json.dumps({k: v for k, v in good.items() if k != "image"}),  # 6 missing column
         json.dumps([1, 2]),  # 7 not an object
         json.dumps(
@@ -214,14 +213,15 @@ def test_jsonl_with_bad_lines(src: Path, tmp_path: Path) -> None:
     path = src / "m.jsonl"
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
     res = read_manifest(path, tmp_path / "images")
-    assert len(res.cases) == 2
-    assert res.cases[1].cost_impact == 250.0 and res.cases[1].meta["note"] == "x"
-    assert res.cases[1].meta["format"] == "png"
+    assert len(res.cases) == 3
+    assert res.cases[1].meta["colour"] == "red" and len(res.notes) == 1 and "'colour'" in res.notes[0]
+    assert res.cases[2].cost_impact == 250.0 and res.cases[2].meta["note"] == "x"
+    assert res.cases[2].meta["format"] == "png"
     msgs = {e.line: e.message for e in res.errors}
     assert msgs[2] == "empty line"
     assert "'finding' must be text, got int 5" in msgs[3]
     assert msgs[4].startswith("invalid JSON")
-    assert "unknown column 'colour'" in msgs[5]
+    assert 5 not in msgs
     assert "missing 'image'" in msgs[6]
     assert "expected a JSON object, got list" in msgs[7]
     assert "cost_impact must be a number, got bool" in msgs[8]
@@ -293,21 +293,47 @@ def test_dicom_is_stored_deidentified(src: Path, tmp_path: Path) -> None:
 
 
 def test_folder_import(src: Path, tmp_path: Path) -> None:
+    """Modality from sub-folder names, finding and treatment from the sidecar cases.csv; an
+    image with neither is listed by name with what to add, and nothing is copied for it."""
     (src / "mri").mkdir()
     _identified_dicom(src / "mri" / "IM0001.dcm")
     (src / "ultrasound" / "deep").mkdir(parents=True)
     Image.new("L", (16, 16), 40).save(src / "ultrasound" / "deep" / "u.jpg")
     (src / "ultrasound" / "notes.txt").write_text("not an image")
     (src / ".hidden.png").write_bytes(b"junk")
-    res = read_manifest(src, tmp_path / "ws" / "images")
-    mods = sorted(c.modality for c in res.cases)
-    assert mods == ["mri", "ultrasound"]
-    for c in res.cases:
-        assert c.finding == "" and c.treatment == "" and c.error_type is None
-    files = sorted(Path(e.file).name for e in res.errors)
-    # a.png/b.png sit in "imgs" (no modality), broken.png cannot be read.
-    assert files == ["a.png", "b.png", "broken.png"]
-    assert all(e.line == 0 and str(e).startswith(e.file + ": ") for e in res.errors)
+    (src / "cases.csv").write_text(
+        "image,finding,treatment,site\n"
+        "mri/IM0001.dcm,Intracranial mass,Neurosurgical referral,north\n"
+        "ultrasound/deep/u.jpg,Simple cyst,Routine surveillance,\n"
+        "imgs/broken.png,Pneumothorax,Chest tube insertion,\n"
+    )
+    images = tmp_path / "ws" / "images"
+    res = read_manifest(src, images)
+    assert sorted(c.modality for c in res.cases) == ["mri", "ultrasound"]
+    mri = next(c for c in res.cases if c.modality == "mri")
+    assert mri.finding == "Intracranial mass" and mri.meta["site"] == "north" and mri.error_type is None
+    by_file = {Path(e.file).name: e for e in res.errors}
+    # broken.png: its row names no modality and imgs/ is no modality folder.
+    assert by_file["cases.csv"].line == 4 and "cannot tell the modality" in by_file["cases.csv"].message
+    # a.png and b.png have no row: listed by name, with what to add.
+    for name in ("a.png", "b.png"):
+        assert by_file[name].line == 0 and f"add a row for imgs/{name} in cases.csv" in by_file[name].message
+        assert "its modality" in by_file[name].message
+    assert set(by_file) == {"cases.csv", "a.png", "b.png"}
+    # Only the two imported images were copied in.
+    assert sorted(p.name for p in images.iterdir()) == sorted(Path(c.image).name for c in res.cases)
+
+
+def test_folder_without_sidecar_imports_nothing_and_copies_nothing(src: Path, tmp_path: Path) -> None:
+    (src / "xray").mkdir()
+    Image.new("L", (16, 16), 40).save(src / "xray" / "c.png")
+    images = tmp_path / "ws" / "images"
+    res = read_manifest(src, images)
+    assert res.cases == [] and not (images.exists() and any(images.iterdir()))
+    first = res.errors[0]
+    assert first.file == str(src) and "no cases.csv in the folder" in first.message
+    listed = {Path(e.file).name: e.message for e in res.errors[1:]}
+    assert "add a row for xray/c.png in cases.csv" in listed["c.png"] and "modality" not in listed["c.png"]
 
 
 def test_progress_and_cancel(src: Path, tmp_path: Path) -> None:
