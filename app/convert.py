@@ -45,6 +45,7 @@ def case_in_from_case(case: Case) -> CaseIn:
         cost_impact=case.cost_impact,
         split=case.split,
         meta=dict(case.meta),
+        burned_in=bool(case.meta.get("burned_in")),
     )
 
 

@@ -85,6 +85,8 @@ class CaseIn:
     cost_impact: float | None = None
     split: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The DICOM declares text burned into its pixels: export withholds it until cleared.
+    burned_in: bool = False
 
     def __post_init__(self) -> None:
         for name in ("case_id", "modality", "image", "finding", "treatment"):

@@ -2,8 +2,10 @@
 
 A ``.jsonl`` whose first valid line has ``chosen`` and ``rejected`` is ``expert_feedback.jsonl``
 from another workstation: its ratings are imported (feedback_db.import_jsonl). Anything else is a
-case manifest (CSV, JSON, JSONL) or a folder of images, read by core.manifest; the images are
-copied into the workspace by content hash.
+case manifest (CSV, JSON, JSONL) or a folder of images with a sidecar ``cases.csv``, read by
+core.manifest; the images are copied into the workspace by content hash (DICOM de-identified),
+and only for the cases that are imported. Manifest images must lie inside the images root (the
+manifest's folder, or ``--images-root``).
 
 Exit 0 when everything was imported, 1 when some rows were rejected (each printed on stderr as
 ``file:line: message``), 2 for a usage error or when nothing was imported.
@@ -28,6 +30,7 @@ from app.cli.common import (
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
+    from core.manifest import ImportOptions
 
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
@@ -40,6 +43,13 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
                    help="ratings: create reviewers this workspace does not know instead of rejecting their lines")
     p.add_argument("--reviewer-role", default="imported", metavar="ROLE",
                    help="ratings: the role given to reviewers created by --create-reviewers")
+    p.add_argument("--images-root", metavar="DIR",
+                   help="cases: the folder manifest images must lie in (default: the manifest's folder)")
+    p.add_argument("--allow-burned-in", action="store_true",
+                   help="cases: import DICOM files that declare text burned into the pixels, flagged "
+                        "(export leaves them out until a clinician confirms they show no identifier)")
+    p.add_argument("--max-megapixels", type=float, default=None, metavar="N",
+                   help="cases: refuse images above N megapixels before decoding them (default 64)")
     p.set_defaults(func=run)
 
 
@@ -85,6 +95,31 @@ def _ratings(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     return EXIT_OK
 
 
+def _options(args: argparse.Namespace) -> ImportOptions:
+    from core.images import DEFAULT_MAX_PIXELS
+    from core.manifest import ImportOptions
+
+    root = None
+    if args.images_root:
+        root = Path(args.images_root).expanduser()
+        if not root.is_dir():
+            raise CommandError(f"--images-root {args.images_root}: not a folder")
+    mpx = args.max_megapixels
+    if mpx is not None and not mpx > 0:
+        raise CommandError(f"--max-megapixels must be above 0, got {mpx}")
+    return ImportOptions(
+        images_root=root.resolve() if root else None,
+        allow_burned_in=args.allow_burned_in,
+        max_pixels=int(mpx * 1e6) if mpx is not None else DEFAULT_MAX_PIXELS,
+    )
+
+
+def _remove_unused(ws: Workspace, new_images: list[str], kept: set[str]) -> None:
+    """Delete images this import wrote for cases that did not go in (nothing copied for them)."""
+    for rel in set(new_images) - kept:
+        (ws.root / rel).unlink(missing_ok=True)
+
+
 def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     try:
         from core.manifest import read_manifest
@@ -93,17 +128,30 @@ def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     from app.convert import case_in_from_case
     from feedback_db import StoreError, open_store
 
+    options = _options(args)
     ws.ensure()
     with progress_for(args) as progress:
-        result = read_manifest(path, ws.images_dir, progress=progress)
+        result = read_manifest(path, ws.images_dir, progress=progress, options=options)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     _print_errors(list(result.errors))
     if not result.cases:
+        _remove_unused(ws, result.new_images, set())
         print(f"no cases imported from {path} ({len(result.errors)} rows rejected)", file=sys.stderr)
         return EXIT_FAILED
     try:
         store = open_store(ws.db_url)
         try:
-            added = store.add_cases((case_in_from_case(c) for c in result.cases), skip_existing=args.skip_existing)
+            known = {c.case_id for c in store.get_cases(c.case_id for c in result.cases)}
+            fresh = [c for c in result.cases if c.case_id not in known]
+            if known and not args.skip_existing:
+                _remove_unused(ws, result.new_images, set())
+                shown = ", ".join(sorted(known)[:5])
+                raise CommandError(f"{len(known)} case id(s) already in the workspace: {shown}; nothing "
+                                   "imported (use --skip-existing to import the new ones)")
+            # Images new to the workspace are used by this import's cases only.
+            _remove_unused(ws, result.new_images, {c.image for c in fresh})
+            added = store.add_cases(case_in_from_case(c) for c in fresh)
         finally:
             store.close()
     except StoreError as exc:
@@ -112,4 +160,9 @@ def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     print(f"imported {added} cases from {path} into {ws.root}"
           + (f" ({skipped} already there)" if skipped else "")
           + (f"; {len(result.errors)} rows rejected" if result.errors else ""))
+    burned = sum(1 for c in fresh if c.meta.get("burned_in"))
+    if burned:
+        print(f"note: {burned} case(s) declare text burned into the pixels; they are flagged, and export "
+              "leaves them out until a clinician confirms the image shows no identifier", file=sys.stderr)
     return EXIT_PARTIAL if result.errors else EXIT_OK
+
