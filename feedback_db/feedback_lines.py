@@ -2,17 +2,23 @@
 
 Accepts what ``feedback_db.export`` writes (TRL conversational preference rows) and TRL's standard
 format (``prompt``/``chosen``/``rejected`` as plain strings). Every problem is a ``ValueError``
-whose message names the field.
+whose message names the field. A line nested deeper than ``MAX_JSON_DEPTH`` is refused before it
+is parsed. Image paths must stay inside the file's folder: absolute paths and ``..`` are refused
+from the text alone (``parse_line``), links are resolved before the check (``check_images``),
+and a refused path is never looked at, so the message cannot tell whether it exists.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from feedback_db.images import OutsideRoot, resolve_inside
 from feedback_db.pairs import parse_label  # noqa: F401 (re-exported: the import reads labels)
 from feedback_db.records import PREFERENCES, SEVERITIES, TRUE_LABELS
 
@@ -87,12 +93,74 @@ def parse_time(value: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def parse_line(number: int, raw: str) -> FeedbackLine:
-    """Validate one line. Raises ValueError (message without the line number)."""
+MAX_JSON_DEPTH = 64  # our lines are 5 levels deep
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the JSON ``text`` nests ``[``/``{`` deeper than ``limit`` (strings aside).
+    Linear and never recursive (the same rule as ``core.manifest_rows.too_deep``)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def loads_line(raw: str) -> Any:
+    """``json.loads`` of one line, refusing nesting beyond ``MAX_JSON_DEPTH`` first.
+
+    Raises:
+        ValueError: too deep, or not JSON; the message says which, in words.
+    """
+    if too_deep(raw):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels; not read")
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels; not read") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ValueError(f"invalid JSON ({exc})") from None
+
+
+def image_path_problem(ref: str) -> str | None:
+    """Why ``ref`` cannot be an image beside the file (absolute, or climbing with ``..``), from
+    the text alone; None when it may be. Both POSIX and Windows spellings are checked."""
+    for pure in (PurePosixPath(ref), PureWindowsPath(ref)):
+        if pure.is_absolute() or pure.drive or pure.root:
+            return f"field 'images': {ref[:80]!r} is an absolute path; images must be beside the file"
+        if ".." in pure.parts:
+            return f"field 'images': {ref[:80]!r} leads outside the file's folder; not opened"
+    return None
+
+
+def check_images(folder: Path, images: tuple[str, ...]) -> list[Path]:
+    """The real paths of a line's ``images`` inside ``folder`` (links resolved first).
+
+    Raises:
+        ValueError: a path leads outside the folder (not looked at), or an image is not there.
+    """
+    found = []
+    for ref in images:
+        try:
+            real = resolve_inside(folder, ref)
+        except OutsideRoot:
+            raise ValueError(f"field 'images': {ref[:80]!r} leads outside the file's folder; not opened") from None
+        if not real.is_file():
+            raise ValueError(f"image not found beside the file: {ref}")
+        found.append(real)
+    return found
+
+
+def parse_line(number: int, raw: str) -> FeedbackLine:
+    """Validate one line. Raises ValueError (message without the line number)."""
+    data = loads_line(raw)
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
     if "completion" in data and "chosen" not in data:
@@ -126,6 +194,10 @@ def parse_line(number: int, raw: str) -> FeedbackLine:
     images = data.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
         raise ValueError("field 'images' must be a non-empty list of paths")
+    for ref in images:
+        problem = image_path_problem(ref)
+        if problem:
+            raise ValueError(problem)
     preference = data.get("preference")
     if preference is not None and preference not in PREFERENCES:
         raise ValueError(f"field 'preference' must be one of {', '.join(PREFERENCES)} or null, got {json.dumps(preference)[:40]}")

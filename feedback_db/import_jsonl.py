@@ -29,7 +29,6 @@ ratings each), so a clinician saving a rating meanwhile waits at most one of the
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -43,7 +42,13 @@ from sqlalchemy.orm import Session
 from feedback_db.convert import aware
 from feedback_db.errors import StoreError
 from feedback_db.export import ProgressLike
-from feedback_db.feedback_lines import FeedbackLine, parse_label, parse_line
+from feedback_db.feedback_lines import (
+    FeedbackLine,
+    check_images,
+    loads_line,
+    parse_label,
+    parse_line,
+)
 from feedback_db.images import ImageError, ImageExporter
 from feedback_db.models import CaseRow, RatingRow, ReviewerRow, utcnow
 from feedback_db.pairs import contradiction, derive_pairs, gold_answer
@@ -97,8 +102,8 @@ def looks_like_feedback(path: Path) -> bool:
     try:
         for _, raw in _lines(path):
             try:
-                data = json.loads(raw) if raw is not None else None
-            except json.JSONDecodeError:
+                data = loads_line(raw) if raw is not None else None
+            except ValueError:  # not JSON, or nested too deep
                 continue
             if data is None:
                 continue
@@ -210,9 +215,7 @@ def import_feedback(
             if raw is None:
                 raise ValueError("not UTF-8 text")
             item = parse_line(number, raw)
-            missing = [p for p in item.images if not (folder / p).is_file()]
-            if missing:
-                raise ValueError(f"image not found beside the file: {missing[0]}")
+            check_images(folder, item.images)  # inside the folder, links resolved; never outside
             parsed.append(item)
         except ValueError as exc:
             errors.append(LineError(path, number, str(exc)))
