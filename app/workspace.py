@@ -7,7 +7,8 @@ Layout::
     <root>/models/<version>/ the model registry (model_card.json, adapter/, reward_model/)
     <root>/exports/          expert_feedback.jsonl and the images it names
     <root>/runs/             temporary training output, moved into models/ on success
-    <root>/workspace.json    optional settings: {"db_url": "postgresql+psycopg://..."}
+    <root>/workspace.json    optional settings: {"db_url": "postgresql+psycopg://...",
+                                                 "review_pair": ["demo-v2", "demo-v3"]}
 
 The default folder is the user's data folder (platformdirs); ``--workspace DIR`` or the
 ``MEDREVIEW_WORKSPACE`` variable chooses another.
@@ -19,6 +20,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 APP_NAME = "MedGemmaReviewer"
 ENV_VAR = "MEDREVIEW_WORKSPACE"
@@ -82,6 +84,47 @@ class Workspace:
         from sqlalchemy.engine import URL
 
         return URL.create("sqlite", database=str(self.db_path)).render_as_string(hide_password=False)
+
+    def settings(self) -> dict[str, Any]:
+        """workspace.json as a dict ({} when there is none).
+
+        Raises:
+            ValueError: the file exists but is not a JSON object (the message names it).
+        """
+        if not self.settings_path.exists():
+            return {}
+        try:
+            data = json.loads(self.settings_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"{self.settings_path}: cannot read: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.settings_path}: expected a JSON object")
+        return data
+
+    @property
+    def review_pair(self) -> tuple[str, str] | None:
+        """The two versions review compares (workspace.json ``review_pair``), or None for the
+        default: the active version against the newest candidate."""
+        try:
+            pair = self.settings().get("review_pair")
+        except ValueError:
+            return None
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) and v for v in pair) and pair[0] != pair[1]:
+            return pair[0], pair[1]
+        return None
+
+    def set_review_pair(self, pair: tuple[str, str] | None) -> None:
+        """Remember the review pair in workspace.json (None: back to the default), keeping the
+        file's other settings; written to a temporary file and renamed, so it is never half written."""
+        data = self.settings()
+        if pair is None:
+            data.pop("review_pair", None)
+        else:
+            data["review_pair"] = [pair[0], pair[1]]
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.settings_path.with_name(f".{self.settings_path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.settings_path)
 
     def exists(self) -> bool:
         return self.db_path.exists() or self.settings_path.exists()

@@ -271,6 +271,20 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
         with self._db.scope("reading predictions") as s:
             return [convert.prediction(p, name) for p, name in s.execute(stmt)]
 
+    def predictions_by_id(self, ids: Iterable[int]) -> dict[int, Prediction]:
+        """The predictions with these ids (those that exist), by id: what a rating was given for,
+        even after newer verdicts replaced them in review."""
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return {}
+        stmt = (
+            select(PredictionRow, ModelVersionRow.name)
+            .join(ModelVersionRow, ModelVersionRow.id == PredictionRow.version_id)
+            .where(PredictionRow.id.in_(wanted))
+        )
+        with self._db.scope("reading predictions") as s:
+            return {p.id: convert.prediction(p, name) for p, name in s.execute(stmt)}
+
     def predictions_for_version(self, version: str, split: str | None = None) -> dict[str, Prediction]:
         """case_id -> the version's latest prediction (of the cases in ``split`` when given).
 

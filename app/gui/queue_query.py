@@ -44,9 +44,13 @@ def run_queue_query(reader: Any, filters: Filters, reviewer_id: int | None,
     return QueueResult(ids, rated)
 
 
-def pick_versions(versions: list[Any]) -> tuple[str, str] | None:
-    """The two versions the session compares: the active one (else the newest) and the newest
-    other one. None when the store has fewer than two versions."""
+def pick_versions(versions: list[Any], preferred: tuple[str, str] | None = None) -> tuple[str, str] | None:
+    """The two versions the session compares (the review pair): ``preferred`` (the workspace's
+    choice) when both still exist, else the active one (else the newest) against the newest
+    other one, the newest candidate. None when the store has fewer than two versions."""
+    names = {v.name for v in versions}
+    if preferred is not None and preferred[0] != preferred[1] and set(preferred) <= names:
+        return preferred
     if len(versions) < 2:
         return None
     newest_first = list(reversed(versions))  # model_versions() is oldest first
@@ -59,13 +63,17 @@ def blind_pair(case_id: str, predictions: list[Any],
                versions: tuple[str, str] | None) -> tuple[Any | None, Any | None]:
     """Verdicts A and B for a case, in an order that is random per case but stable across runs.
 
-    The pair is the latest verdict of each of the session's two ``versions`` (any two versions'
-    when the case lacks one of them); ``random.Random`` seeded with the case id (a string seed is
+    The pair is the latest verdict of each of the session's two ``versions`` (the review pair;
+    B is None when the case lacks one of them); ``random.Random`` seeded with the case id (a string seed is
     hashed with SHA-512, not Python's salted ``hash``) decides which one is shown as A.
     """
     by_version = {p.version: p for p in predictions}
-    if versions and all(v in by_version for v in versions):
-        first, second = by_version[versions[0]], by_version[versions[1]]
+    if versions is not None:
+        # Only the review pair is rated: a case that lacks one of its verdicts is not offered
+        # another version's instead ("Run model on these cases" fills it in).
+        first, second = by_version.get(versions[0]), by_version.get(versions[1])
+        if first is None or second is None:
+            return (first or second), None
     elif len(predictions) >= 2:
         first, second = predictions[-1], predictions[-2]
     else:

@@ -28,7 +28,7 @@ PREFERENCES = (("a", "A better", "1"), ("b", "B better", "2"), ("tie", "Tie", "3
 TRUE_LABELS = (("ERROR", "Error", "E"), ("CORRECT", "Correct", "C"))
 SEVERITIES = (None, "critical", "high", "moderate")
 HINT = ("Keys: 1-4 preference · E/C true verdict · S severity · R rationale (Esc leaves) · "
-        "Enter save & next · J/K next/previous · Ctrl+Z undo")
+        "Enter save & next · J/K next/previous · N rate the new pair · Ctrl+Z undo")
 
 
 class RatingPanel(QFrame):
@@ -36,6 +36,7 @@ class RatingPanel(QFrame):
 
     saveRequested = Signal()
     undoRequested = Signal()
+    newPairRequested = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -59,8 +60,19 @@ class RatingPanel(QFrame):
         self.save_button.setObjectName("saveButton")
         self.save_button.setDefault(True)
         self.undo_button = QPushButton("Undo last  [Ctrl+Z]")
+        self.new_pair_button = QPushButton("Rate the new pair  [N]")
+        self.new_pair_button.setObjectName("newPairButton")
+        self.new_pair_button.setVisible(False)
         self.state = QLabel()
         self.state.setObjectName("ratingState")
+        self.state.setWordWrap(True)
+        # Says, while the choice is being made, when it contradicts itself and which key fixes it.
+        self.warning = QLabel()
+        self.warning.setObjectName("ratingWarning")
+        self.warning.setWordWrap(True)
+        self.warning.setVisible(False)
+        self._shown: Shown | None = None
+        self._check: Any = None  # (preference, true_label) -> reason | None
         hint = QLabel(HINT)
         hint.setObjectName("hint")
         hint.setWordWrap(True)
@@ -75,15 +87,20 @@ class RatingPanel(QFrame):
         grid.setColumnStretch(1, 1)
         actions = QHBoxLayout()
         actions.addWidget(self.state, 1)
+        actions.addWidget(self.new_pair_button)
         actions.addWidget(self.undo_button)
         actions.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.addLayout(grid)
+        layout.addWidget(self.warning)
         layout.addLayout(actions)
         layout.addWidget(hint)
         self.save_button.clicked.connect(self.saveRequested)
         self.undo_button.clicked.connect(self.undoRequested)
+        self.new_pair_button.clicked.connect(self.newPairRequested)
+        self.pref_group.buttonToggled.connect(lambda *_: self._update_warning())
+        self.label_group.buttonToggled.connect(lambda *_: self._update_warning())
 
     # -- the choice ------------------------------------------------------------------------
 
@@ -121,18 +138,44 @@ class RatingPanel(QFrame):
     def rationale_text(self) -> str | None:
         return self.rationale.toPlainText().strip() or None
 
+    def set_contradiction_check(self, check: Any) -> None:
+        """``check(preference, true_label) -> reason | None``: the review model's rule."""
+        self._check = check
+        self._update_warning()
+
+    def contradiction(self) -> str | None:
+        if self._check is None or self._shown is None or not self._shown.can_rate:
+            return None
+        return self._check(self.preference(), self.true_label())
+
+    def _update_warning(self) -> None:
+        why = self.contradiction()
+        if why is None:
+            self.warning.setVisible(False)
+            return
+        fix = ("press 4 if both are wrong, or the other true verdict (E/C), or the other preference (1/2)")
+        self.warning.setText(f"⚠ {why[0].upper()}{why[1:]}. To save, {fix}.")
+        self.warning.setVisible(True)
+
     def missing(self) -> str | None:
-        """What still has to be chosen before saving, in words; None when complete."""
+        """What still has to be chosen or resolved before saving, in words; None when ready."""
         if self.preference() is None:
             return "Choose which verdict is better first (1-4)"
         if self.true_label() is None:
             return "Mark the true verdict first (E or C)"
+        why = self.contradiction()
+        if why is not None:
+            return f"Not saved: {why}. Press 4 if both are wrong, or change the true verdict (E/C) or the preference (1/2)"
         return None
 
     # -- showing a case --------------------------------------------------------------------
     def show_case(self, shown: Shown | None) -> None:
-        """Clear the panel, or load the standing rating of the case so it can be changed."""
+        """Clear the panel, or load the rating shown with the case (its standing rating, or a
+        choice still being saved) so it can be changed."""
+        self._shown = shown
         rating: Any = shown.rating if shown else None
+        if shown is not None and shown.pending is not None:
+            rating = shown.pending
         for group in (self.pref_group, self.label_group):
             group.setExclusive(False)
             for b in group.buttons():
@@ -144,14 +187,42 @@ class RatingPanel(QFrame):
         for w in (*self.pref_buttons.values(), *self.label_buttons.values(), self.severity,
                   self.rationale, self.save_button):
             w.setEnabled(enabled)
+        self.new_pair_button.setVisible(bool(shown is not None and shown.stale))
+        self.new_pair_button.setEnabled(bool(shown is not None and shown.new_pair is not None))
+        self.state.setProperty("kind", "")
         if rating is not None:
             self.set_preference(rating.preference)
             self.set_true_label(rating.true_label)
             self.severity.setCurrentIndex(SEVERITIES.index(rating.severity) if rating.severity in SEVERITIES else 0)
             self.rationale.setPlainText(rating.rationale or "")
-            self.state.setText(f"✓ Rated {rating.created_at:%Y-%m-%d %H:%M} UTC")
-            self.state.setToolTip("Saving again replaces this rating (the old one stays in the history)")
-        elif shown is not None and not shown.can_rate:
-            self.state.setText("Fewer than two verdicts: cannot be rated")
-        else:
-            self.state.setText("Not rated yet")
+        self.state.setText(self._state_text(shown))
+        self.state.setToolTip("Saving again replaces this rating (the old one stays in the history)"
+                              if shown is not None and shown.rating is not None and not shown.stale else "")
+        self._update_warning()
+
+    @staticmethod
+    def _state_text(shown: Shown | None) -> str:
+        if shown is None:
+            return "Not rated yet"
+        if shown.failed is not None:
+            return f"⚠ Not saved: {shown.failed}. Press Enter to try again."
+        if shown.pending is not None:
+            return "Saving…"
+        rating: Any = shown.rating
+        if shown.stale and rating is not None:
+            when = f"{rating.created_at:%Y-%m-%d %H:%M} UTC"
+            if rating.imported:
+                where = f"Imported rating by {rating.reviewer} ({when}, from {rating.source})"
+            else:
+                where = f"Rated {when} for an earlier pair (shown above)"
+            if shown.new_pair is None:
+                return f"{where}. The review pair has no verdicts on this case yet."
+            return f"{where}. The review pair has changed: press N to rate the new pair."
+        if rating is not None:
+            return f"✓ Rated {rating.created_at:%Y-%m-%d %H:%M} UTC"
+        if shown.earlier is not None:
+            return (f"New pair, not rated yet (your earlier rating of {shown.earlier.created_at:%Y-%m-%d} "
+                    "was for another pair and stays in the history)")
+        if not shown.can_rate:
+            return "Fewer than two verdicts from the review pair: cannot be rated yet"
+        return "Not rated yet"

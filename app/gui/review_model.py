@@ -12,6 +12,7 @@ worker thread owns the writing instance, so writes are serialised and never bloc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +28,74 @@ from app.gui.queue_query import (  # noqa: F401 (re-exported for the views and t
 )
 from app.qt import QObject, Signal
 
+UNDO_HOURS = 12
 PREFERENCE_WORDS = {"a": "A better", "b": "B better", "tie": "tie", "both_wrong": "both wrong"}
 
 
 @dataclass(frozen=True)
+class RatedAnswer:
+    """An answer a rating was given for, when it is no longer a prediction of the review pair:
+    the prediction it pointed at (found by id), or the rating's own text for an imported one."""
+
+    id: int | None
+    version: str
+    label: str
+    reason: str
+    text: str
+    confidence: float | None = None
+
+    @property
+    def answer(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class Shown:
-    """The case on screen: its record, verdict A and B (blind), and the current rating."""
+    """The case on screen: its record, verdicts A and B (blind), and the rating shown with them.
+
+    A rating is always shown with the two answers it was given for. When the review pair has
+    changed since (a retrain, another pair chosen) or the rating was imported, ``stale`` is true:
+    ``a``/``b`` are the rated answers, the rating is read-only, and ``new_pair`` holds the review
+    pair's verdicts to rate instead (``ReviewModel.rate_new_pair``). ``pending`` is a choice
+    confirmed but not yet in the store ("saving..."); ``failed`` says why it could not be saved.
+    """
 
     case: Any
     a: Any | None
     b: Any | None
     rating: Any | None
     predictions: tuple[Any, ...] = field(default=())
+    stale: bool = False
+    new_pair: tuple[Any, Any] | None = None
+    earlier: Any | None = None  # a stale rating, when the new pair is on screen instead
+    pending: Any | None = None  # RatingIn on its way to the store
+    failed: str | None = None
 
     @property
     def can_rate(self) -> bool:
-        return self.a is not None and self.b is not None
+        return self.a is not None and self.b is not None and not self.stale
+
+
+def is_bound(rating: Any, a: Any | None, b: Any | None) -> bool:
+    """True when ``rating`` was given for exactly verdicts ``a`` and ``b`` as shown."""
+    return (a is not None and b is not None and rating.prediction_a_id == a.id
+            and rating.prediction_b_id == b.id)
+
+
+def rated_answers(rating: Any, by_id: dict[int, Any]) -> tuple[Any, Any]:
+    """The two answers ``rating`` was given for: its predictions, or its own imported text."""
+    from feedback_db.pairs import parse_label
+
+    out = []
+    for pid, text in ((rating.prediction_a_id, rating.answer_a), (rating.prediction_b_id, rating.answer_b)):
+        pred = by_id.get(pid) if pid is not None else None
+        if pred is not None:
+            out.append(pred)
+            continue
+        label, reason = parse_label(text or "")
+        source = f"imported from {rating.source}" if rating.source else "an earlier verdict"
+        out.append(RatedAnswer(pid, source, label, reason, text or ""))
+    return out[0], out[1]
 
 
 class ReviewModel(QObject):
@@ -70,9 +123,16 @@ class ReviewModel(QObject):
         self.row = -1
         self.shown: Shown | None = None
         self.total = 0
-        self._undo: list[Any] = []  # ratings saved this session, newest last
+        # Confirmed choices not yet in the store, by case: shown as "saving..." and kept across
+        # navigation until the db lane has them; a failed one stays, unsaved, with its reason.
+        self.pending: dict[str, Any] = {}
+        self.failed: dict[str, str] = {}
+        self.new_pair_for: set[str] = set()  # stale cases where the clinician chose the new pair
+        # Undo (store.undo_last) reaches back over the reviewer's session: the ratings made in the
+        # last UNDO_HOURS, so it also works after a restart.
+        self.session_started = datetime.now(UTC) - timedelta(hours=UNDO_HOURS)
         # ``versions`` False: not given, read them now (the start-up preload passes them in).
-        self.versions = pick_versions(reader.model_versions()) if versions is False else versions
+        self.versions = self.pick_pair() if versions is False else versions
 
     # -- queue -----------------------------------------------------------------------------
     def set_filters(self, filters: Filters) -> None:
@@ -97,9 +157,27 @@ class ReviewModel(QObject):
         return len(self.reader.query_case_ids(order="id"))
 
     def reload(self) -> None:
-        """After an import: recount the store and re-run the queue."""
+        """After an import or a retrain: recount the store, pick the review pair again and re-run
+        the queue."""
         self.total = self.count_all()
-        self.versions = pick_versions(self.reader.model_versions())
+        self.versions = self.pick_pair()
+        self.refresh()
+
+    def pick_pair(self) -> tuple[str, str] | None:
+        """The review pair: the workspace's choice, else the active version against the newest
+        candidate (queue_query.pick_versions)."""
+        from app.workspace import Workspace
+
+        return pick_versions(self.reader.model_versions(), Workspace(self.root).review_pair)
+
+    def set_pair(self, pair: tuple[str, str] | None) -> None:
+        """Choose the review pair (None: the default) and remember it in the workspace."""
+        from app.workspace import Workspace
+
+        Workspace(self.root).set_review_pair(pair)
+        self.versions = self.pick_pair()
+        words = " vs ".join(self.versions) if self.versions else "none (fewer than two versions)"
+        self.message.emit(f"Review pair: {words}")
         self.refresh()
 
     def _emit_counts(self) -> None:
@@ -142,13 +220,47 @@ class ReviewModel(QObject):
         if case is None:
             self.message.emit(f"Case {case_id} has been removed from the store")
             return
-        preds = self.reader.predictions_for_case(case_id)
-        a, b = blind_pair(case_id, preds, self.versions)
-        rating = self.reader.current_rating(case_id, self.reviewer.id)
-        self.shown = Shown(case, a, b, rating, tuple(preds))
+        self.shown = self._compose(case)
         self.caseChanged.emit(self.shown)
         self._request_image(case)
         self._prefetch()
+
+    def _compose(self, case: Any) -> Shown:
+        """What to show for ``case``: the review pair, or the pair its rating was given for."""
+        cid = case.case_id
+        preds = self.reader.predictions_for_case(cid)
+        a, b = blind_pair(cid, preds, self.versions)
+        pending, failed = self.pending.get(cid), self.failed.get(cid)
+        if pending is not None:
+            # The pair a pending choice was made for is the one on screen when it was made.
+            by_id = {p.id: p for p in preds}
+            pa, pb = by_id.get(pending.prediction_a_id), by_id.get(pending.prediction_b_id)
+            if pa is None or pb is None:
+                found = self.reader.predictions_by_id([pending.prediction_a_id, pending.prediction_b_id])
+                pa, pb = found.get(pending.prediction_a_id), found.get(pending.prediction_b_id)
+            return Shown(case, pa, pb, None, tuple(preds), pending=pending, failed=failed)
+        rating = self.reader.current_rating(cid, self.reviewer.id)
+        if rating is None or is_bound(rating, a, b):
+            return Shown(case, a, b, rating, tuple(preds))
+        new_pair = (a, b) if a is not None and b is not None else None
+        if cid in self.new_pair_for and new_pair is not None:
+            return Shown(case, a, b, None, tuple(preds), earlier=rating)
+        ids = [i for i in (rating.prediction_a_id, rating.prediction_b_id) if i is not None]
+        by_id = self.reader.predictions_by_id(ids) if ids else {}
+        ra, rb = rated_answers(rating, by_id)
+        return Shown(case, ra, rb, rating, tuple(preds), stale=True, new_pair=new_pair)
+
+    def rate_new_pair(self) -> bool:
+        """On a case whose rating was given for another pair: show the review pair to rate."""
+        shown = self.shown
+        if shown is None or not shown.stale:
+            return False
+        if shown.new_pair is None:
+            self.message.emit("The review pair has no verdicts on this case yet; run the models on it first")
+            return False
+        self.new_pair_for.add(shown.case.case_id)
+        self.show_case(shown.case.case_id)
+        return True
 
     def image_path(self, case: Any) -> Path:
         path = Path(case.image)
@@ -167,15 +279,37 @@ class ReviewModel(QObject):
         self.images.prefetch([self.image_path(c) for c in cases])
 
     # -- ratings ---------------------------------------------------------------------------
+    def contradiction(self, preference: str | None, true_label: str | None) -> str | None:
+        """Why this choice contradicts itself on the case on screen (feedback_db.pairs), or None."""
+        shown = self.shown
+        if shown is None or not shown.can_rate or preference is None or true_label is None:
+            return None
+        from feedback_db.pairs import contradiction
+
+        return contradiction(preference, true_label, shown.a.answer, shown.b.answer)
+
     def save(self, preference: str, true_label: str, severity: str | None,
              rationale: str | None, advance: bool = True) -> bool:
         """Save the rating of the case on screen (db lane) and, by default, move on.
 
-        Returns False (and says why on ``message``) when the case cannot be rated.
+        The choice is kept as pending ("saving...") until the store has it, across navigation;
+        the db lane waits out another program's write lock (the store retries with backoff), and
+        a save that finally fails stays on screen, unsaved, with the reason. Returns False (and
+        says why on ``message``) when the case cannot be rated or the choice contradicts itself.
         """
         shown = self.shown
         if shown is None or not shown.can_rate:
-            self.message.emit("This case has fewer than two model verdicts; it cannot be rated")
+            if shown is not None and shown.stale:
+                self.message.emit("This rating was given for an earlier pair; press N to rate the current pair")
+            else:
+                self.message.emit("This case has fewer than two model verdicts; it cannot be rated")
+            return False
+        if shown.pending is not None and shown.failed is None:
+            self.message.emit(f"The rating of {shown.case.case_id} is still being saved")
+            return False
+        why = self.contradiction(preference, true_label)
+        if why is not None:
+            self.message.emit(f"Not saved: {why}")
             return False
         from feedback_db.records import RatingIn
 
@@ -186,49 +320,81 @@ class ReviewModel(QObject):
             severity=severity if true_label == "ERROR" else None,
             rationale=(rationale or "").strip() or None,
         )
+        cid = rating_in.case_id
         words = [PREFERENCE_WORDS[preference], true_label] + ([rating_in.severity] if rating_in.severity else [])
         reveal = f"A was {shown.a.version}, B was {shown.b.version}"
+        self.pending[cid] = rating_in
+        self.failed.pop(cid, None)
+        self._row_changed(cid)
 
         def done(rating: Any) -> None:
-            self._undo.append(rating)
-            self.rated.add(rating.case_id)
+            if self.pending.get(cid) is rating_in:
+                del self.pending[cid]
+            self.new_pair_for.discard(cid)
+            self.rated.add(cid)
             self._emit_counts()
-            self._row_changed(rating.case_id)
-            if self.shown is not None and self.shown.case.case_id == rating.case_id:
-                self.shown = Shown(self.shown.case, self.shown.a, self.shown.b, rating, self.shown.predictions)
+            self._row_changed(cid)
+            if self.shown is not None and self.shown.case.case_id == cid:
+                self.shown = self._compose(self.shown.case)
                 self.caseChanged.emit(self.shown)
-            self.message.emit(f"Saved rating for {rating.case_id} ({', '.join(words)}); {reveal}")
+            self.message.emit(f"Saved rating for {cid} ({', '.join(words)}); {reveal}")
             self.saved.emit(rating)
 
+        def failed(exc: BaseException) -> None:
+            from app.gui.operations import describe
+
+            self.failed[cid] = describe(exc)
+            self._row_changed(cid)
+            if self.shown is not None and self.shown.case.case_id == cid:
+                self.shown = self._compose(self.shown.case)
+                self.caseChanged.emit(self.shown)
+            self.ops.sink.report(f"The rating of {cid} was not saved",
+                                 f"{describe(exc)}. Your choice is still on screen: open the case and save it again.")
+
         self.ops.db.submit(lambda store, _p: store.add_rating(rating_in), on_success=done,
-                           what=f"Saving the rating for {rating_in.case_id}")
+                           on_failure=failed, what=f"Saving the rating for {cid}")
+        if self.shown is not None and self.shown.case.case_id == cid:
+            self.shown = self._compose(self.shown.case)
+            self.caseChanged.emit(self.shown)
         if advance:
             self.next()
         return True
 
+    def is_saving(self, case_id: str) -> bool:
+        return case_id in self.pending and case_id not in self.failed
+
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return True  # the store knows (undo_last); "Nothing to undo" otherwise
 
     def undo(self) -> bool:
-        """Withdraw the last rating saved in this session (the store appends a retraction)."""
-        if not self._undo:
-            self.message.emit("Nothing to undo")
-            return False
-        last = self._undo.pop()
+        """Undo this reviewer's newest rating of the session (the last ``UNDO_HOURS``), in the
+        store (``undo_last``): the case goes back to its earlier rating, or to unrated. Works
+        after a re-rate and after a restart, since the store keeps the history."""
+        since = self.session_started
 
-        def done(_retraction: Any) -> None:
-            self.rated.discard(last.case_id)
+        def done(row: Any) -> None:
+            if row is None:
+                self.message.emit("Nothing to undo")
+                return
+            cid = row.case_id
+            if row.retracted:
+                self.rated.discard(cid)
+                words = "it is unrated again"
+            else:
+                self.rated.add(cid)
+                words = "its earlier rating stands again"
             self._emit_counts()
-            self._row_changed(last.case_id)
-            self.open_case(last.case_id)
-            self.message.emit(f"Undid the rating for {last.case_id}; it is unrated again")
+            self._row_changed(cid)
+            self.open_case(cid)
+            self.message.emit(f"Undid the rating for {cid}; {words}")
 
         def failed(exc: BaseException) -> None:
-            self._undo.append(last)
-            self.ops.sink.report("Undo failed", str(exc) or type(exc).__name__)
+            from app.gui.operations import describe
 
-        self.ops.db.submit(lambda store, _p: store.undo_rating(last.id), on_success=done,
-                           on_failure=failed)
+            self.ops.sink.report("Undo failed", describe(exc))
+
+        self.ops.db.submit(lambda store, _p: store.undo_last(self.reviewer.id, since=since),
+                           on_success=done, on_failure=failed, what="Undoing the last rating")
         return True
 
     def _row_changed(self, case_id: str) -> None:

@@ -114,7 +114,10 @@ class VerdictCard(QFrame):
         else:
             self.confidence.setVisible(True)
             self.confidence.setValue(round(pred.confidence * 100))
-        self.author.setText(f"Written by {pred.version}" if reveal else "Model hidden until you rate")
+        if getattr(pred, "id", 0) is None:  # an imported rating's own text: no model wrote it here
+            self.author.setText(f"As rated: {pred.version}")
+        else:
+            self.author.setText(f"Written by {pred.version}" if reveal else "Model hidden until you rate")
         self._restyle()
 
     def _restyle(self) -> None:
@@ -137,5 +140,8 @@ class VerdictPair(QWidget):
 
     def show_case(self, shown: Shown | None) -> None:
         reveal = shown is not None and shown.rating is not None
+        for card in (self.card_a, self.card_b):
+            # The cards say which pair they are: the one rated earlier, or the one to rate.
+            card.title.setText(f"Verdict {card.side}" + ("  (as rated)" if shown is not None and shown.stale else ""))
         self.card_a.show_prediction(shown.a if shown else None, reveal)
         self.card_b.show_prediction(shown.b if shown else None, reveal)
