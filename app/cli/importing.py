@@ -74,20 +74,22 @@ def _ratings(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     from feedback_db import StoreError, open_store
     from feedback_db.import_jsonl import import_feedback
 
-    if not ws.exists():
-        raise CommandError(f"no workspace at {ws.root}: import the cases the ratings are about first")
     try:
-        store = open_store(ws.db_url)
+        store = open_store(ws.ensure().db_url)
         try:
             with progress_for(args) as progress:
+                # Cases the workspace lacks are created from the lines, images copied in.
                 result = import_feedback(store, path, create_reviewers=args.create_reviewers,
-                                         reviewer_role=args.reviewer_role, progress=progress)
+                                         reviewer_role=args.reviewer_role, workspace_root=ws.root,
+                                         progress=progress)
         finally:
             store.close()
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
     _print_errors(list(result.errors))
     created = f"; new reviewers: {', '.join(result.reviewers_created)}" if result.reviewers_created else ""
+    if result.cases_created:
+        created += f"; {len(result.cases_created)} cases created from the file"
     print(f"imported {result.ratings} ratings from {path} ({result.skipped} already there, "
           f"{len(result.errors)} lines rejected){created}")
     if result.errors:
