@@ -8,7 +8,7 @@ written one way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.convert import prediction_in_from_verdict
@@ -37,6 +37,8 @@ def mirror_card(
         if active and not existing.active:
             return store.set_active(card.name)
         return existing
+    from core.registry import card_sha256
+
     return store.add_model_version(
         card.name,
         card.backend,
@@ -46,7 +48,29 @@ def mirror_card(
         metrics=metrics if metrics is not None else (card.metrics or None),
         active=active,
         note=card.description or None,
+        card_sha256=card_sha256(card),
     )
+
+
+def recorded_card_hashes(ws: Any) -> Callable[[str], str | None]:
+    """``Registry(..., card_hashes=...)`` for the workspace ``ws`` (an ``app.workspace.Workspace``):
+    the card hash its store recorded when each version was registered (None for a version the
+    store does not know, or one registered before hashes were recorded). The store is opened
+    only when a version is loaded, and never created."""
+
+    def lookup(name: str) -> str | None:
+        from feedback_db import StoreError, open_store
+
+        if not ws.exists():
+            return None
+        try:
+            with open_store(ws.db_url) as store:
+                version = store.get_model_version(name)
+        except StoreError:
+            return None  # no store yet: nothing was recorded
+        return None if version is None else version.card_sha256
+
+    return lookup
 
 
 def store_verdicts(

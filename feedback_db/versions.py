@@ -59,8 +59,11 @@ class VersionsMixin:
         metrics: dict[str, Any] | None = None,
         active: bool = False,
         note: str | None = None,
+        card_sha256: str | None = None,
     ) -> ModelVersion:
         """Register a model version (``active=True`` makes it the one active version).
+        ``card_sha256`` is the hash of its model card (``core.registry.card_sha256``), checked
+        when the version is loaded.
 
         Raises:
             StoreError: the name is taken or the parent is unknown.
@@ -75,6 +78,7 @@ class VersionsMixin:
             row = ModelVersionRow(
                 name=name, backend=backend, base_model=base_model, parent=parent, path=path,
                 metrics=None if metrics is None else checked_json(metrics, "metrics"), active=active, note=note,
+                card_sha256=card_sha256,
             )
             s.add(row)
             s.flush()
