@@ -49,11 +49,13 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 
 def _backend(args: argparse.Namespace, image_root: str | None) -> tuple[Backend, Any]:
     """The back end of ``--version`` and its registry card (None for the built-in heuristic)."""
+    from app.versions import recorded_card_hashes
     from core.devices import DeviceUnavailable
     from core.models.hub import ModelNotAvailable
     from core.registry import Registry, RegistryError
 
-    registry = Registry(workspace(args).models_dir)
+    ws = workspace(args)
+    registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
     if args.version == HEURISTIC and not (registry.root / HEURISTIC).exists():
         from core.backends.heuristic import HeuristicBackend
 

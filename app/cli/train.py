@@ -212,7 +212,9 @@ def _train(
                     raise CommandError("no preference pairs to train on; rate some cases first")
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
-    registry = Registry(ws.models_dir)
+    from app.versions import recorded_card_hashes
+
+    registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
     try:
         res = retrain(
             registry, parent, feedback, heldout, ws.runs_dir, cfg,
