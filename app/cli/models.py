@@ -1,14 +1,20 @@
 """``medreview models``: list the workspace's model versions, or register a real model as one.
 
-A version made by ``models add`` holds no weights of its own: its card names the base models (a
-Hugging Face id found in the local cache, or a folder), and ``predict``, ``evaluate`` and
-``train retrain --parent NAME`` load them from there. Nothing is downloaded: a model that is not on
-this machine is refused at once, with the command that fetches it on a connected machine.
+A version made by ``models add`` names its base models on its card: a Hugging Face id found in
+the local cache stays there (the cache is content-addressed), and a folder is copied into the
+version (hard links where the filesystem allows), so its files are hashed on the card and checked
+at every load like any version's. ``predict``, ``evaluate`` and ``train retrain --parent NAME``
+load them from there. Weights must be safetensors: a model whose only weights are pickles
+(``pytorch_model.bin``...) is refused, and pickle files beside safetensors are not copied.
+Nothing is downloaded: a model that is not on this machine is refused at once, with the command
+that fetches it on a connected machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -66,28 +72,63 @@ def list_versions(args: argparse.Namespace) -> int:
 
 
 def _base_models(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, object]]:
-    """The card's base models and settings, each checked to be on this machine."""
+    """The base models (hub ids, or absolute folders) and settings, each checked to be on this
+    machine with safetensors weights."""
     from core.backends.clip_llm import ClipLLMConfig
     from core.backends.vlm import VLMConfig
     from core.models.clip_scorer import open_clip_name
     from core.models.hub import resolve_model
+    from core.registry import check_weights
 
     def local(ref: str) -> str:
-        # A folder is recorded as an absolute path, so the card works from any current folder.
         p = Path(ref).expanduser()
         return str(p.resolve()) if p.is_dir() else ref
 
+    def checked(key: str, ref: str, config: str) -> str:
+        check_weights(Path(resolve_model(ref, (config,))), f"base model {key!r}")
+        return ref
+
     if args.backend == "vlm":
         vlm = local(args.vlm or VLMConfig.model)
-        resolve_model(vlm, ("config.json",))
-        return {"vlm": vlm}, {}
-    lm = local(args.lm or ClipLLMConfig.lm_model)
-    resolve_model(lm)
+        return {"vlm": checked("vlm", vlm, "config.json")}, {}
+    lm = checked("lm", local(args.lm or ClipLLMConfig.lm_model), "config.json")
     if args.no_image:
         return {"lm": lm}, {"describe_image": False}
     clip = local(args.clip or ClipLLMConfig.clip_model)
     open_clip_name(clip)
-    return {"clip": clip, "lm": lm}, {"describe_image": True}
+    return {"clip": checked("clip", clip, "open_clip_config.json"), "lm": lm}, {"describe_image": True}
+
+
+def _copy_in(folder: Path, base_models: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Copy each base model that is a folder into ``folder/base/<key>`` (hard links where
+    possible; pickle files left out) and name it there on the card; hub ids stay as they are.
+    Returns the card's base models and the files left out."""
+    from core.registry import PICKLE_SUFFIXES
+
+    out, left_out = {}, []
+    for key, ref in base_models.items():
+        src = Path(ref)
+        if not src.is_absolute() or not src.is_dir():
+            out[key] = ref
+            continue
+        dest = folder / "base" / key
+        for p in sorted(src.rglob("*")):
+            if not p.is_file():
+                continue
+            rel = p.relative_to(src)
+            if any(part.startswith(".") for part in rel.parts):
+                continue  # caches and lock files of the tools that wrote the folder
+            if p.suffix.lower() in PICKLE_SUFFIXES:
+                left_out.append(f"{key}/{rel.as_posix()}")
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(p.resolve(), target)
+            except OSError:
+                shutil.copy2(p, target)
+        out[key] = f"base/{key}"
+    return out, left_out
 
 
 def add_version(args: argparse.Namespace) -> int:
@@ -101,7 +142,7 @@ def add_version(args: argparse.Namespace) -> int:
         raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
     try:
         base_models, settings = _base_models(args)
-    except ModelNotAvailable as exc:
+    except (ModelNotAvailable, RegistryError) as exc:
         raise CommandError(str(exc)) from exc
     registry = Registry(ws.models_dir)
     store = open_store(ws.db_url)
@@ -110,21 +151,25 @@ def add_version(args: argparse.Namespace) -> int:
             raise CommandError(f"model version {args.name!r} already exists")
         folder = Path(tempfile.mkdtemp(prefix=f".{args.name}-", dir=ws.ensure().runs_dir))
         try:
+            card_models, left_out = _copy_in(folder, base_models)
             card = registry.create_version(
                 args.name,
                 args.backend,
-                base_models,
+                card_models,
                 from_folder=folder,
                 settings=settings,
                 description=f"{args.backend}: " + ", ".join(f"{k}={v}" for k, v in base_models.items()),
             )
         except RegistryError as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:
+            raise CommandError(f"cannot copy the model into the version: {exc}") from exc
         finally:
-            if folder.exists():
-                folder.rmdir()
+            shutil.rmtree(folder, ignore_errors=True)
         mirror_card(store, card, active=args.activate)
     finally:
         store.close()
+    if left_out:
+        print(f"note: pickle files not copied (safetensors are used): {', '.join(left_out[:5])}", file=sys.stderr)
     print(f"registered {card.name}: {card.description}", file=sys.stderr)
     return EXIT_OK

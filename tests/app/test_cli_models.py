@@ -10,7 +10,7 @@ from app.cli.main import main
 from app.convert import case_in_from_case
 from core.models.demo_clip import build_demo_clip
 from core.models.demo_lm import build_demo_causal_lm
-from core.registry import Registry
+from core.registry import Registry, card_sha256
 from feedback_db import open_store
 from tests.core._phantoms import make_cases
 
@@ -42,7 +42,11 @@ def test_folder_models_become_a_version_that_predicts(ws: Path, tmp_path: Path, 
                "--workspace", str(ws), "--activate"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     card = Registry(ws / "models").card("mine")
-    assert card.base_models == {"clip": str(clip.resolve()), "lm": str(lm.resolve())}
+    # Folders are copied into the version, so their files are hashed on the card (issue 11).
+    assert card.base_models == {"clip": "base/clip", "lm": "base/lm"}
+    assert any(f.startswith("base/lm/") and f.endswith(".safetensors") for f in card.files)
+    with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:
+        assert store.get_model_version("mine").card_sha256 == card_sha256(card)
     assert main(["models", "list", "--workspace", str(ws)]) == 0
     assert "* mine" in capsys.readouterr().out
 
