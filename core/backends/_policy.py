@@ -202,16 +202,17 @@ class TransformersPolicy(Backend):
         self.model = get_peft_model(self.model, cfg)
 
     def save_adapter(self, folder: str) -> None:
-        """Write the LoRA adapter to ``folder`` as safetensors.
+        """Write the policy's LoRA adapter (peft's ``"default"``) to ``folder`` as safetensors.
+        Other adapters on the same weights (a reward model's, during RLHF) are not written.
 
         Raises:
-            ValueError: the model carries no adapter.
+            ValueError: the model carries no adapter of its own.
         """
         from peft import PeftModel
 
-        if not isinstance(self.model, PeftModel):
+        if not isinstance(self.model, PeftModel) or "default" not in self.model.peft_config:
             raise ValueError(f"{self.name}: the model carries no LoRA adapter to save")
-        self.model.save_pretrained(folder, safe_serialization=True)
+        self.model.save_pretrained(folder, selected_adapters=["default"], safe_serialization=True)
 
     def load_adapter(self, folder: str) -> None:
         """Load a LoRA adapter from ``folder`` (replacing any adapter the model carries).

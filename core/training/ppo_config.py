@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class PPOConfig:
-    """PPO with a LoRA policy, a value head and an adaptive KL penalty (Ziegler et al., 2019).
+    """PPO with a LoRA policy, a value head and an adaptive KL penalty, on one backbone.
 
-    One step: generate ``batch_size`` answers, score them, then ``ppo_epochs`` passes of
+    One step: generate ``batch_size`` answers, score them (reward model, clinical reward where a
+    clinician judged, contradiction penalty, normalised), then ``ppo_epochs`` passes of
     clipped-PPO updates over minibatches of ``mini_batch_size``.
     """
 
@@ -46,15 +47,27 @@ class PPOConfig:
     adaptive_kl: bool = field(
         default=True, metadata={"help": "adapt the KL coefficient toward target_kl"}
     )
-    kl_horizon: int = field(
-        default=1000, metadata={"help": "horizon of the adaptive KL controller"}
+    kl_horizon: float = field(
+        default=4.0,
+        metadata={
+            "help": "PPO steps over which the adaptive controller moves log(kl_coef) by the log "
+            "of the KL's ratio to its target (clipped to +-1)"
+        },
     )
     reward_model_weight: float = field(
-        default=1.0, metadata={"help": "weight of the reward-model score"}
+        default=1.0, metadata={"help": "weight of the reward-model score (standardised)"}
     )
     clinical_weight: float = field(
         default=1.0,
-        metadata={"help": "weight of the plan's clinical reward (cases with ground truth)"},
+        metadata={"help": "weight of the plan's clinical reward, on prompts a clinician judged"},
+    )
+    contradiction_penalty: float = field(
+        default=2.0,
+        metadata={"help": "subtracted when an answer's reason contradicts its verdict word"},
+    )
+    normalize_rewards: bool = field(
+        default=True,
+        metadata={"help": "standardise scores with running moments over the run"},
     )
     whiten_advantages: bool = field(
         default=True, metadata={"help": "normalize advantages per batch"}
@@ -83,6 +96,8 @@ class PPOConfig:
             raise ValueError("clip ranges must be positive")
         if self.init_kl_coef < 0 or self.target_kl <= 0 or self.kl_horizon < 1:
             raise ValueError("init_kl_coef >= 0, target_kl > 0 and kl_horizon >= 1 are required")
+        if self.contradiction_penalty < 0:
+            raise ValueError("contradiction_penalty cannot be negative")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError("lora_dropout must be in [0, 1)")
         self.target_modules = tuple(self.target_modules)

@@ -1,8 +1,11 @@
-"""The arithmetic of PPO, on tensors, with no model in sight (so each piece is testable):
-masked statistics, the KL controllers, GAE, and the clipped policy and value losses."""
+"""The arithmetic of PPO, with no model in sight (so each piece is tested against hand-computed
+values, tests/core/training/test_ppo_math.py): masked statistics, running reward moments, the KL
+controllers, per-token rewards, GAE, and the clipped policy and value losses."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -27,22 +30,75 @@ class FixedKLController:
     def __init__(self, value: float) -> None:
         self.value = value
 
-    def update(self, current_kl: float, n_steps: int) -> None:
+    def update(self, current_kl: float) -> None:
         """Nothing to adapt."""
 
 
 class AdaptiveKLController:
-    """Ziegler et al. (2019): move the coefficient so the KL approaches ``target``.
+    """Holds the KL per answer at ``target``: proportional control of ``log(kl_coef)``.
 
-    ``value *= 1 + clip(kl / target - 1, -0.2, 0.2) * n_steps / horizon``.
+    Each PPO step: ``kl_coef *= exp(clip(log(kl / target), -1, 1) / horizon)``, so a KL twice the
+    target raises the coefficient by ``2 ** (1 / horizon)`` per step (19% at horizon 4) and a KL at
+    a third of it lowers it by ``e ** (-1 / horizon)``; the coefficient stays in
+    ``[min_value, max_value]``. ``horizon`` counts PPO steps. (Ziegler et al.'s controller,
+    ``*= 1 + clip(kl / target - 1, +-0.2) * n / horizon`` with ``n`` the samples per step, which
+    this trainer used with a horizon of 1,000 samples, moves at most 0.32% a step at 16 samples:
+    it could not catch up in a run of tens of steps; KL 3.1 against a target of 1.0 was measured
+    after 120 steps.)
     """
 
-    def __init__(self, value: float, target: float, horizon: int) -> None:
+    def __init__(
+        self,
+        value: float,
+        target: float,
+        horizon: float,
+        min_value: float = 1e-4,
+        max_value: float = 100.0,
+    ) -> None:
+        if target <= 0 or horizon <= 0:
+            raise ValueError("target and horizon must be positive")
         self.value, self.target, self.horizon = value, target, horizon
+        self.min_value, self.max_value = min_value, max_value
 
-    def update(self, current_kl: float, n_steps: int) -> None:
-        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
-        self.value *= 1.0 + error * n_steps / self.horizon
+    def update(self, current_kl: float) -> None:
+        """Move the coefficient after a step whose KL per answer was ``current_kl``."""
+        ratio = max(current_kl, 1e-6 * self.target) / self.target
+        error = min(max(math.log(ratio), -1.0), 1.0)
+        value = self.value * math.exp(error / self.horizon)
+        self.value = min(max(value, self.min_value), self.max_value)
+
+
+class RunningMoments:
+    """Running mean and standard deviation of every value seen (Chan et al.'s batch merge), for
+    normalising rewards across steps: one batch's spread alone is too noisy a scale."""
+
+    def __init__(self) -> None:
+        self.mean, self.m2, self.count = 0.0, 0.0, 0
+
+    def update(self, values: Sequence[float]) -> None:
+        """Fold ``values`` into the moments."""
+        n = len(values)
+        if n == 0:
+            return
+        mean = sum(values) / n
+        m2 = sum((v - mean) ** 2 for v in values)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """The (population) standard deviation so far; 0 before any value."""
+        return math.sqrt(self.m2 / self.count) if self.count else 0.0
+
+    def normalise(self, values: Sequence[float], eps: float = 1e-6) -> list[float]:
+        """``(v - mean) / std`` with the moments so far (0 where the spread is still zero)."""
+        std = self.std
+        if std < eps:
+            return [0.0 for _ in values]
+        return [(v - self.mean) / std for v in values]
 
 
 def token_rewards(

@@ -227,7 +227,8 @@ def _run(
             _stage(progress, alt, f"{len(pairs)} preference pairs")
             run = alternatives.train_dpo if alt == "dpo" else alternatives.train_grpo
             reports[alt] = run(policy, pairs, prompt_cases, reward_model, cfg, progress)
-    del reward_model
+    if reward_model is not None:
+        reward_model.release()  # its adapter leaves the shared backbone (saved above)
     if hasattr(policy.model, "peft_config"):
         policy.save_adapter(str(work / "adapter"))
 

@@ -3,17 +3,22 @@
 Loss (Bradley-Terry, as TRL's RewardTrainer): ``-logsigmoid(r_chosen - r_rejected - margin)``,
 with the pair's margin where the clinician gave one.
 
-Two kinds (``RewardModelConfig.kind``):
+The reward model lives on the policy's own backbone (one copy of the weights for the policy, the
+PPO reference and the reward model; ``core.training.adapters``): its own LoRA adapter
+(``"reward"``) and a scalar head (a linear layer on the final hidden state of the last real
+token), switched in only while it scores. It reads exactly what the policy reads
+(``policy.encode``): for clip-llm the prompt with the image description, for a vlm the
+``pixel_values`` too. ``kind`` says which (``image`` when the inputs carry pixels, else ``text``);
+both train in the same loop. TRL's RewardTrainer is not used because it needs a separate
+sequence-classification model, i.e. a second backbone.
 
-- ``text``: the policy's language model as ``AutoModelForSequenceClassification`` (one label) with
-  LoRA, trained by TRL's RewardTrainer on the token ids the policy itself encodes (so clip-llm's
-  prompt, image description included, is exactly what the reward model reads).
-- ``image``: the policy's own backbone (a separate copy of its base weights) with LoRA and a linear
-  head on the last hidden state of the last token, trained by ``_train_image`` with the same loss;
-  it sees ``pixel_values``, so a vlm's reward model judges the image too.
+The head is a plain module held beside the model, not peft's ``modules_to_save``: peft lets a
+``modules_to_save`` module have one active adapter only, and the policy runs two at once (its
+frozen adapter and PPO's).
 
-Saved under a version's ``reward_model/``: ``reward_card.json``, the LoRA adapter (safetensors)
-and, for ``image``, ``head.safetensors``. Loading needs the policy (the base weights).
+Saved under a version's ``reward_model/``: ``reward_card.json``, ``adapter/`` (the LoRA adapter,
+safetensors, loadable with peft on the base weights alone) and ``head.safetensors``. Loading
+attaches the adapter to the policy's backbone.
 """
 
 from __future__ import annotations
@@ -28,16 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.cases import Case
 from core.progress import Progress
-from core.training.common import (
-    base_model_copy,
-    base_state_dict,
-    lora_config,
-    make_progress_callback,
-    model_device,
-    quiet_trainer,
-    text_config,
-    trainer_args,
-)
+from core.training import adapters
+from core.training.common import model_device, text_config
 from core.training.data import PreferencePair, split_pairs
 from core.training.reward_config import RewardModelConfig
 
@@ -45,7 +42,7 @@ if TYPE_CHECKING:
     from core.backends.base import TrainablePolicy
 
 CARD = "reward_card.json"
-MODEL_INPUTS = ("input_ids", "attention_mask")
+FORMAT = 2  # 1: a separate sequence classifier or backbone copy (before one backbone)
 
 
 def bradley_terry_loss(chosen: Any, rejected: Any, margin: Any | None = None) -> Any:
@@ -76,32 +73,46 @@ class RewardReport:
 
 
 class RewardModel:
-    """A trained reward model bound to a policy (whose ``encode`` makes its inputs)."""
+    """A reward model on its policy's backbone: the adapter ``adapter`` and the scalar ``head``.
 
-    def __init__(self, kind: str, model: Any, policy: TrainablePolicy, head: Any = None) -> None:
-        self.kind, self.model, self.policy, self.head = kind, model, policy, head
+    It holds no weights of its own beyond those two: ``model`` is the policy's model, and every
+    call switches the adapter in for its duration only (``adapters.using``).
+    """
+
+    def __init__(
+        self, kind: str, policy: TrainablePolicy, head: Any, adapter: str = adapters.REWARD_ADAPTER
+    ) -> None:
+        self.kind, self.policy, self.head, self.adapter = kind, policy, head, adapter
+
+    @property
+    def model(self) -> Any:
+        """The shared backbone (the policy's model)."""
+        return self.policy.model
 
     def _forward(self, enc: dict[str, Any]) -> Any:
-        if self.kind == "text":
-            return self.model(**{k: enc[k] for k in MODEL_INPUTS}).logits.squeeze(-1).float()
+        """Scores of encoded sequences under the current adapter set (the caller switches)."""
+        import torch
+
         inputs = {k: v for k, v in enc.items() if k != "labels"}
-        out = self.model(**inputs, output_hidden_states=True)
-        hidden = out.hidden_states[-1]
         mask = enc["attention_mask"]
+        if "image_grid_thw" not in inputs:  # left padding: positions count real tokens only
+            inputs.setdefault("position_ids", (mask.long().cumsum(-1) - 1).clamp(min=0))
+        hidden = final_hidden_state(self.model, inputs)
         # Index of the last real token in each row (works for left and right padding).
         last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)
-        rows = hidden[range(hidden.shape[0]), last]
+        rows = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return self.head(rows.to(self.head.weight.dtype)).squeeze(-1).float()
 
     def scores(self, cases: Sequence[Case], completions: Sequence[str], grad: bool = False) -> Any:
-        """Scores as a float tensor (with gradients when ``grad``)."""
+        """Scores as a float tensor (with gradients for the adapter and head when ``grad``)."""
         import torch
 
         enc = self.policy.encode(cases, completions)
-        if grad:
-            return self._forward(enc)
-        with torch.no_grad():
-            return self._forward(enc)
+        with adapters.using(self.model, [self.adapter], trainable=[self.adapter] if grad else []):
+            if grad:
+                return self._forward(enc)
+            with torch.no_grad():
+                return self._forward(enc)
 
     def score(
         self, cases: Sequence[Case], completions: Sequence[str], batch_size: int = 16
@@ -123,70 +134,76 @@ class RewardModel:
         return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
 
     def save(self, folder: str | Path, report: RewardReport | None = None) -> Path:
-        """Write the adapter (and head) as safetensors and the card; returns the folder."""
+        """Write the adapter (peft's format: ``adapter/adapter_config.json`` and
+        ``adapter/adapter_model.safetensors``), the head as safetensors and the card; returns
+        the folder."""
+        from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(out / "adapter"), safe_serialization=True)
-        if self.head is not None:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-            save_file(state, str(out / "head.safetensors"))
-        card = {"kind": self.kind, "report": report.to_dict() if report else None}
+        (out / "adapter").mkdir(parents=True, exist_ok=True)
+        state = get_peft_model_state_dict(self.model, adapter_name=self.adapter)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        save_file(tensors, str(out / "adapter" / "adapter_model.safetensors"))
+        self.model.peft_config[self.adapter].save_pretrained(str(out / "adapter"))
+        head = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(head, str(out / "head.safetensors"))
+        card = {"kind": self.kind, "format": FORMAT, "report": report.to_dict() if report else None}
         (out / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
         return out
 
     @classmethod
     def load(cls, folder: str | Path, policy: TrainablePolicy) -> RewardModel:
-        """Rebuild a saved reward model on ``policy``'s base weights.
+        """Attach a saved reward model to ``policy``'s backbone (the policy's active adapters are
+        left as they were).
 
         Raises:
             FileNotFoundError: the folder holds no reward model.
+            ValueError: it was saved in the old format (a separate sequence classifier).
         """
-        from peft import PeftModel
         from safetensors.torch import load_file
 
         src = Path(folder)
         if not (src / CARD).exists():
             raise FileNotFoundError(f"{src}: no {CARD}")
-        kind = json.loads((src / CARD).read_text(encoding="utf-8"))["kind"]
-        if kind == "text":
-            base = _sequence_classifier(policy)
-            model = PeftModel.from_pretrained(base, str(src / "adapter"))
-            return cls(kind, model.eval(), policy)
-        backbone = PeftModel.from_pretrained(base_model_copy(policy.model), str(src / "adapter"))
-        head = _new_head(policy.model, backbone)
+        card = json.loads((src / CARD).read_text(encoding="utf-8"))
+        if not (src / "head.safetensors").is_file():
+            raise ValueError(
+                f"{src}: this reward model was saved as a separate sequence classifier by an "
+                "earlier version; train the reward stage again to use it on one backbone"
+            )
+        name = adapters.free_name(policy.model, adapters.REWARD_ADAPTER)
+        adapters.load(policy, name, src / "adapter")
+        head = _new_head(policy)
         head.load_state_dict(load_file(str(src / "head.safetensors")))
-        return cls(kind, backbone.eval(), policy, head.eval())
+        return cls(str(card["kind"]), policy, head.eval(), name)
+
+    def release(self) -> None:
+        """Remove the adapter from the backbone (the policy is left as it was before the reward
+        model came); the reward model cannot score after this."""
+        adapters.delete(self.policy, self.adapter)
 
 
-def _sequence_classifier(policy: TrainablePolicy) -> Any:
-    """The policy's language model as a one-label sequence classifier on its base weights."""
-    import copy
-
-    from transformers import AutoModelForSequenceClassification
-
-    cfg = copy.deepcopy(text_config(policy.model))
-    cfg.num_labels = 1
-    cfg.pad_token_id = policy.tokenizer.pad_token_id
-    weights = base_state_dict(policy.model)
-    dtype = next(iter(weights.values())).dtype
-    model = AutoModelForSequenceClassification.from_config(cfg, dtype=dtype)
-    missing, _unexpected = model.load_state_dict(weights, strict=False)
-    not_head = [k for k in missing if not k.startswith(("score.", "classifier."))]
-    if not_head:
-        raise ValueError(f"reward model: base weights do not fit the classifier: {not_head[:5]}")
-    return model.to(model_device(policy.model))
+def final_hidden_state(model: Any, inputs: dict[str, Any]) -> Any:
+    """The final (normalised) hidden states ``(batch, tokens, hidden)`` of ``model``'s decoder,
+    without its language-model head (a 262k-word head over every token would cost more memory
+    than the rest of the pass)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    if decoder is None or decoder is inner:
+        return model(**inputs, output_hidden_states=True, use_cache=False).hidden_states[-1]
+    return decoder(**inputs, use_cache=False).last_hidden_state
 
 
-def _new_head(policy_model: Any, backbone: Any) -> Any:
+def _new_head(policy: TrainablePolicy) -> Any:
+    """A fresh scalar head (float32) on the policy's device."""
     import torch
 
-    hidden = text_config(policy_model).hidden_size
+    hidden = text_config(policy.model).hidden_size
     head = torch.nn.Linear(hidden, 1)
     torch.nn.init.normal_(head.weight, std=1.0 / math.sqrt(hidden + 1))
     torch.nn.init.zeros_(head.bias)
-    return head.to(model_device(backbone))
+    return head.to(model_device(policy.model))
 
 
 def resolve_kind(policy: TrainablePolicy, pairs: Sequence[PreferencePair], kind: str) -> str:
@@ -211,7 +228,7 @@ def train_reward_model(
         policy: the policy whose encoding (and base weights) the reward model uses.
         pairs: the rated pairs. Unless ``eval_pairs`` is given, ``config.eval_fraction`` of the
             cases is held out.
-        output_dir: scratch folder for the trainer (a temporary one when None).
+        output_dir: not used (the reward model trains in its own loop; kept for callers).
 
     Raises:
         ValueError: no pairs to train on.
@@ -229,10 +246,7 @@ def train_reward_model(
     torch.manual_seed(cfg.seed)
     kind = resolve_kind(policy, train, cfg.kind)
     t0 = time.perf_counter()
-    if kind == "text":
-        rm, steps, loss = _train_text(policy, train, cfg, progress, output_dir)
-    else:
-        rm, steps, loss = _train_image(policy, train, cfg, progress)
+    rm, steps, loss = _train_adapter(policy, train, cfg, progress, kind)
     report = RewardReport(
         kind=kind,
         train_pairs=len(train),
@@ -270,68 +284,31 @@ def preference_rows(
     return rows
 
 
-def _train_text(
+def _train_adapter(
     policy: TrainablePolicy,
     pairs: Sequence[PreferencePair],
     cfg: RewardModelConfig,
     progress: Progress | None,
-    output_dir: str | Path | None,
+    kind: str,
 ) -> tuple[RewardModel, int, float | None]:
-    import tempfile
-
-    from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
-
-    model = _sequence_classifier(policy)
-    dataset = Dataset.from_list(preference_rows(policy, pairs, cfg.use_margin))
-    callback = make_progress_callback(progress, "reward")
-    with tempfile.TemporaryDirectory(prefix="reward-") as tmp:
-        args = RewardConfig(
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            num_train_epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            max_length=cfg.max_length,
-            **trainer_args(str(output_dir or tmp), cfg.seed, model_device(policy.model)),
-        )
-        peft_cfg = lora_config(
-            cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, task_type="SEQ_CLS"
-        )
-        trainer = RewardTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=policy.tokenizer,
-            peft_config=peft_cfg,
-            callbacks=[callback],
-        )
-        quiet_trainer(trainer)
-        trainer.train()
-    trained = trainer.model
-    assert trained is not None
-    trained.eval()
-    return RewardModel("text", trained, policy), trainer.state.global_step, callback.last_loss
-
-
-def _train_image(
-    policy: TrainablePolicy,
-    pairs: Sequence[PreferencePair],
-    cfg: RewardModelConfig,
-    progress: Progress | None,
-) -> tuple[RewardModel, int, float | None]:
+    """Add a fresh reward adapter and head to the policy's backbone and train them (only them)
+    with the Bradley-Terry loss; chosen and rejected go through one forward, as TRL's collator
+    does. The backbone's train/eval mode and active adapters are restored afterwards."""
     import random
 
     import torch
-    from peft import get_peft_model
 
-    backbone = get_peft_model(
-        base_model_copy(policy.model),
-        lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules),
+    name = adapters.free_name(policy.model, adapters.REWARD_ADAPTER)
+    targets = adapters.language_model_targets(policy.model, cfg.target_modules)
+    adapters.attach(
+        policy, name, adapters.lora(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, targets)
     )
-    head = _new_head(policy.model, backbone)
-    rm = RewardModel("image", backbone, policy, head)
-    params = [p for p in backbone.parameters() if p.requires_grad] + list(head.parameters())
+    head = _new_head(policy)
+    rm = RewardModel(kind, policy, head, name)
+    model = policy.model
+    marker = f".{name}."
+    lora = [p for n, p in model.named_parameters() if "lora_" in n and marker in n]
+    params = lora + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     order = list(pairs)
     rng = random.Random(cfg.seed)
@@ -339,35 +316,40 @@ def _train_image(
     total_batches = math.ceil(cfg.epochs * per_epoch)
     total = math.ceil(total_batches / cfg.gradient_accumulation_steps)
     step, loss_value, batch_index = 0, None, 0
-    backbone.train()
+    was_training = model.training
+    model.train()
     head.train()
-    while batch_index < total_batches:
-        rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_size):
-            if batch_index >= total_batches:
-                break
-            chunk = order[i : i + cfg.batch_size]
-            cases = [p.case for p in chunk]
-            # One forward over chosen and rejected together, as TRL's collator does.
-            both = rm.scores(
-                cases + cases, [p.chosen for p in chunk] + [p.rejected for p in chunk], grad=True
-            )
-            rc, rr = both[: len(chunk)], both[len(chunk) :]
-            margin = None
-            if cfg.use_margin:
-                margin = torch.tensor([p.margin or 0.0 for p in chunk], device=rc.device)
-            loss = bradley_terry_loss(rc, rr, margin) / cfg.gradient_accumulation_steps
-            loss.backward()
-            batch_index += 1
-            if batch_index % cfg.gradient_accumulation_steps and batch_index < total_batches:
-                continue
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            loss_value = float(loss.detach()) * cfg.gradient_accumulation_steps
-            if progress is not None:
-                progress.update("reward", step, total, loss=loss_value)
-                progress.check()
-    backbone.eval()
-    head.eval()
+    try:
+        with adapters.using(model, [name], trainable=[name]):
+            while batch_index < total_batches:
+                rng.shuffle(order)
+                for i in range(0, len(order), cfg.batch_size):
+                    if batch_index >= total_batches:
+                        break
+                    chunk = order[i : i + cfg.batch_size]
+                    cases = [p.case for p in chunk]
+                    texts = [p.chosen for p in chunk] + [p.rejected for p in chunk]
+                    both = rm._forward(policy.encode(cases + cases, texts))
+                    rc, rr = both[: len(chunk)], both[len(chunk) :]
+                    margin = None
+                    if cfg.use_margin:
+                        margin = torch.tensor([p.margin or 0.0 for p in chunk], device=rc.device)
+                    loss = bradley_terry_loss(rc, rr, margin) / cfg.gradient_accumulation_steps
+                    loss.backward()
+                    batch_index += 1
+                    if batch_index % cfg.gradient_accumulation_steps and batch_index < total_batches:
+                        continue
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    step += 1
+                    loss_value = float(loss.detach()) * cfg.gradient_accumulation_steps
+                    if progress is not None:
+                        progress.update("reward", step, total, loss=loss_value)
+                        progress.check()
+    except BaseException:
+        adapters.delete(policy, name)  # a canceled or failed run leaves the policy as it was
+        raise
+    finally:
+        model.train(was_training)
+        head.eval()
     return rm, step, loss_value

@@ -107,9 +107,10 @@ class CausalLMPolicy:
         Raises:
             ValueError: the model carries no adapter.
         """
-        if not hasattr(self.model, "peft_config"):
+        if "default" not in getattr(self.model, "peft_config", {}):
             raise ValueError("the policy has no LoRA adapter to save")
-        self.model.save_pretrained(folder, safe_serialization=True)
+        # Only the policy's own adapter: a reward model's on the same weights is saved with it.
+        self.model.save_pretrained(folder, selected_adapters=["default"], safe_serialization=True)
 
     def load_adapter(self, folder: str) -> None:
         """Attach the adapter saved in ``folder`` (trainable)."""

@@ -1,6 +1,9 @@
-"""PPO: the reference is the policy with its adapter off, and learning raises the reward."""
+"""PPO: the reference is the policy with PPO's adapter off, learning raises the clinical reward
+with the KL held at its target, and the clinical reward comes from clinicians' judgements only."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,6 +11,7 @@ import torch
 from core.progress import Canceled, Progress
 from core.training.ppo import PPOTrainer, clinical_rewards
 from core.training.ppo_config import PPOConfig
+from core.training.ppo_rewards import Judgement
 
 from .conftest import make_cases
 
@@ -23,7 +27,6 @@ FAST = dict(
     clinical_weight=0.0,
     target_kl=1.0,
     init_kl_coef=0.5,
-    kl_horizon=40,
 )
 
 
@@ -36,6 +39,8 @@ def test_config_is_validated():
         PPOConfig(mini_batch_size=32, batch_size=16)
     with pytest.raises(ValueError):
         PPOConfig(target_kl=0)
+    with pytest.raises(ValueError):
+        PPOConfig(contradiction_penalty=-1.0)
 
 
 def test_reference_equals_policy_at_init_and_with_adapter_disabled(verdict_policy):
@@ -44,9 +49,9 @@ def test_reference_equals_policy_at_init_and_with_adapter_disabled(verdict_polic
     with torch.no_grad():
         logp, values = trainer.forward(batch, with_values=True)
     ref = trainer.reference_logprobs(batch)
-    assert torch.equal(logp * batch["answer_mask"], ref * batch["answer_mask"])
-    assert values.shape == logp.shape
-    # Move the adapter: the policy changes, the reference (adapter disabled) does not.
+    assert torch.equal(logp * batch.answer_mask, ref * batch.answer_mask)
+    assert values.shape == logp.shape == batch.answer_ids.shape
+    # Move the adapter: the policy changes, the reference (no adapter active) does not.
     with torch.no_grad():
         for name, p in trainer.model.named_parameters():
             if "lora_B" in name:
@@ -56,26 +61,40 @@ def test_reference_equals_policy_at_init_and_with_adapter_disabled(verdict_polic
     assert torch.equal(trainer.reference_logprobs(batch), ref)
 
 
-def test_ppo_raises_reward_with_kl_near_target(verdict_policy):
+def _judged_task():
+    """Prompts a clinician judged as critical errors, and as many no clinician judged whose
+    case fields claim the opposite (a consistent case): PPO must learn from the judgements, and
+    the unjudged prompts get no clinical reward at all."""
+    errors = [c for c in make_cases(96, seed=7) if c.is_error]
+    judged = {c.case_id: Judgement(c.case_id, "ERROR", "critical") for c in errors[:36]}
+    unjudged = [replace(c, error_type="none", severity=None) for c in errors[36:]]
+    return errors[:36] + unjudged, judged
+
+
+def test_ppo_raises_the_clinical_reward_and_holds_kl_at_its_target(verdict_policy):
     events = []
-    cfg = PPOConfig(steps=12, **FAST)
-    trainer = PPOTrainer(
-        verdict_policy, cfg, reward_fn=starts_with_error, progress=Progress(events.append)
-    )
+    cfg = PPOConfig(steps=24, **{**FAST, "init_kl_coef": 0.2, "clinical_weight": 1.0})
+    cases, judged = _judged_task()
+    trainer = PPOTrainer(verdict_policy, cfg, judgements=judged, progress=Progress(events.append))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
-    report = trainer.train(make_cases(48, seed=7))
-    rewards = [row["reward"] for row in report.history]
-    kls = [row["kl"] for row in report.history]
-    assert report.steps == 12
-    assert sum(rewards[-3:]) / 3 > sum(rewards[:2]) / 2 + 0.6, rewards
-    assert sum(rewards[-3:]) / 3 > 0.6, rewards
-    assert sum(kls[-4:]) / 4 < 2.5 * cfg.target_kl, kls
+    report = trainer.train(cases)
+    rows = report.history
+    clinical = [r["clinical"] for r in rows if "clinical" in r]
+    kls = [r["kl"] for r in rows]
+    last_third = kls[-len(kls) // 3 :]
+    assert report.steps == 24
+    assert all(r["judged"] < cfg.batch_size for r in rows)  # unjudged prompts are in every batch
+    # Saying ERROR on a judged critical error scores +3, missing it -4: from about -0.5 to +3.
+    assert sum(clinical[:3]) / 3 < 1.0, clinical
+    assert sum(clinical[-8:]) / 8 > 2.5, clinical
+    assert all(0.5 * cfg.target_kl <= k <= 1.5 * cfg.target_kl for k in last_third), kls
     assert any(
         not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if n in before
     )
     ppo_events = [e for e in events if e.stage == "ppo" and e.step > 0]
-    assert [e.step for e in ppo_events] == list(range(1, 13))
+    assert [e.step for e in ppo_events] == list(range(1, 25))
     assert all(e.kl is not None and e.reward is not None and e.loss is not None for e in ppo_events)
+    assert "36 judged by a clinician" in events[0].message
 
 
 def test_cancel_stops_at_the_next_step(verdict_policy):
@@ -91,11 +110,18 @@ def test_cancel_stops_at_the_next_step(verdict_policy):
         trainer.train(make_cases(16, seed=3))
 
 
-def test_clinical_rewards_follow_the_plan():
-    cases = make_cases(2, seed=1)  # one correct, one error
-    got = clinical_rewards(cases, ["CORRECT - fine", "nonsense"])
-    assert got[0] == pytest.approx(2.5)
-    assert got[1] < -2.0
+def test_clinical_rewards_come_from_judgements_not_from_case_fields():
+    cases = make_cases(2, seed=1)  # one correct, one error by their own fields
+    judged = {
+        cases[0].case_id: Judgement(cases[0].case_id, "CORRECT"),
+        cases[1].case_id: Judgement(cases[1].case_id, "ERROR", "critical"),
+    }
+    texts = ["CORRECT - fine", "nonsense"]
+    got = clinical_rewards(cases, texts, judged)
+    assert got == [pytest.approx(2.5), pytest.approx(-4.0)]  # validated; a critical miss
+    scrambled = [replace(c, error_type="treatment_mismatch", severity="moderate") for c in cases]
+    assert clinical_rewards(scrambled, texts, judged) == got
+    assert clinical_rewards(cases, texts) == [0.0, 0.0]  # nobody judged: no clinical reward
 
 
 def _with_sft_adapter(policy, seed: int = 3):
@@ -141,7 +167,7 @@ def test_after_sft_the_reference_is_the_sft_model(verdict_policy):
     with torch.no_grad():
         logp, _ = trainer.forward(batch, with_values=False)
     ref = trainer.reference_logprobs(batch)
-    assert torch.equal(logp * batch["answer_mask"], ref * batch["answer_mask"])
+    assert torch.equal(logp * batch.answer_mask, ref * batch.answer_mask)
     # Move PPO's adapter: the policy changes, the reference (still the SFT model) does not.
     with torch.no_grad():
         for name, p in trainer.model.named_parameters():
@@ -192,6 +218,15 @@ def test_sft_then_ppo_starts_at_kl_zero_and_folds_into_one_loadable_adapter(
     assert loaded.generate(cases)[1] == policy.generate(cases)[1]
 
 
-def test_reference_current_needs_a_stackable_adapter(verdict_policy):
-    with pytest.raises(ValueError):
+def test_reference_must_be_known_and_current_needs_a_stackable_adapter(verdict_policy):
+    from peft import get_peft_model
+
+    from core.training.common import lora_config
+
+    with pytest.raises(ValueError, match="reference must be"):
         PPOTrainer(verdict_policy, PPOConfig(**FAST), reference="sft")
+    dora = lora_config(8, 16, 0.0, ("q_proj", "v_proj"), "CAUSAL_LM")
+    dora.use_dora = True
+    verdict_policy.model = get_peft_model(verdict_policy.model, dora)
+    with pytest.raises(ValueError, match="plain LoRA"):
+        PPOTrainer(verdict_policy, PPOConfig(**FAST), reference="current")

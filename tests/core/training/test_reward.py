@@ -41,6 +41,9 @@ def test_reward_model_learns_separable_pairs_and_round_trips(kind, tiny_policy, 
     train = separable_pairs(48, seed=3)
     held = separable_pairs(12, seed=99)
     events = []
+    probe = tiny_policy.encode([p.case for p in held[:4]])
+    with torch.no_grad():
+        policy_before = tiny_policy.model(**probe).logits
     cfg = RewardModelConfig(kind=kind, epochs=2, batch_size=8, seed=0)
     rm, report = train_reward_model(
         tiny_policy, train, cfg, Progress(events.append), eval_pairs=held
@@ -49,8 +52,11 @@ def test_reward_model_learns_separable_pairs_and_round_trips(kind, tiny_policy, 
     assert report.eval_pairs == len(held)
     assert report.eval_accuracy is not None and report.eval_accuracy > 0.8
     assert report.steps > 0 and [e for e in events if e.stage == "reward" and e.loss is not None]
-    # The policy's own weights were not touched by reward training.
-    assert not hasattr(tiny_policy.model, "peft_config")
+    # The reward model is an adapter on the policy's weights, switched in only while it scores:
+    # the policy itself answers exactly as before, with no adapter of its own.
+    with torch.no_grad():
+        assert torch.equal(tiny_policy.model(**probe).logits, policy_before)
+    assert list(tiny_policy.model.peft_config) == ["reward"]
 
     folder = rm.save(tmp_path / "reward_model", report)
     assert list(folder.glob("**/*.safetensors"))

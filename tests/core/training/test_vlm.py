@@ -57,10 +57,11 @@ def test_ppo_on_a_vlm_passes_pixels_and_starts_at_the_reference(vlm, image_cases
         reward_fn=lambda cases, texts: [float(t.startswith("ERROR")) for t in texts],
     )  # fmt: skip
     batch = trainer.rollout(image_cases[:4])
-    assert "pixel_values" in batch["extras"]
+    # The image is encoded once per rollout and its features reused by every later pass.
+    assert batch.image_features is not None and "pixel_values" not in batch.extras
     with torch.no_grad():
         logp, _ = trainer.forward(batch, with_values=False)
-    mask = batch["answer_mask"]
+    mask = batch.answer_mask
     assert torch.equal(logp * mask, trainer.reference_logprobs(batch) * mask)
     report = trainer.train(image_cases)
     assert report.steps == 2 and all(r["loss"] == r["loss"] for r in report.history)
