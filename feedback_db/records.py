@@ -16,8 +16,9 @@ PREFERENCES: tuple[str, ...] = ("a", "b", "tie", "both_wrong")
 TRUE_LABELS: tuple[str, ...] = ("ERROR", "CORRECT")
 PREDICTION_LABELS: tuple[str, ...] = ("ERROR", "CORRECT", "UNPARSEABLE")
 SEVERITIES: tuple[str, ...] = ("critical", "high", "moderate")
-RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "canceled")
-FINISHED_STATUSES: tuple[str, ...] = ("succeeded", "failed", "canceled")
+RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed", "canceled", "killed")
+# "killed": closed at start-up because its process died without finishing (app/runs.py).
+FINISHED_STATUSES: tuple[str, ...] = ("succeeded", "failed", "canceled", "killed")
 QUEUE_ORDERS: tuple[str, ...] = ("uncertainty", "id")
 
 

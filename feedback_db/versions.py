@@ -9,13 +9,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from feedback_db import convert
 from feedback_db.errors import StoreError
-from feedback_db.models import EvaluationRow, ModelVersionRow, TrainingRunRow, utcnow
-from feedback_db.records import FINISHED_STATUSES, Evaluation, ModelVersion, TrainingRun
+from feedback_db.models import EvaluationRow, ModelVersionRow, PredictionRow, TrainingRunRow, utcnow
+from feedback_db.records import (
+    FINISHED_STATUSES,
+    Evaluation,
+    ModelVersion,
+    PredictionIn,
+    TrainingRun,
+)
 from feedback_db.session import SessionFactory
 
 
@@ -170,6 +176,61 @@ class VersionsMixin:
             row.status, row.message, row.version, row.finished_at = status, message, version, utcnow()
             s.flush()
             return convert.training_run(row)
+
+    def record_trained_version(
+        self,
+        run_id: int,
+        version: dict[str, Any],
+        predictions: list[PredictionIn],
+        metrics: dict[str, Any],
+        promoted: bool,
+        reason: str,
+    ) -> ModelVersion:
+        """Register a trained version, its verdicts and its evaluation, and close its run as
+        succeeded, all in ONE transaction: a kill at any instant leaves either all of it or none.
+
+        Args:
+            version: the ``add_model_version`` fields (``name``, ``backend``, ``base_model``,
+                ``parent``, ``path``, ``note``, ``card_sha256``); the parent must exist.
+            promoted: make it the active version.
+
+        Raises:
+            StoreError: the name is taken, an unknown parent or run, a run already finished, or
+                a database error; nothing is written then.
+        """
+        name = version["name"]
+        with self._db.scope(f"recording trained version {name!r}", write=True) as s:
+            run = s.get(TrainingRunRow, run_id)
+            if run is None:
+                raise StoreError(f"unknown training run {run_id}")
+            if run.status != "running":
+                raise StoreError(f"training run {run_id} already finished ({run.status})")
+            if s.scalar(select(ModelVersionRow.id).where(ModelVersionRow.name == name)) is not None:
+                raise StoreError(f"model version {name!r} already exists")
+            if version.get("parent") is not None:
+                version_row(s, version["parent"])
+            checked = checked_json(metrics, "metrics")
+            if promoted:
+                s.execute(update(ModelVersionRow).values(active=False))
+            row = ModelVersionRow(
+                name=name, backend=version["backend"], base_model=version["base_model"],
+                parent=version.get("parent"), path=version.get("path"), metrics=checked,
+                active=bool(promoted), note=version.get("note"), card_sha256=version.get("card_sha256"),
+            )
+            s.add(row)
+            s.flush()
+            now = utcnow()
+            if predictions:
+                s.execute(insert(PredictionRow), [
+                    {"version_id": row.id, "case_id": p.case_id, "label": p.label, "reason": p.reason,
+                     "text": p.text, "confidence": p.confidence, "latency_ms": p.latency_ms, "created_at": now}
+                    for p in predictions
+                ])
+            ev = EvaluationRow(version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason)
+            s.add(ev)
+            run.status, run.message, run.version, run.finished_at = "succeeded", reason, name, now
+            s.flush()
+            return convert.model_version(row, ev)
 
     def training_runs(self) -> list[TrainingRun]:
         """All training runs, oldest first."""

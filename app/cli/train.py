@@ -12,10 +12,12 @@ line on stdout (DESIGN.md), and everything else the libraries print goes to stde
 for a cancel, honoured at the next step. The last line says how it ended: stage ``done``,
 ``failed`` or ``canceled``, with a message. Exit 0 on success, 2 on failure or cancel.
 
-Store writes happen only after the engine succeeded: the training run, the version row, its
-evaluation (promoted or not, with the gate's reason) and its predictions on the held-out cases.
-If one of them fails, the new version folder is removed and the run is marked failed, so a failed
-or canceled run leaves the previous version as it was.
+The run holds a ``RunLease`` (app/runs.py) from start to end: the training run is recorded as
+``running`` at once, every temporary file lives in the lease's folder (removed on success, failure
+and cancel), and the new version's rows (version, verdicts on the held-out and review cases,
+evaluation, the run's end) are written in ONE transaction after the registry moved the folder into
+place. A kill at any instant is reconciled at the next start-up (the run closed as killed, an
+orphan folder removed), so a failed, canceled or killed run leaves the previous version as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import argparse
 import contextlib
 import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,11 +146,13 @@ def run(args: argparse.Namespace) -> int:
         cfg = build_config(args)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
-    work = Path(tempfile.mkdtemp(prefix="export.", dir=ws.ensure().runs_dir))
+    from app.runs import reconcile
+
     try:
+        reconcile(ws.ensure())
         # Library chatter goes to stderr: stdout carries only our JSON lines.
         with cancel_on_sigterm(progress), contextlib.redirect_stdout(sys.stderr):
-            version, promoted, reason = _train(args, ws, cfg, work, progress)
+            version, promoted, reason = _train(args, ws, cfg, progress)
     except Canceled:
         _final(
             mode,
@@ -164,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # reported in words, with the type, as the last line
         _final(mode, real_stdout, "failed", f"{type(exc).__name__}: {exc}")
         return EXIT_FAILED
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     state = "promoted to active" if promoted else "registered, not promoted"
     _final(mode, real_stdout, "done", f"version {version} {state}: {reason}")
     return EXIT_OK
@@ -184,14 +185,18 @@ def _cases(store: Any, split: str, root: Path) -> list[Case]:
 
 
 def _train(
-    args: argparse.Namespace, ws: Workspace, cfg: Any, work: Path, progress: Progress
+    args: argparse.Namespace, ws: Workspace, cfg: Any, progress: Progress
 ) -> tuple[str, bool, str]:
+    from dataclasses import asdict
+
+    from app.runs import RunLease
+    from app.versions import mirror_card, recorded_card_hashes
     from core.registry import Registry, RegistryError
     from core.training.data import FeedbackFileError
-    from core.training.retrain import RetrainError, is_main_process, retrain
+    from core.training.retrain import RetrainError, default_name, is_main_process, retrain
     from feedback_db import StoreError, open_store
-    from feedback_db.export import export_feedback
 
+    registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
     try:
         with open_store(ws.db_url) as store:
             parent = args.parent
@@ -200,56 +205,89 @@ def _train(
                 if active is None:
                     raise CommandError("no active version; name one with --parent")
                 parent = active.name
+            if store.get_model_version(parent) is None:
+                mirror_card(store, registry.card(parent))
             heldout = _cases(store, "test", ws.root)
             prompts = _cases(store, "train", ws.root)
-            feedback = Path(args.feedback) if args.feedback else work / "expert_feedback.jsonl"
-            if not args.feedback:
-                progress.update("export", 0, None, message="exporting ratings")
-                result = export_feedback(
-                    store, feedback, workspace_root=ws.root, reviewer=args.reviewer
-                )
-                if result.rows == 0:
-                    raise CommandError("no preference pairs to train on; rate some cases first")
-    except StoreError as exc:
+    except (StoreError, RegistryError) as exc:
         raise CommandError(str(exc)) from exc
-    from app.versions import recorded_card_hashes
-
-    registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
-    try:
-        res = retrain(
-            registry, parent, feedback, heldout, ws.runs_dir, cfg,
-            prompts=prompts, image_root=str(ws.root), progress=progress,
-        )  # fmt: skip
-    except (RetrainError, RegistryError, FeedbackFileError) as exc:
-        raise CommandError(str(exc)) from exc
-    if is_main_process():  # under `accelerate launch` the main process alone writes the store
-        _record(ws, registry, args.kind, cfg, parent, res)
+    cfg.name = cfg.name or default_name(parent)
+    main = is_main_process()  # under `accelerate launch` the main process alone writes the store
+    lease = RunLease(ws, args.kind, asdict(cfg), parent) if main else None
+    with lease if lease is not None else contextlib.nullcontext():
+        work = lease.work if lease is not None else ws.ensure().runs_dir
+        feedback = Path(args.feedback) if args.feedback else _export(args, ws, work, progress)
+        if lease is not None:
+            lease.registering(cfg.name)  # before the registry renames it into models/
+        try:
+            res = retrain(
+                registry, parent, feedback, heldout, work, cfg,
+                prompts=prompts, image_root=str(ws.root), progress=progress,
+            )  # fmt: skip
+        except (RetrainError, RegistryError, FeedbackFileError) as exc:
+            raise CommandError(str(exc)) from exc
+        if lease is not None:
+            _record(ws, registry, lease, res, progress)
     return res.card.name, res.gate.promote, res.gate.reason
 
 
-def _record(ws: Workspace, registry: Any, kind: str, cfg: Any, parent: str, res: Any) -> None:
-    """The store's side, after the engine succeeded; on a store failure the version is removed."""
-    from dataclasses import asdict
+def _export(args: argparse.Namespace, ws: Workspace, work: Path, progress: Progress) -> Path:
+    """The ratings as expert_feedback.jsonl in the run's folder, DICOM and TIFF images included."""
+    from core.images import to_png_bytes  # DICOM/TIFF -> de-identified PNG, as `medreview export`
+    from feedback_db import StoreError, open_store
+    from feedback_db.export import export_feedback
 
-    from app.versions import mirror_card, store_verdicts
+    feedback = work / "expert_feedback.jsonl"
+    progress.update("export", 0, None, message="exporting ratings")
+    try:
+        with open_store(ws.db_url) as store:
+            result = export_feedback(store, feedback, workspace_root=ws.root, reviewer=args.reviewer,
+                                     image_converter=to_png_bytes)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+    if result.rows == 0:
+        raise CommandError("no preference pairs to train on; rate some cases first")
+    for problem in result.problems:
+        progress.update("export", 0, None, message=f"left out: {problem}")
+    return feedback
+
+
+def _record(ws: Workspace, registry: Any, lease: Any, res: Any, progress: Progress) -> None:
+    """The store's side, after the engine succeeded: the new version's verdicts on the review
+    cases (so clinicians can rate the new pair at once), then version, verdicts, evaluation and
+    the run's end in one transaction. On a failure the version folder is removed."""
+    from app.convert import prediction_in_from_verdict
+    from app.versions import base_model_text
+    from core.registry import card_sha256
     from feedback_db import StoreError, open_store
 
     name = res.card.name
-    run_id = None
     try:
         with open_store(ws.db_url) as store:
-            if store.get_model_version(parent) is None:
-                mirror_card(store, registry.card(parent))
-            run_id = store.add_training_run(kind, asdict(cfg), parent).id
-            mirror_card(store, res.card, metrics=res.metrics)
-            store_verdicts(store, name, res.heldout, res.verdicts)
-            store.record_evaluation(
-                name, res.metrics, promoted=res.gate.promote, reason=res.gate.reason
+            held = {h.case_id for h in res.heldout}
+            review = [c for c in _cases(store, "review", ws.root) if c.case_id not in held]
+        if review:
+            backend = registry.load_backend(name, image_root=str(ws.root))
+            progress.update("predict-review", 0, len(review), message=f"{name} on {len(review)} review cases")
+            review_verdicts = backend.predict(review, progress=progress, stage="predict-review")
+        else:
+            review_verdicts = []
+        cases = [*res.heldout, *review]
+        verdicts = [*res.verdicts, *review_verdicts]
+        predictions = [prediction_in_from_verdict(c.case_id, v) for c, v in zip(cases, verdicts, strict=True)]
+        card = res.card
+        with open_store(ws.db_url) as store:
+            store.record_trained_version(
+                lease.run_id,
+                {"name": name, "backend": card.backend, "base_model": base_model_text(card.base_models),
+                 "parent": card.parent, "path": f"models/{name}", "note": card.description or None,
+                 "card_sha256": card_sha256(card)},
+                predictions, res.metrics, promoted=res.gate.promote, reason=res.gate.reason,
             )
-            store.finish_training_run(run_id, "succeeded", res.gate.reason, version=name)
-    except (StoreError, OSError) as exc:
+        lease.finished = True
+    except Exception as exc:
         shutil.rmtree(registry.root / name, ignore_errors=True)
-        if run_id is not None:
-            with contextlib.suppress(StoreError), open_store(ws.db_url) as store:
-                store.finish_training_run(run_id, "failed", f"recording the version failed: {exc}")
-        raise CommandError(f"recording the new version failed, version removed: {exc}") from exc
+        lease.finish("failed", f"recording the version failed: {exc}")
+        if isinstance(exc, StoreError | OSError):
+            raise CommandError(f"recording the new version failed, version removed: {exc}") from exc
+        raise
