@@ -73,7 +73,8 @@ class ClipLLMBackend(TransformersPolicy):
         configure_threads()
         self.scorer = ClipScorer(cfg.clip_model, self.choice, knowledge) if cfg.describe_image else None
         self.tokenizer = AutoTokenizer.from_pretrained(lm_path)
-        model: Any = AutoModelForCausalLM.from_pretrained(lm_path, dtype=self.choice.torch_dtype)
+        # use_safetensors: a folder with only pickled weights is refused, never torch.load-ed.
+        model: Any = AutoModelForCausalLM.from_pretrained(lm_path, dtype=self.choice.torch_dtype, use_safetensors=True)
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
         self.image_root = cfg.image_root

@@ -73,7 +73,8 @@ class VLMBackend(TransformersPolicy):
         configure_threads()
         self.processor = AutoProcessor.from_pretrained(path)
         self.tokenizer = self.processor.tokenizer
-        model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=self.choice.torch_dtype)
+        # use_safetensors: a folder with only pickled weights is refused, never torch.load-ed.
+        model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=self.choice.torch_dtype, use_safetensors=True)
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
         self.image_root = cfg.image_root
