@@ -13,7 +13,7 @@ with non-image suffixes are passed over.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from core.cases import MODALITY_ALIASES
 from core.knowledge import KnowledgeTable
@@ -98,11 +98,13 @@ def read_folder(
             f"no {SIDECAR_NAMES[0]} in the folder: write one with the columns image, finding and "
             "treatment (modality too, where no folder names it); see docs/cases.md",
         ))
-    named: set[Path] = set()
+    named: set[Path | str] = set()  # real paths, and the paths as written (for links out)
     ready = [_with_modality(row, root, sidecar, named) for row in rows]
     read_rows(sidecar, ready, root, images_dir, replace(opts, images_root=root), kt, progress, result)
     for p in _images(root, images_dir):
         rel = p.relative_to(root)
+        if rel.as_posix() in named:
+            continue  # its row reported it
         try:
             real = resolve_inside(root, rel)
         except OutsideRoot:
@@ -117,20 +119,21 @@ def read_folder(
     return result
 
 
-def _with_modality(row: RawRow, root: Path, sidecar: Path, named: set[Path]) -> RawRow:
+def _with_modality(row: RawRow, root: Path, sidecar: Path, named: set[Path | str]) -> RawRow:
     """``row`` with the modality its folders give, where the row has none; records its image."""
     image = row.values.get("image")
     if row.problems or not isinstance(image, str) or not image.strip():
         return row
+    named.add(PurePath(image.strip()).as_posix())
     try:
-        real = resolve_inside(root, image.strip())
+        real: Path | None = resolve_inside(root, image.strip())
     except OutsideRoot:
-        return row  # read_rows reports it
-    named.add(real)
-    try:
+        real = None  # read_rows reports it; the folders as written still give the modality
+    if real is not None:
+        named.add(real)
         parts = real.relative_to(root.resolve()).parts[:-1]
-    except ValueError:
-        parts = ()
+    else:
+        parts = PurePath(image.strip()).parts[:-1]
     from_folder = folder_modality(parts)
     stated = row.values.get("modality")
     if isinstance(stated, str) and stated.strip():
@@ -140,7 +143,7 @@ def _with_modality(row: RawRow, root: Path, sidecar: Path, named: set[Path]) -> 
                        f"that says {from_folder}; make them agree")
             return RawRow(row.line, row.values, row.typed, (problem,))
         return row
-    modality = from_folder or (_dicom_modality(real) if real.is_file() else None)
+    modality = from_folder or (_dicom_modality(real) if real is not None and real.is_file() else None)
     if modality is None:
         problem = f"cannot tell the modality of {image.strip()}: add a modality column or put it in {_FOLDERS_HINT}"
         return RawRow(row.line, row.values, row.typed, (problem,))
