@@ -39,6 +39,10 @@ def demo_ws(tmp_path_factory) -> Path:
     for d in ("models", "runs", "images", "exports"):
         (root / d).mkdir(exist_ok=True)
     cases = generate_demo(root, seed=1, n_cases=40)
+    if not any(c.split == "review" for c in cases):  # the cases clinicians rate, none trained on
+        from dataclasses import replace
+
+        cases = [replace(c, split="review") if c.split == "train" and i % 2 else c for i, c in enumerate(cases)]
     cfg = DemoTrainConfig(clip_steps=10, lm_steps=20)
     cards = train_demo_models(cases, root / "models", config=cfg, image_root=str(root))
     registry = Registry(root / "models")
@@ -127,7 +131,12 @@ def test_sigterm_cancels_and_changes_nothing(demo_ws):
     assert seen and seen[-1]["stage"] == "ppo", seen[-3:]
     last = _lines(rest)[-1]
     assert last["stage"] == "canceled" and rc != 0
-    assert _snapshot(demo_ws) == before
+    after = _snapshot(demo_ws)
+    # The run is on record as canceled (the audit trail); nothing else changed, no folder is left.
+    new_run = after["runs"][-1]
+    assert new_run[1] == "canceled" and after["runs"][:-1] == before["runs"]
+    counts = dict(after["counts"], training_runs=before["counts"]["training_runs"])
+    assert {**after, "runs": before["runs"], "counts": counts} == before
 
 
 def test_failure_says_why_and_changes_nothing(demo_ws):
@@ -158,3 +167,48 @@ def test_benchmark_quick_prints_the_plan_table(tmp_path):
     ]  # fmt: skip
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["n"] == rows[0]["n"] for r in rows)
     assert "text heuristic" in proc.stdout
+
+
+def _kill_at(demo_ws: Path, stage: str, when) -> None:
+    """Start a retrain and kill -9 it at the first progress line that ``when`` accepts."""
+    proc = subprocess.Popen(
+        [*CLI, "train", "retrain", "--workspace", str(demo_ws), "--progress", "json",
+         "--steps", "2", "--epochs", "1", "--batch-size", "4", "--device", "cpu"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            event = json.loads(line)
+            if when(event):
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("stage", ["reward", "predict-review"])
+def test_a_kill_at_any_instant_is_reconciled_at_start_up(demo_ws: Path, stage: str) -> None:
+    """kill -9 during training and after the version folder was moved into place (while its
+    review verdicts are computed, before the store's one transaction): the next start-up leaves
+    store and registry consistent, the run closed as killed, no temporary folder."""
+    from app.runs import reconcile
+    from app.workspace import Workspace
+    from feedback_db import open_store
+
+    before = _snapshot(demo_ws)
+    _kill_at(demo_ws, stage, lambda e: e["stage"] == stage)
+    mid = _snapshot(demo_ws)
+    assert mid["runs"][-1][1] == "running"  # the kill left it so
+    if stage == "predict-review":
+        assert len(mid["folders"]) == len(before["folders"]) + 1  # an orphan the store does not know
+    done = reconcile(Workspace(demo_ws))
+    after = _snapshot(demo_ws)
+    assert done.runs_closed == [mid["runs"][-1][0]]
+    assert after["runs"][-1][1] == "killed" and after["runs"][:-1] == before["runs"]
+    assert after["folders"] == before["folders"] and after["versions"] == before["versions"]
+    assert after["runs_dir"] == []
+    with open_store(f"sqlite:///{demo_ws / 'medreview.db'}") as store:
+        store_names = {v.name for v in store.model_versions()}
+    assert store_names <= set(after["folders"]) | {"heuristic"}
