@@ -26,6 +26,7 @@ class Preload:
         self.reader: Any = None
         self.reviewer: Any = None  # None when the reviewer is new (created on the db lane)
         self.versions: tuple[str, str] | None = None
+        self.reconciled: Any = None  # what app.runs.reconcile did at start-up
         self.queue: QueueResult | None = None
         self.filters = Filters(order=settings.queue_order)
         self._error: BaseException | None = None
@@ -38,9 +39,13 @@ class Preload:
 
             self.workspace.ensure()
             self.reader = open_store(self.workspace.db_url, upgrade=True)
+            from app.runs import reconcile
+
+            # A training run killed since the last start: close it, drop its half-made folders.
+            self.reconciled = reconcile(self.workspace, self.reader)
             name = self.settings.reviewer_name.strip()
             self.reviewer = next((r for r in self.reader.reviewers() if r.name == name), None)
-            self.versions = pick_versions(self.reader.model_versions())
+            self.versions = pick_versions(self.reader.model_versions(), self.workspace.review_pair)
             rid = self.reviewer.id if self.reviewer is not None else None
             self.queue = run_queue_query(self.reader, self.filters, rid, self.versions)
         except BaseException as exc:  # noqa: BLE001 (handed to the GUI thread by result())
