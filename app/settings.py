@@ -20,9 +20,13 @@ from typing import Any
 
 from app.workspace import APP_NAME
 
-SETTINGS_VERSION = 2
+SETTINGS_VERSION = 3
 DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
 ROLES: tuple[str, ...] = ("radiologist", "pathologist", "physician", "resident", "nurse", "other")
+THEMES: tuple[str, ...] = ("dark", "light")
+#: text sizes offered in Settings (1.0 is the style sheet's own size)
+FONT_SCALES: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3, 1.5)
+FONT_SCALE_RANGE = (0.75, 2.0)
 
 
 class SettingsError(ValueError):
@@ -49,14 +53,34 @@ class Settings:
     )
     llm_model: str = field(default="", metadata={"help": "causal LM id or folder (clip-llm back end)"})
     queue_order: str = field(default="uncertainty", metadata={"help": "uncertainty or id"})
+    theme: str = field(
+        default="dark", metadata={"help": "dark (the reading-room default: dim room, bright image) or light"}
+    )
+    font_scale: float = field(
+        default=1.0, metadata={"help": "text size as a multiple of the style sheet's (0.75 to 2)"}
+    )
+    review_splitter: str = field(
+        default="", metadata={"help": "widths of queue, image and case panes (Qt splitter state, base64)"}
+    )
+    window_geometry: str = field(
+        default="", metadata={"help": "the main window's size and place (Qt geometry, base64)"}
+    )
 
     def __post_init__(self) -> None:
         if self.version != SETTINGS_VERSION:
             raise SettingsError(f"version must be {SETTINGS_VERSION}; got {self.version!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "version" and not isinstance(value, str):
+            if f.name == "font_scale":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise SettingsError(f"font_scale must be a number; got {value!r}")
+            elif f.name != "version" and not isinstance(value, str):
                 raise SettingsError(f"{f.name} must be text; got {value!r}")
+        lo, hi = FONT_SCALE_RANGE
+        if not lo <= float(self.font_scale) <= hi:
+            raise SettingsError(f"font_scale must be between {lo} and {hi}; got {self.font_scale!r}")
+        if self.theme not in THEMES:
+            raise SettingsError(f"theme must be one of {', '.join(THEMES)}; got {self.theme!r}")
         if len(self.reviewer_name) > 200:
             raise SettingsError("reviewer_name is longer than 200 characters")
         if self.reviewer_name != self.reviewer_name.strip():
@@ -102,7 +126,18 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 3 added the theme, the text size and the remembered layout. Someone who used the
+    # app before keeps the light look they had; dark is offered in Settings (and is the default
+    # for a new reviewer).
+    data.setdefault("theme", "light")
+    data.setdefault("font_scale", 1.0)
+    data.setdefault("review_splitter", "")
+    data.setdefault("window_geometry", "")
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,13 @@ Generates the synthetic demo benchmark (phantom images in four modalities, three
 scenario, train/val/test splits), stores the cases, stores the text heuristic's verdicts, trains the
 two tiny demo models briefly on the train split, registers them and stores their verdicts on every
 case, so the review queue has an A and a B for each case from the first start.
+
+``demo create --quick`` is the app's first run: instead of the two demo models (minutes on a
+laptop CPU) it trains one quick text-only model (``demo-quick``, a few seconds) so the queue has
+an A and a B within a minute, and leaves a note (``demo_models_pending.json``) that the full demo
+models are still to be made. ``demo models`` makes them in the workspace (the app runs it in the
+background while the clinician reviews) and removes the note; run again after a cancel, it goes
+on from what was finished (a registered model is not trained again).
 """
 
 from __future__ import annotations
@@ -32,6 +39,29 @@ if TYPE_CHECKING:
     from core.cases import Case
     from core.progress import Progress
     from feedback_db import Store
+
+QUICK_VERSION = "demo-quick"
+FULL_VERSIONS = ("demo-v1", "demo-v2")
+PENDING_NAME = "demo_models_pending.json"
+QUICK_LM_STEPS = 150  # about 15 s on a 2-core CPU; enough to tell a mismatched treatment
+
+# Each verb's stages in the order it reports them, the words the app's log uses for them, and
+# their share of the verb's time (measured with 600 cases on a 2-core CPU, benchmarks/
+# bench_first_run.py). The app turns them into one overall progress with a time left.
+QUICK_PLAN: tuple[tuple[str, str, float], ...] = (
+    ("demo images", "Drawing the synthetic case images", 9.0),
+    ("predict: heuristic", "The knowledge-table heuristic reads every case", 8.0),
+    (f"demo: {QUICK_VERSION} language model", "Training the quick text model", 12.0),
+    (f"predict: {QUICK_VERSION}", "The quick model reads every case", 3.0),
+)
+MODELS_PLAN: tuple[tuple[str, str, float], ...] = (
+    ("demo: image encoder", "Training the demo image encoder (CLIP)", 180.0),
+    ("demo: demo-v1 language model", "Training demo-v1 (text only)", 95.0),
+    ("demo: demo-v2 language model", "Training demo-v2 (image and text)", 100.0),
+    ("predict: demo-v1", "demo-v1 reads every case", 10.0),
+    ("predict: demo-v2", "demo-v2 reads every case", 25.0),
+)
+FULL_PLAN = QUICK_PLAN[:2] + MODELS_PLAN
 
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
@@ -69,7 +99,30 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     c.add_argument(
         "--force", action="store_true", help="add to a workspace that already holds cases"
     )
+    c.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"train only a quick text model ({QUICK_VERSION}) and leave the two demo models to "
+        "`medreview demo models` (the app's first run: reviewable within a minute)",
+    )
     c.set_defaults(func=create)
+    m = demo_sub.add_parser(
+        "models",
+        help="train the full demo models in a demo workspace made with --quick",
+        description=(
+            "Train the two demo models (demo-v1 text only, demo-v2 image and text) on the demo "
+            "workspace's train split, register them, store their verdicts on every case and make "
+            "demo-v2 the active version. Goes on from a canceled run; does nothing when done."
+        ),
+    )
+    add_common(m, progress=True)
+    m.add_argument(
+        "--device",
+        default=None,
+        choices=("auto", "cuda", "mps", "cpu"),
+        help="device for the demo models (default: the one demo create was given, else cpu)",
+    )
+    m.set_defaults(func=models)
 
 
 def create(args: argparse.Namespace) -> int:
@@ -78,10 +131,12 @@ def create(args: argparse.Namespace) -> int:
 
     if args.cases < 1:
         raise CommandError("--cases must be at least 1")
-    if args.cases < 140:
+    from core.demo.scenarios import MIN_CASES_ALL_SPLITS
+
+    if args.cases < MIN_CASES_ALL_SPLITS:
         print(
             f"note: with {args.cases} cases not every finding and scenario appears in every split "
-            "(140 or more covers them all)",
+            f"({MIN_CASES_ALL_SPLITS} or more covers them all)",
             file=sys.stderr,
         )
     target = workspace(args)
@@ -124,6 +179,8 @@ def _build(args: argparse.Namespace, ws: Workspace) -> None:
     from core.demo import generate_demo
     from feedback_db import open_store
 
+    if getattr(args, "quick", False) and not args.skip_models:
+        _warm_imports()
     store = open_store(ws.db_url)
     try:
         if store.info().counts.get("cases", 0) and not args.force:
@@ -149,28 +206,130 @@ def _build(args: argparse.Namespace, ws: Workspace) -> None:
                     cases, batch_size=256, progress=progress, stage="predict: heuristic"
                 ),
             )
-            if not args.skip_models:
+            if getattr(args, "quick", False) and not args.skip_models:
+                from core.models.demo_train import DemoTrainConfig
+
+                quick = DemoTrainConfig(
+                    lm_steps=QUICK_LM_STEPS, eval_every=50, text_only=True,
+                    names=(QUICK_VERSION, f"{QUICK_VERSION}-image"),
+                )
+                _train_and_predict(ws, store, cases, args.device, progress, quick)
+                _write_pending(ws, args)
+            elif not args.skip_models:
                 _train_and_predict(ws, store, cases, args.device, progress)
     finally:
         store.close()
 
 
-def _train_and_predict(
-    ws: Workspace, store: Store, cases: list[Case], device: str, progress: Progress
-) -> None:
-    from app.versions import mirror_card, store_verdicts
-    from core.models.demo_train import train_demo_models
-    from core.registry import Registry
+def _warm_imports() -> None:
+    """Import torch and transformers on a thread while the images are drawn (PNG encoding and
+    numpy release the GIL), so the quick model's training starts seconds earlier on a 2-core
+    machine. A failure here is left to the real import, which reports it."""
+    import threading
 
-    cards = train_demo_models(cases, ws.models_dir, progress, image_root=str(ws.root))
+    def work() -> None:
+        try:
+            import core.backends.clip_llm  # noqa: F401 (torch, transformers)
+        except Exception:  # noqa: BLE001 (the real import below says what is wrong)
+            return
+
+    threading.Thread(target=work, name="warm-imports", daemon=True).start()
+
+
+def _write_pending(ws: Workspace, args: argparse.Namespace) -> None:
+    """The note that the full demo models are still to be trained (``demo models`` reads it)."""
+    import json
+
+    note = {"seed": args.seed, "cases": args.cases, "device": args.device,
+            "versions": list(FULL_VERSIONS)}
+    (ws.root / PENDING_NAME).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+
+
+def pending_models(ws: Workspace) -> bool:
+    """True when ``ws`` was made by ``demo create --quick`` and the full demo models are not
+    ready yet (the app starts ``demo models`` in the background then)."""
+    return (ws.root / PENDING_NAME).is_file()
+
+
+def _train_and_predict(
+    ws: Workspace, store: Store, cases: list[Case], device: str, progress: Progress,
+    config: object | None = None,
+) -> None:
+    """Train the demo versions of ``config`` (default: demo-v1 and demo-v2), store their verdicts
+    on ``cases``; the last becomes the active version. A version already in the registry is not
+    trained again, and one whose verdicts are all stored is skipped, so a canceled run goes on."""
+    from app.versions import mirror_card, store_verdicts
+    from core.models.demo_train import DemoTrainConfig, train_demo_models
+    from core.registry import Registry, RegistryError
+
+    cfg = config if isinstance(config, DemoTrainConfig) else DemoTrainConfig()
+    names = cfg.names[:1] if cfg.text_only else cfg.names
     registry = Registry(ws.models_dir)
+    try:
+        cards = [registry.card(n) for n in names]
+    except RegistryError:
+        cards = train_demo_models(cases, ws.models_dir, progress, config=cfg, image_root=str(ws.root))
     for i, card in enumerate(cards):
+        last = i == len(cards) - 1
+        stored = store.get_model_version(card.name) is not None
+        if stored and len(store.predictions_for_version(card.name)) >= len(cases):
+            mirror_card(store, card, active=last)
+            continue
         backend = registry.load_backend(card.name, device=device, image_root=str(ws.root))
         verdicts = backend.predict(
             cases, batch_size=16, progress=progress, stage=f"predict: {card.name}"
         )
-        mirror_card(store, card, active=(i == len(cards) - 1))
+        mirror_card(store, card, active=last)
         store_verdicts(store, card.name, cases, verdicts)
+
+
+def models(args: argparse.Namespace) -> int:
+    """``demo models``: the full demo models for a workspace made with ``demo create --quick``."""
+    import json
+
+    quiet_ml_libraries()
+    from core.cases import Case
+    from core.demo.generator import MANIFEST_NAME
+    from feedback_db import open_store
+
+    ws = workspace(args)
+    if not ws.exists():
+        raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create --quick`")
+    manifest = ws.root / MANIFEST_NAME
+    if not manifest.is_file():
+        raise CommandError(f"{ws.root} is not a demo workspace (no {MANIFEST_NAME})")
+    note: dict[str, object] = {}
+    if pending_models(ws):
+        try:
+            note = json.loads((ws.root / PENDING_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            note = {}
+    device = args.device or str(note.get("device") or "cpu")
+    try:
+        cases = [Case.from_dict(json.loads(line)) for line in
+                 manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CommandError(f"{manifest}: cannot read the demo cases: {exc}") from exc
+    t0 = time.monotonic()
+    store = open_store(ws.db_url)
+    try:
+        with progress_for(args) as progress, cancel_on_sigterm(progress):
+            _train_and_predict(ws, store, cases, device, progress)
+    except Canceled:
+        if getattr(args, "progress", "none") == "json":
+            print(ProgressEvent("canceled", 0, message="canceled; the next start goes on from "
+                                "what was finished").to_json(), flush=True)
+        else:
+            print("medreview demo models: canceled", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        store.close()
+    (ws.root / PENDING_NAME).unlink(missing_ok=True)
+    message = f"demo models ready in {time.monotonic() - t0:.0f} s: {', '.join(FULL_VERSIONS)}"
+    if getattr(args, "progress", "none") == "json":
+        print(ProgressEvent("done", 1, 1, message=message).to_json(), flush=True)
+    print(f"medreview demo models: {message}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _summary(store: Store, ws: Workspace, seconds: float) -> None:

@@ -1,11 +1,13 @@
 """``medreview predict``: run a model version over the workspace's cases or over a manifest.
 
-    medreview predict --version NAME [--split test] [--device auto] [--batch-size N] [--out FILE]
+    medreview predict --version NAME [--split test] [--missing] [--device auto] [--batch-size N] [--out FILE]
     medreview predict --version NAME --manifest FILE [--out FILE]
 
 With the workspace, the cases come from the store and the verdicts are saved there as the
 version's predictions (the version is mirrored into the store first if it is not there yet). With
 ``--manifest`` there is no store: the verdicts are written as JSON lines to ``--out`` or stdout.
+``--missing`` predicts only the workspace cases the version has no verdict on yet (the app's
+"Run model on these cases" after an import); with none missing it says so and exits 0.
 The device and dtype are printed on stderr. Exit 0 when every case got a verdict, 1 when some cases
 were left out (missing image, reported), 2 for a usage error or a failure that changed nothing.
 """
@@ -36,11 +38,16 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p.add_argument("--version", required=True, metavar="NAME", help="model version (or 'heuristic')")
     p.add_argument(
         "--split",
-        choices=("train", "val", "test", "all"),
+        choices=("train", "review", "val", "test", "all"),
         default="test",
         help="workspace cases of this split (default test)",
     )
     p.add_argument("--manifest", metavar="FILE", help="predict on a manifest's cases, with no store")
+    p.add_argument(
+        "--missing",
+        action="store_true",
+        help="only the workspace cases that have no verdict from this version yet",
+    )
     p.add_argument("--out", metavar="FILE", help="write the verdicts as JSON lines to FILE")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"), help="where to run (default auto)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="cases per model call (default 8)")
@@ -122,10 +129,20 @@ def run(args: argparse.Namespace) -> int:
         try:
             store = open_store(ws.db_url)
             ids = store.query_case_ids(split=None if args.split == "all" else args.split, order="id")
+            if args.missing and store.get_model_version(args.version) is not None:
+                have = store.predictions_for_version(args.version)
+                done = set(have) if isinstance(have, dict) else {p.case_id for p in have}
+                ids = [i for i in ids if i not in done]
             cases = [case_from_record(r) for r in store.get_cases(ids)]
         except StoreError as exc:
+            if store is not None:
+                store.close()
             raise CommandError(str(exc)) from exc
         rejected, image_root = 0, str(ws.root)
+        if args.missing and not cases:
+            store.close()
+            print(f"medreview predict: every case already has a verdict from {args.version}", file=sys.stderr)
+            return EXIT_OK
     try:
         if not cases:
             raise CommandError("no cases to predict on")

@@ -26,11 +26,10 @@ if TYPE_CHECKING:
     from app.gui.main_window import AppContext, MainWindow
     from app.qt import QApplication
 
-STYLE_PATH = Path(__file__).resolve().parents[2] / "resources" / "style.qss"
-
-
-def application() -> QApplication:
-    """The QApplication, created once, with the app's style sheet."""
+def application(settings: Settings | None = None) -> QApplication:
+    """The QApplication, created once, in the theme and text size of ``settings`` (the
+    reading-room dark theme when none are given and no theme is applied yet)."""
+    from app.gui.theme import apply_theme
     from app.qt import QApplication
 
     app = QApplication.instance()
@@ -38,8 +37,10 @@ def application() -> QApplication:
         app = QApplication(sys.argv[:1])
         app.setApplicationName("MedGemma Reviewer")
         app.setOrganizationName("MedGemmaReviewer")
-    if STYLE_PATH.exists() and not app.styleSheet():
-        app.setStyleSheet(STYLE_PATH.read_text(encoding="utf-8"))
+    if settings is not None:
+        apply_theme(app, settings.theme, settings.font_scale)
+    elif not app.styleSheet():
+        apply_theme(app, Settings().theme, 1.0)
     return app
 
 
@@ -78,7 +79,7 @@ def build_window(workspace: Workspace, settings: Settings, settings_path: Path |
     preload = Preload(workspace, settings)  # runs while Qt loads below
     from app.gui.main_window import MainWindow
 
-    application()
+    application(settings)
     return MainWindow(open_context(workspace, settings, settings_path, preload))
 
 
@@ -112,18 +113,20 @@ def run(workspace_arg: str | None = None, settings_path: Path | None = None) -> 
     from app.gui.settings_dialog import FirstRunDialog
     from app.qt import QMessageBox
 
-    app = application()
+    app = application(settings)
     if settings is None:
         try:
             settings = _load_settings(settings_path)
         except SettingsError:
             return 2
+        application(settings)
     workspace = Workspace.resolve(workspace_arg or settings.workspace or None)
     if preload is None and (not settings.has_reviewer or not workspace.exists()):
         dialog = FirstRunDialog(settings, workspace)
         if dialog.exec() != FirstRunDialog.DialogCode.Accepted or dialog.result_settings is None:
             return 2
         settings = dialog.result_settings
+        application(settings)
         try:
             save_settings(settings, settings_path)
         except OSError as exc:
@@ -142,17 +145,15 @@ def install_excepthook(window: MainWindow) -> None:
     """Route an exception nobody caught on the GUI thread (in a slot, say) to the window's error
     dialog, in words, instead of a traceback on a terminal the clinician never sees (Anki's
     ``excepthook``). Tests do not install it: pytest-qt fails the test instead."""
-    import traceback
-
-    from app.gui.operations import describe
+    from app.errors import describe_unexpected
 
     previous = sys.excepthook
 
     def hook(kind, exc, tb) -> None:
-        traceback.print_exception(kind, exc, tb)
         if issubclass(kind, KeyboardInterrupt):
             previous(kind, exc, tb)
             return
-        window.show_error("Unexpected error", describe(exc))
+        # The traceback goes to the log file the message names, never to a terminal or dialog.
+        window.show_error("Unexpected error", describe_unexpected(exc, "the reviewer window"))
 
     sys.excepthook = hook

@@ -2,28 +2,34 @@
 
 It runs ``medreview compare A B --json J --png P`` as a child process (the comparison loads
 verdicts and may run the heuristic; none of it belongs in the window's process), then shows the
-metrics with their 95% intervals and the McNemar p, the per-modality heatmap the verb drew, and
-the cases where the two disagree. Double-clicking a case emits ``openCase(case_id)``; the main
-window shows it in the review view.
+metrics with their 95% intervals and the McNemar p, a per-modality heatmap (drawn by Qt from
+the JSON so it scales with the pane, with values on hover and a PNG export), and the cases where
+the two disagree. Double-clicking a case emits ``openCase(case_id)``; the main window shows it
+in the review view.
+
+A result belongs to the two versions it was computed for: changing a picker clears it. Each
+version is listed once (the built-in ``heuristic`` is added only when the store has no version
+of that name), and the status line says what the comparison found in one sentence.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
+from app.gui.heatmap import Heatmap
 from app.gui.operations import ChildProcess
 from app.qt import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPixmap,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QStandardItem,
     QStandardItemModel,
@@ -38,6 +44,33 @@ from app.workspace import Workspace
 METRIC_NAMES = {"accuracy": "Accuracy", "tp_rate": "Errors caught (TP rate)",
                 "tn_rate": "Correct passed (TN rate)", "fpr": "False positive rate",
                 "mean_reward": "Mean clinical reward"}
+_MISSING = re.compile(r"(\d+) case\(s\) have no prediction from '([^']+)'")
+
+
+def summary_line(doc: dict[str, Any], problems: list[str]) -> str:
+    """What a comparison found, in one sentence (and what was left out, in a second)."""
+    a, b = doc.get("a", {}), doc.get("b", {})
+    acc = doc.get("intervals", {}).get("accuracy", {})
+    diff = (acc.get("diff") or {})
+    est, low, high = diff.get("estimate"), diff.get("low"), diff.get("high")
+    n = b.get("n") or a.get("n") or 0
+    p = doc.get("mcnemar", {}).get("p_value")
+    parts = [f"{b.get('name', 'B')} vs {a.get('name', 'A')} on {n} {doc.get('split', 'test')} cases:"]
+    if isinstance(a.get("accuracy"), float) and isinstance(b.get("accuracy"), float):
+        change = f"accuracy {100 * b['accuracy']:.1f}% vs {100 * a['accuracy']:.1f}%"
+        if isinstance(est, float):
+            change += f" ({100 * est:+.1f} pp"
+            change += f", 95% CI {100 * low:+.1f} to {100 * high:+.1f})" if isinstance(low, float) and isinstance(high, float) else ")"
+        parts.append(change + ";")
+    if p is not None:
+        parts.append(f"McNemar p = {p:.3g} ({'significant' if p < 0.05 else 'not significant'} at 5%);")
+    n_dis = len(doc.get("disagreements", []))
+    parts.append(f"{n_dis} case{'s' if n_dis != 1 else ''} with different verdicts.")
+    text = " ".join(parts)
+    left = [f"{m.group(1)} without a verdict from {m.group(2)}" for m in (_MISSING.search(x) for x in problems) if m]
+    if left:
+        text += " Left out: " + "; ".join(left) + "."
+    return text
 
 
 def _interval(iv: dict[str, Any] | None) -> str:
@@ -62,6 +95,9 @@ class CompareView(QWidget):
         self.reader = reader
         self.version_a = QComboBox()
         self.version_b = QComboBox()
+        for combo in (self.version_a, self.version_b):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         self.run_button = QPushButton("Compare on the test split")
         self.status = QLabel("Choose two versions and press Compare.")
         self.status.setObjectName("processStatus")
@@ -84,13 +120,19 @@ class CompareView(QWidget):
         self.metrics_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.mcnemar = QLabel()
         self.mcnemar.setWordWrap(True)
-        self.heatmap = QLabel("The per-modality heatmap appears here.")
-        self.heatmap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._heatmap_pixmap = QPixmap()
-        scroll = QScrollArea()
-        scroll.setWidget(self.heatmap)
-        scroll.setWidgetResizable(True)
-        self.heatmap_area = scroll
+        self.heatmap = Heatmap()
+        self.heatmap.setToolTip("")
+        self.save_png = QPushButton("Save heatmap as PNG…")
+        self.save_png.setEnabled(False)
+        self.save_png.clicked.connect(self._save_png)
+        heat = QWidget()
+        hcol = QVBoxLayout(heat)
+        hcol.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.addWidget(QLabel("By modality (hover a cell for its counts)"), 1)
+        head.addWidget(self.save_png)
+        hcol.addLayout(head)
+        hcol.addWidget(self.heatmap, 1)
         self.cases = QStandardItemModel(0, 4, self)
         self.cases.setHorizontalHeaderLabels(["Case", "Modality", "Truth", "A says / B says"])
         self.cases_table = QTableView()
@@ -110,11 +152,12 @@ class CompareView(QWidget):
         lcol.addWidget(self.mcnemar)
         lcol.addWidget(self.cases_title)
         lcol.addWidget(self.cases_table, 3)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(heat)
         split.addWidget(left)
-        split.addWidget(scroll)
-        split.setSizes([680, 720])
-        split.splitterMoved.connect(lambda *_: self._fit_heatmap())
+        split.setSizes([300, 400])
+        split.setCollapsible(0, False)
+        split.setCollapsible(1, False)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.status)
@@ -128,6 +171,21 @@ class CompareView(QWidget):
         self._problems: list[str] = []
         self.result: dict[str, Any] | None = None
         self.reload_versions()
+        self.version_a.currentIndexChanged.connect(self.clear_result)
+        self.version_b.currentIndexChanged.connect(self.clear_result)
+
+    def clear_result(self, *_args) -> None:
+        """Forget the shown result: it was for other versions than the pickers now name."""
+        if self.process.running:
+            return
+        self.result = None
+        self.metrics.setRowCount(0)
+        self.cases.setRowCount(0)
+        self.mcnemar.setText("")
+        self.heatmap.set_result(None)
+        self.save_png.setEnabled(False)
+        self.cases_title.setText("Cases where they disagree (double-click to review)")
+        self.status.setText("Choose two versions and press Compare.")
 
     def reload_versions(self) -> None:
         """Refill the pickers from the store. B (candidate) is the newest version, A (reference)
@@ -135,9 +193,13 @@ class CompareView(QWidget):
         the new version against the one it was trained from."""
         versions = self.reader.model_versions()  # oldest first
         names = [v.name for v in versions]
+        offered = names + ([] if "heuristic" in names else ["heuristic"])
         for combo in (self.version_a, self.version_b):
+            combo.blockSignals(True)
             combo.clear()
-            combo.addItems(names + ["heuristic"])
+            combo.addItems(offered)
+            combo.blockSignals(False)
+        self.clear_result()
         if not names:
             return
         newest = versions[-1]
@@ -145,8 +207,10 @@ class CompareView(QWidget):
         reference = newest.parent if newest.parent in names else active
         if reference is None:
             reference = names[-2] if len(names) > 1 else "heuristic"
-        self.version_a.setCurrentText(reference)
-        self.version_b.setCurrentText(newest.name)
+        for combo, name in ((self.version_a, reference), (self.version_b, newest.name)):
+            combo.blockSignals(True)
+            combo.setCurrentText(name)
+            combo.blockSignals(False)
 
     def _outputs(self, a: str, b: str) -> tuple[Path, Path]:
         folder = self.workspace.exports_dir / "compare"
@@ -163,7 +227,10 @@ class CompareView(QWidget):
         for f in (self._json, self._png):
             f.unlink(missing_ok=True)
         self._problems = []
+        self.clear_result()
         self.run_button.setEnabled(False)
+        for combo in (self.version_a, self.version_b):
+            combo.setEnabled(False)
         self.status.setText(f"Comparing {b} with {a}…")
         self.process.start(["compare", a, b, "--workspace", str(self.workspace.root),
                             "--json", str(self._json), "--png", str(self._png)])
@@ -173,14 +240,16 @@ class CompareView(QWidget):
 
     def _finished(self, _code: int, state: str) -> None:
         self.run_button.setEnabled(True)
+        for combo in (self.version_a, self.version_b):
+            combo.setEnabled(True)
         if state in ("done", "partial") and self._json.exists():
             try:
-                self.show_result(json.loads(self._json.read_text(encoding="utf-8")), self._png)
+                doc = json.loads(self._json.read_text(encoding="utf-8"))
+                self.show_result(doc, self._png)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.status.setText(f"The comparison's result could not be read: {exc}")
             else:
-                note = f" Note: {self._problems[-1]}" if state == "partial" and self._problems else ""
-                self.status.setText("Comparison finished." + note)
+                self.status.setText(summary_line(doc, self._problems))
         else:
             self.status.setText(f"Comparison failed: {state.removeprefix('failed: ')}")
         self.compared.emit(state)
@@ -214,24 +283,22 @@ class CompareView(QWidget):
         count = self.cases.rowCount()
         self.cases_title.setText(f"Cases where they disagree: {count} (double-click to review)" if count
                                  else "The two versions give the same verdict on every case.")
-        pixmap = QPixmap(str(png)) if png is not None and png.exists() else QPixmap()
-        self._heatmap_pixmap = pixmap
-        if pixmap.isNull():
-            self.heatmap.setText("No heatmap was written.")
-        else:
-            self._fit_heatmap()
+        self.heatmap.set_result(doc)
+        self.save_png.setEnabled(True)
 
-    def _fit_heatmap(self) -> None:
-        """Scale the heatmap to the width of its pane (never above its own size)."""
-        if self._heatmap_pixmap.isNull():
+    def _save_png(self) -> None:
+        if not self.heatmap.has_result():
             return
-        width = max(200, self.heatmap_area.viewport().width() - 8)
-        self.heatmap.setPixmap(self._heatmap_pixmap.scaledToWidth(
-            min(self._heatmap_pixmap.width(), width), Qt.TransformationMode.SmoothTransformation))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._fit_heatmap()
+        a, b = self.result["a"].get("name", "A"), self.result["b"].get("name", "B")
+        default = self.workspace.exports_dir / "compare" / f"heatmap_{a}_vs_{b}.png".replace("/", "_")
+        path, _ = QFileDialog.getSaveFileName(self, "Save heatmap", str(default), "PNG image (*.png)")
+        if path:
+            try:
+                self.heatmap.save_png(path)
+            except OSError as exc:
+                self.status.setText(f"The heatmap was not saved: {exc}")
+            else:
+                self.status.setText(f"Heatmap saved: {path}")
 
     def _open(self, index) -> None:
         case_id = self.cases.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)

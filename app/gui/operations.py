@@ -228,9 +228,20 @@ class ChildProcess(QObject):
     def running(self) -> bool:
         return self._proc.state() != QProcess.ProcessState.NotRunning
 
-    def start(self, verb_args: Sequence[str], env: dict[str, str] | None = None) -> None:
-        """Start ``medreview <verb_args>``; output and the end arrive as signals."""
+    def start(self, verb_args: Sequence[str], env: dict[str, str] | None = None,
+              low_priority: bool = False) -> None:
+        """Start ``medreview <verb_args>``; output and the end arrive as signals.
+
+        ``low_priority``: run it under ``nice`` (where there is one), for work that goes on in
+        the background while the clinician reviews, so the window keeps the CPU it needs.
+        """
         program, args = medreview_command(verb_args)
+        if low_priority and sys.platform != "win32":
+            import shutil
+
+            nice = shutil.which("nice")
+            if nice:
+                program, args = nice, ["-n", "10", program, *args]
         penv = QProcessEnvironment.systemEnvironment()
         penv.insert("PYTHONUNBUFFERED", "1")
         penv.insert("HF_HUB_OFFLINE", "1")

@@ -1,31 +1,60 @@
-"""A light live line plot (QPainter) for the training curves: loss, reward and KL per step.
+"""A light live plot (QPainter) for the training curves: loss, reward and KL, one panel each.
 
 Chosen over matplotlib's canvas because it appends a point in microseconds and repaints only
-when visible, so a fast stream of progress lines never slows the window. Each series is scaled to
-its own range (the legend shows the latest value and the range), since loss, reward and KL live
-on different scales.
+when visible, so a fast stream of progress lines never slows the window. Loss, reward and KL
+live on different scales, so each has its own panel with its own labelled y axis (numbers at
+"nice" steps) and the latest value in its title; the panels share the x axis (progress step,
+numbered), and a dashed line marks where each training stage began.
 """
 
 from __future__ import annotations
 
-from app.qt import QColor, QPainter, QPainterPath, QPen, QPointF, QRectF, QSize, Qt, QWidget
+import math
 
-SERIES_COLOURS = {"loss": "#d84315", "reward": "#2e7d32", "kl": "#1565c0"}
+from app.gui import theme
+from app.qt import QColor, QFont, QPainter, QPainterPath, QPen, QPointF, QRectF, QSize, Qt, QWidget
+
+SERIES = (("loss", "Loss"), ("reward", "Reward"), ("kl", "KL"))
+
+
+def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """Round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi <= lo:
+        hi = lo + (abs(lo) * 0.1 or 1.0)
+    raw = (hi - lo) / max(1, count)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    ticks, v = [], first
+    while v <= hi + step * 1e-9:
+        ticks.append(0.0 if abs(v) < step * 1e-9 else v)
+        v += step
+    return ticks
+
+
+def tick_text(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000 or abs(v) < 0.01:
+        return f"{v:.1e}"
+    return f"{v:.3g}"
 
 
 class LivePlot(QWidget):
-    """Appends (x, y) points per named series and draws them, each normalised to its range."""
+    """Appends points per named series (loss, reward, kl) and draws one panel per series."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("livePlot")
-        self.setMinimumHeight(180)
-        self.series: dict[str, list[tuple[float, float]]] = {name: [] for name in SERIES_COLOURS}
+        self.setMinimumHeight(200)
+        self.series: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in SERIES}
         self.stages: list[tuple[float, str]] = []  # (x where a stage began, its name)
         self._x = 0
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(600, 220)
+        return QSize(600, 300)
 
     def clear(self) -> None:
         for points in self.series.values():
@@ -42,7 +71,7 @@ class LivePlot(QWidget):
                 self.stages.append((float(self._x), stage))
         added = False
         for name, value in values.items():
-            if value is not None and name in self.series:
+            if value is not None and name in self.series and math.isfinite(value):
                 self.series[name].append((float(self._x), float(value)))
                 added = True
         if added:
@@ -52,49 +81,85 @@ class LivePlot(QWidget):
     def point_count(self) -> int:
         return sum(len(p) for p in self.series.values())
 
+    def panels(self) -> list[str]:
+        """The series that have points (each gets a panel); all three before any point."""
+        shown = [name for name, _ in SERIES if self.series[name]]
+        return shown or [name for name, _ in SERIES]
+
     def paintEvent(self, _event) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        rect = QRectF(self.rect()).adjusted(44, 26, -12, -22)
-        p.fillRect(self.rect(), QColor("#ffffff"))
-        p.setPen(QPen(QColor("#c9ced6"), 1))
-        p.drawRect(rect)
-        for i in range(1, 4):
-            y = rect.top() + rect.height() * i / 4
-            p.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
+        p.fillRect(self.rect(), QColor(theme.colour("plot_bg")))
+        fm = p.fontMetrics()
+        line_h = fm.height()
+        left = fm.horizontalAdvance("-0.000e+00") * 0.75 + 10
+        outer = QRectF(self.rect()).adjusted(left, 6, -12, -(line_h * 2 + 6))
+        names = self.panels()
+        gap = line_h + 8
+        height = (outer.height() - gap * (len(names) - 1)) / len(names)
         total = max(1, self._x - 1)
-        p.setPen(QPen(QColor("#8a94a0"), 1, Qt.PenStyle.DashLine))
-        for x, name in self.stages:
-            px = rect.left() + rect.width() * x / total
-            if x > 0:
-                p.drawLine(QPointF(px, rect.top()), QPointF(px, rect.bottom()))
-            p.drawText(QPointF(px + 4, rect.bottom() - 4), name)
-        legend_x = rect.left()
-        any_points = False
-        for name, points in self.series.items():
-            colour = QColor(SERIES_COLOURS[name])
+        muted, grid = QColor(theme.colour("muted")), QColor(theme.colour("grid"))
+        labels = dict(SERIES)
+        for k, name in enumerate(names):
+            top = outer.top() + k * (height + gap) + line_h + 2
+            rect = QRectF(outer.left(), top, outer.width(), max(10.0, height - line_h - 2))
+            colour = QColor(theme.colour(name))
+            points = self.series[name]
+            ys = [y for _, y in points]
+            title = labels[name] + (f"   latest {ys[-1]:.4g}   range [{min(ys):.3g}, {max(ys):.3g}]" if ys else "   —")
+            p.setPen(colour)
+            bold = QFont(p.font())
+            bold.setBold(True)
+            p.setFont(bold)
+            p.drawText(QPointF(rect.left(), rect.top() - 4), title)
+            p.setFont(self.font())
+            lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+            if hi - lo < 1e-12:
+                pad = abs(lo) * 0.05 or 0.5
+                lo, hi = lo - pad, hi + pad
+            ticks = nice_ticks(lo, hi, 3 if rect.height() < 90 else 4)
+            if ticks:
+                lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
+            span = hi - lo
+
+            def y_of(v: float, rect=rect, lo=lo, span=span) -> float:
+                return rect.bottom() - rect.height() * (v - lo) / span
+
+            p.setPen(QPen(grid, 1))
+            p.drawRect(rect)
+            for t in ticks:
+                y = y_of(t)
+                p.setPen(QPen(grid, 1, Qt.PenStyle.DotLine))
+                p.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
+                p.setPen(muted)
+                p.drawText(QRectF(0, y - line_h / 2, rect.left() - 6, line_h),
+                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, tick_text(t))
+            p.setPen(QPen(muted, 1, Qt.PenStyle.DashLine))
+            for x, stage in self.stages:
+                px = rect.left() + rect.width() * x / total
+                if x > 0:
+                    p.drawLine(QPointF(px, rect.top()), QPointF(px, rect.bottom()))
+                if k == 0:
+                    p.drawText(QPointF(px + 4, rect.top() + line_h), stage)
             if points:
-                any_points = True
-                ys = [y for _, y in points]
-                lo, hi = min(ys), max(ys)
-                span = (hi - lo) or 1.0
                 path = QPainterPath()
                 for i, (x, y) in enumerate(points):
-                    pt = QPointF(rect.left() + rect.width() * x / total,
-                                 rect.bottom() - rect.height() * (y - lo) / span)
+                    pt = QPointF(rect.left() + rect.width() * x / total, y_of(y))
                     path.moveTo(pt) if i == 0 else path.lineTo(pt)
                 p.setPen(QPen(colour, 2))
                 p.drawPath(path)
-                text = f"{name} {ys[-1]:.4g}  [{lo:.3g}, {hi:.3g}]"
-            else:
-                text = f"{name} —"
-            p.setPen(colour)
-            p.drawText(QPointF(legend_x, 17), text)
-            legend_x += p.fontMetrics().horizontalAdvance(text) + 24
-        p.setPen(QColor("#5f6670"))
-        p.drawText(QPointF(rect.left(), rect.bottom() + 16), "step")
-        p.drawText(QRectF(0, rect.top(), 40, 16), Qt.AlignmentFlag.AlignRight, "max")
-        p.drawText(QRectF(0, rect.bottom() - 14, 40, 16), Qt.AlignmentFlag.AlignRight, "min")
-        if not any_points:
-            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, "Curves appear as training reports progress")
+            if k == len(names) - 1:
+                p.setPen(muted)
+                for t in nice_ticks(0, total, 5):
+                    if t > total:
+                        continue
+                    px = rect.left() + rect.width() * t / total
+                    p.drawLine(QPointF(px, rect.bottom()), QPointF(px, rect.bottom() + 4))
+                    p.drawText(QRectF(px - 30, rect.bottom() + 4, 60, line_h), Qt.AlignmentFlag.AlignHCenter,
+                               tick_text(t))
+                p.drawText(QRectF(rect.left(), rect.bottom() + line_h + 4, rect.width(), line_h),
+                           Qt.AlignmentFlag.AlignHCenter, "progress step (one per reported line)")
+        if not self.point_count():
+            p.setPen(muted)
+            p.drawText(outer, Qt.AlignmentFlag.AlignCenter, "Curves appear as training reports progress")
         p.end()

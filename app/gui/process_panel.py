@@ -5,13 +5,19 @@ the time left, the problems the verb reported (one row per rejected line or file
 wrote them on stderr), and the full log. The outcome arrives as ``finished(code, state)`` where
 ``state`` is "done", "partial" (some rows rejected), "canceled" or "failed: <reason in words>"; a failure is also written in the
 status line in red, so it is never silent.
+
+With a plan (``set_plan``: the verb's stages and their share of its time, ``app.gui.progress_plan``)
+the bar and the time left are for the whole run, not the stage. Either way the log says when
+each stage began and how long it took, so it is never empty while something is happening.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from app.gui.operations import ChildProcess
+from app.gui.progress_plan import Overall, OverallProgress, Plan, format_left
 from app.qt import (
     QLabel,
     QListWidget,
@@ -41,6 +47,7 @@ class ProcessPanel(QWidget):
 
     finished = Signal(int, str)
     progressed = Signal(object)  # ProgressEvent
+    summaryChanged = Signal(str)  # a short line for a status bar: "34% · about 2 min left"
 
     def __init__(self, parent=None, log_lines: int = 8, show_problems: bool = True) -> None:
         """``show_problems``: list stderr lines as problems (import, export: one line per
@@ -84,6 +91,28 @@ class ProcessPanel(QWidget):
         self.process.problem.connect(self._on_problem)
         self.process.finished.connect(self._on_finished)
         self.state: str | None = None
+        self.plan: OverallProgress | None = None
+        self.overall: Overall | None = None
+        self._stage: str | None = None
+        self._stage_began = 0.0
+        self._summary = ""
+        self.low_priority = False
+
+    def set_plan(self, plan: Plan | None) -> None:
+        """Show one progress for the whole run of a verb whose stages are ``plan``."""
+        self.plan = OverallProgress(plan) if plan else None
+
+    def summary(self) -> str:
+        """Where the run stands in a few words (for a status-bar item)."""
+        return self._summary
+
+    def fraction(self) -> float | None:
+        """0..1 of the run (of the stage, without a plan); None while unknown."""
+        if self.overall is not None:
+            return self.overall.fraction
+        if self.bar.maximum() > 0:
+            return self.bar.value() / self.bar.maximum()
+        return None
 
     @property
     def running(self) -> bool:
@@ -96,9 +125,24 @@ class ProcessPanel(QWidget):
         self.problems_title.setVisible(False)
         self.log.clear()
         self.state = None
+        self.overall = None
+        self._stage = None
         self.bar.setRange(0, 0)  # busy until the first progress line
         self._set_status("Starting…", error=False)
-        self.process.start(verb_args)
+        self._log(f"Started: medreview {verb_args[0] if verb_args else ''}".rstrip())
+        if self.plan is not None:
+            self.plan.start()
+            self.eta.setText(format_left(self.plan.total, about=True) + " (planned)")
+        self._set_summary("starting")
+        self.process.start(verb_args, low_priority=self.low_priority)
+
+    def _log(self, text: str) -> None:
+        self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
+
+    def _set_summary(self, text: str) -> None:
+        if text != self._summary:
+            self._summary = text
+            self.summaryChanged.emit(text)
 
     def cancel(self) -> None:
         self.process.terminate()
@@ -110,17 +154,40 @@ class ProcessPanel(QWidget):
         self.status.style().polish(self.status)
 
     def _on_progress(self, ev: ProgressEvent) -> None:
-        if ev.total:
-            self.bar.setRange(0, int(ev.total))
-            self.bar.setValue(min(int(ev.step), int(ev.total)))
-        elif ev.stage not in ("done", "failed", "canceled"):
-            self.bar.setRange(0, 0)
+        final = ev.stage in ("done", "failed", "canceled")
+        overall = self.plan.update(ev) if self.plan is not None else None
+        if overall is not None:
+            self.overall = overall
+        if not final and ev.stage != self._stage:
+            now = time.monotonic()
+            if self._stage is not None:
+                self._log(f"  finished in {now - self._stage_began:.0f} s")
+            self._stage, self._stage_began = ev.stage, now
+            words = overall.words if overall is not None else ev.stage
+            count = f" ({ev.total})" if ev.total and overall is not None else ""
+            self._log(f"{words}{count}")
         step = f" {ev.step}/{ev.total}" if ev.total else ""
-        self._set_status(f"{ev.stage}{step}" + (f": {ev.message}" if ev.message else ""),
-                         error=ev.stage == "failed")
-        self.eta.setText(format_eta(ev.eta_s))
-        if ev.message and ev.stage in ("done", "failed", "canceled"):
-            self.log.appendPlainText(f"[{ev.stage}] {ev.message}")
+        if overall is not None:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(1000 * overall.fraction))
+            self._set_status(f"Step {overall.index + 1} of {overall.stages}: {overall.words}{step}",
+                             error=False)
+            left = format_left(overall.eta_s, about=not overall.measured)
+            self.eta.setText(f"{overall.fraction:.0%} done · {left}" if left else "")
+            self._set_summary(f"{overall.fraction:.0%}" + (f" · {left}" if left else ""))
+        else:
+            if ev.total:
+                self.bar.setRange(0, int(ev.total))
+                self.bar.setValue(min(int(ev.step), int(ev.total)))
+            elif not final:
+                self.bar.setRange(0, 0)
+            self._set_status(f"{ev.stage}{step}" + (f": {ev.message}" if ev.message else ""),
+                             error=ev.stage == "failed")
+            self.eta.setText(format_eta(ev.eta_s))
+            pct = f"{ev.step / ev.total:.0%}" if ev.total else ""
+            self._set_summary(" · ".join(x for x in (ev.stage, pct, format_eta(ev.eta_s)) if x))
+        if ev.message and final:
+            self._log(f"[{ev.stage}] {ev.message}")
         self.progressed.emit(ev)
 
     def _on_line(self, text: str) -> None:
@@ -137,8 +204,12 @@ class ProcessPanel(QWidget):
 
     def _on_finished(self, code: int, state: str) -> None:
         self.state = state
+        if self._stage is not None:
+            self._log(f"  finished in {time.monotonic() - self._stage_began:.0f} s")
+            self._stage = None
         self.bar.setRange(0, 100)
         self.eta.setText("")
+        self._set_summary({"done": "finished", "partial": "finished"}.get(state, state.split(":")[0]))
         if state in ("done", "partial"):
             self.bar.setValue(100)
             partial = state == "partial" or self.problems.count()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.gui import theme
 from app.gui.review_model import ReviewModel, uncertainty
 from app.qt import QAbstractTableModel, QBrush, QColor, QModelIndex, Qt
 
@@ -77,6 +78,10 @@ class QueueModel(QAbstractTableModel):
         rated = case_id in self._review.rated
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
+                if case_id in self._review.failed:
+                    return "⚠ not saved"
+                if case_id in self._review.pending:
+                    return "… saving"
                 return "✓ rated" if rated else "○ to rate"
             if col == 4:
                 value = self._uncertainty_of(case_id)
@@ -93,9 +98,13 @@ class QueueModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.ToolTipRole:
             case = self.case_record(row)
             if case is not None:
-                return f"{case.case_id}\n{case.finding}\nTreatment: {case.treatment}"
+                value = self._uncertainty_of(case_id)
+                unsure = "—" if value is None else f"{value:.2f}"
+                return (f"{case.case_id} ({'rated' if rated else 'to rate'})\n"
+                        f"{MODALITY_LABELS.get(case.modality, case.modality)}, split {case.split or '—'}, "
+                        f"uncertainty {unsure}\n{case.finding}\nTreatment: {case.treatment}")
         elif role == Qt.ItemDataRole.ForegroundRole and col == 0:
-            return QBrush(QColor("#2e7d32" if rated else "#8a5a00"))
+            return QBrush(QColor(theme.colour("rated" if rated else "to_rate")))
         elif role == Qt.ItemDataRole.UserRole:
             return case_id
         return None

@@ -3,6 +3,10 @@
 Changing a filter re-runs the store's queue query (``ReviewModel.set_filters``); selecting a row
 shows that case. The table follows the review model's current row, so J/K and "save and next"
 move the selection too.
+
+The pane is compact: the filters are a column of boxes that each say what they filter (no
+labels), and the table drops its less needed columns (split, uncertainty, modality) when the
+pane is too narrow for them, so the finding keeps room; each row's tooltip has the whole case.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from app.qt import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QFormLayout,
+    QGridLayout,
     QHeaderView,
     QLabel,
     Qt,
@@ -51,17 +55,23 @@ class QueueView(QWidget):
         self.order.addItem("By case id", "id")
         if review.filters.order == "id":
             self.order.setCurrentIndex(1)
+        for combo, tip in ((self.modality, "Filter by modality"), (self.status, "Filter by rating status"),
+                           (self.split, "Filter by split"), (self.order, "Queue order (remembered)")):
+            combo.setToolTip(tip)
 
-        form = QFormLayout()
+        form = QGridLayout()
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Modality", self.modality)
-        form.addRow("Status", self.status)
-        form.addRow("Split", self.split)
-        form.addRow("Order", self.order)
-        form.addRow("", self.disagree)
+        form.setHorizontalSpacing(4)
+        form.setVerticalSpacing(3)
+        form.addWidget(self.modality, 0, 0)
+        form.addWidget(self.status, 1, 0)
+        form.addWidget(self.split, 2, 0)
+        form.addWidget(self.order, 3, 0)
+        form.addWidget(self.disagree, 4, 0)
 
         self.count = QLabel()
         self.count.setObjectName("countLabel")
+        self.count.setWordWrap(True)
         self.table = QTableView()
         self.table.setObjectName("queueTable")
         self.model = QueueModel(review, self.table)
@@ -70,15 +80,27 @@ class QueueView(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((0, 74), (1, 92), (3, 46), (4, 94)):
-            self.table.setColumnWidth(col, width)
+        header.setMinimumSectionSize(30)
+        # Fixed widths from the font (not ResizeToContents, which would measure rows on every
+        # change): the widest value or header of each column.
+        fm = self.fontMetrics()
+        bold = self.font()
+        bold.setBold(True)
+        from app.qt import QFontMetrics
+
+        bfm = QFontMetrics(bold)
+        for col, samples in ((0, ("✓ rated", "○ to rate")), (1, tuple(MODALITY_LABELS.values())),
+                             (3, ("train", "Split")), (4, ("0.00",))):
+            head = bfm.horizontalAdvance(self.model.headerData(col, Qt.Orientation.Horizontal)) + 14
+            self.table.setColumnWidth(col, max(head, *(fm.horizontalAdvance(t) + 14 for t in samples)))
         self.table.setWordWrap(False)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -95,6 +117,30 @@ class QueueView(QWidget):
         self._show_counts(len(review.rated), review.total)
         self.disagree.setEnabled(review.versions is not None)
 
+    # The columns dropped first when the pane is narrow; the finding keeps FINDING_MIN chars.
+    OPTIONAL_COLUMNS = (3, 4, 1)
+    FINDING_MIN = 16
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Hide the optional columns the pane is too narrow for (each row's tooltip keeps them),
+        so the finding column keeps room for about ``FINDING_MIN`` characters."""
+        room = self.width() - 4 - self.table.verticalScrollBar().sizeHint().width()
+        need = self.fontMetrics().averageCharWidth() * self.FINDING_MIN
+        fixed = [c for c in range(self.model.columnCount()) if c != 2]
+        hidden: set[int] = set()
+        for col in (None, *self.OPTIONAL_COLUMNS):
+            if col is not None:
+                hidden.add(col)
+            used = sum(self.table.columnWidth(c) for c in fixed if c not in hidden)
+            if room - used >= need:
+                break
+        for col in self.OPTIONAL_COLUMNS:
+            self.table.setColumnHidden(col, col in hidden)
+
     def filters(self) -> Filters:
         return Filters(
             modality=self.modality.currentData(),
@@ -109,7 +155,7 @@ class QueueView(QWidget):
 
     def _show_counts(self, rated: int, total: int) -> None:
         shown = len(self._review.ids)
-        self.count.setText(f"Rated {rated} / total {total}   ·   {shown} in this queue")
+        self.count.setText(f"Rated {rated} / total {total} · {shown} shown")
 
     def _follow_case(self, _shown) -> None:
         row = self._review.row

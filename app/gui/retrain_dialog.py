@@ -5,12 +5,18 @@ take the window down, the window never imports torch, and Cancel is SIGTERM. The
 stage's progress and time left, a live loss / reward / KL plot, and the log. At the end it reads
 the model registry from the store and says which version was made, its metrics, and whether the
 safety gate promoted it.
+
+Training goes on in the background: closing the dialog (its button, Esc, the close box) only
+hides it, and the main window's status bar follows the run and brings the dialog back. Only
+Cancel stops it, after asking. The dialog never waits on the child, so the window never blocks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from app.gui.jobs import ask
 from app.gui.plot import LivePlot
 from app.gui.process_panel import ProcessPanel
 from app.qt import (
@@ -54,12 +60,15 @@ def describe_version(version: Any) -> str:
 class RetrainDialog(QDialog):
     """Start, follow and cancel a retrain; ``versionsChanged`` when a new version exists."""
 
-    versionsChanged = Signal()
+    versionsChanged = Signal(list)  # names of the new versions
+    hiddenWhileRunning = Signal()
 
     def __init__(self, workspace: Workspace, reader: Any, device: str = "auto", parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Retrain the model on your ratings")
-        self.resize(900, 680)
+        self.setModal(False)
+        self.resize(720, 560)
+        self.confirm: Callable[[str, str], bool] = lambda t, x: ask(self, t, x)
         self.workspace = workspace
         self.reader = reader
         self.device = device
@@ -68,7 +77,8 @@ class RetrainDialog(QDialog):
             "Exports your ratings, then trains: supervised fine-tuning on corrected verdicts, the "
             "reward model, then PPO, and evaluates the result on the held-out cases. A new version "
             "that misses a critical error its parent caught is kept but not promoted. "
-            f"Device: {device}. You can keep reviewing while it runs."
+            f"Device: {device}. You can keep reviewing while it runs: closing this window hides it, "
+            "and the status bar shows how far it is."
         )
         intro.setWordWrap(True)
         self.stage = QLabel("Stage: not started")
@@ -82,11 +92,11 @@ class RetrainDialog(QDialog):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plot)
         split.addWidget(self.panel)
-        split.setSizes([260, 340])
+        split.setSizes([300, 220])
         self.buttons = QDialogButtonBox()
         self.start_button = self.buttons.addButton("Start retraining", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel training", QDialogButtonBox.ButtonRole.RejectRole)
-        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.cancel_button = self.buttons.addButton("Cancel training…", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.RejectRole)
         self.cancel_button.setEnabled(False)
         top = QHBoxLayout()
         top.addWidget(self.stage, 1)
@@ -98,7 +108,7 @@ class RetrainDialog(QDialog):
         layout.addWidget(self.buttons)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
-        self.close_button.clicked.connect(self.close)
+        self.close_button.clicked.connect(self.reject)
         self.panel.progressed.connect(self._on_progress)
         self.panel.finished.connect(self._finished)
 
@@ -111,16 +121,24 @@ class RetrainDialog(QDialog):
         self.result.setText("")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self.close_button.setText("Hide (training goes on)")
         self.stage.setText("Stage: starting")
         args = ["train", "retrain", "--workspace", str(self.workspace.root), "--progress", "json"]
         if self.device != "auto":
             args += ["--device", self.device]
         self.panel.start(args)
 
-    def cancel(self) -> None:
+    def cancel(self) -> bool:
+        """Cancel the run after asking; True when the cancel was sent."""
+        if not self.panel.running:
+            return False
+        if not self.confirm("Cancel training?",
+                            "Stop the retrain? The work done so far is discarded and no version is made."):
+            return False
         self.cancel_button.setEnabled(False)
         self.stage.setText("Stage: canceling…")
         self.panel.cancel()
+        return True
 
     def _on_progress(self, ev: ProgressEvent) -> None:
         self.stage.setText(f"Stage: {ev.stage}")
@@ -129,13 +147,14 @@ class RetrainDialog(QDialog):
     def _finished(self, _code: int, state: str) -> None:
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self.close_button.setText("Close")
         self.start_button.setText("Retrain again")
         if state in ("done", "partial"):
             new = [v for v in self.reader.model_versions() if v.name not in self._known]
             self._known |= {v.name for v in new}
             if new:
                 self.result.setText("\n\n".join(describe_version(v) for v in new))
-                self.versionsChanged.emit()
+                self.versionsChanged.emit([v.name for v in new])
             else:
                 self.result.setText("Training finished but registered no new version.")
         elif state == "canceled":
@@ -148,10 +167,16 @@ class RetrainDialog(QDialog):
         self.result.style().unpolish(self.result)
         self.result.style().polish(self.result)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def reject(self) -> None:
+        """Close, Esc and the close box: hide; a running retrain goes on (only Cancel stops it)."""
+        if self.panel.running:
+            self.hiddenWhileRunning.emit()
+        super().reject()
+
+    def stop_now(self, wait_ms: int = 10000) -> None:
+        """Stop a running retrain without asking (the app is quitting and the user agreed)."""
         if self.panel.running:
             self.panel.cancel()
-            if not self.panel.process.wait(10000):
+            if not self.panel.process.wait(wait_ms):
                 self.panel.process.kill()
                 self.panel.process.wait(2000)
-        super().closeEvent(event)

@@ -2,22 +2,33 @@
 right, and the keyboard shortcuts that make rating a case a few key presses.
 
 It takes the ``ReviewModel`` and listens to it; it holds no state of its own beyond widgets.
+
+Layout: the image gets the room. The three panes sit in a splitter whose sizes the main window
+remembers; the queue and the case column have a minimum that keeps every label whole, and the
+case column scrolls (vertically only) when the window is too short for it, so nothing is cut
+off at any size the window allows (down to 1024 x 720).
+
+Keys: single letters are shortcuts wherever the focus is, except in a text field (the rationale),
+where they are text. The filter boxes and the queue table do not search by typed letters, so a
+letter never changes a filter or jumps the queue (``_NoTypeAhead``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from app.gui.image_viewer import ImageViewer
+from app.gui.image_pane import ImagePane
 from app.gui.queue_view import QueueView
 from app.gui.rating_panel import RatingPanel
-from app.gui.review_model import ReviewModel, Shown
+from app.gui.review_model import ReviewModel
 from app.gui.verdict_cards import CasePanel, VerdictPair
 from app.qt import (
-    QHBoxLayout,
+    QAbstractItemView,
+    QComboBox,
+    QEvent,
+    QFrame,
     QKeySequence,
     QLabel,
-    QPushButton,
+    QObject,
+    QScrollArea,
     QShortcut,
     QSplitter,
     Qt,
@@ -25,61 +36,45 @@ from app.qt import (
     QWidget,
 )
 
+# Every key of the review view, in words: the shortcut overlay (F1) and docs/app.md show these.
+KEY_HELP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Rate the case", (
+        ("1 / 2", "A better / B better"),
+        ("3 / 4", "tie / both wrong"),
+        ("E / C", "true verdict: ERROR / CORRECT"),
+        ("S", "cycle the severity"),
+        ("R / Esc", "write / leave the corrected rationale"),
+        ("Enter", "save and show the next case"),
+        ("Ctrl+Z", "undo the last rating"),
+        ("N", "rate the current pair (a case rated for an earlier one)"),
+    )),
+    ("Move", (
+        ("J / K", "next / previous case"),
+    )),
+    ("Image", (
+        ("F / O / W", "fit / 1:1 / reset window and zoom"),
+        ("wheel, drag", "zoom, pan"),
+        ("right-drag", "window (across) / level (up and down)"),
+        ("M, Shift+drag", "ruler (mm where the spacing is known)"),
+        ("Page Up / Down", "previous / next frame"),
+        ("I", "image info and kept DICOM tags"),
+    )),
+)
 
-class ImagePane(QWidget):
-    """The image viewer with its buttons (fit, 1:1, reset) and the window/level readout."""
 
-    def __init__(self, review: ReviewModel, parent=None) -> None:
-        super().__init__(parent)
-        self._review = review
-        self.shown_case_id: str | None = None  # the case whose image (or error) is on screen
-        self.viewer = ImageViewer()
-        self.fit_button = QPushButton("Fit  [F]")
-        self.actual_button = QPushButton("1:1  [O]")
-        self.reset_button = QPushButton("Reset  [W]")
-        self.readout = QLabel()
-        self.readout.setObjectName("hint")
-        bar = QHBoxLayout()
-        for b in (self.fit_button, self.actual_button, self.reset_button):
-            bar.addWidget(b)
-        bar.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        layout.addWidget(self.viewer, 1)
-        layout.addWidget(self.readout)
-        self.fit_button.clicked.connect(self.viewer.fit)
-        self.actual_button.clicked.connect(self.viewer.actual_size)
-        self.reset_button.clicked.connect(self.viewer.reset)
-        self.viewer.windowChanged.connect(self._show_window)
-        review.caseChanged.connect(self._loading)
-        review.imageReady.connect(self._show_image)
+class _NoTypeAhead(QObject):
+    """Stops combo boxes and tables from treating typed letters as a search (which would change
+    a filter or jump the queue); arrows, Space and the app's shortcuts still work."""
 
-    def _loading(self, shown: Shown | None) -> None:
-        if shown is None:
-            self.viewer.set_image(None, message="No case selected")
-        elif self.shown_case_id != shown.case.case_id:
-            self.viewer.set_image(None, message="Loading image…")
-
-    def _show_image(self, case_id: str, image: Any, error: str) -> None:
-        self.shown_case_id = case_id
-        if image is None:
-            self.viewer.set_image(None, message=error or "The image could not be shown")
-            self.readout.setText("")
-            return
-        meta = getattr(image, "meta", {}) or {}
-        raw = getattr(image, "raw", None)
-        center, width = meta.get("window_center"), meta.get("window_width")
-        window = (float(center), float(width)) if raw is not None and center is not None and width else None
-        self.viewer.set_image(image.pixels, image.is_greyscale, window,
-                              raw=raw, invert=bool(getattr(image, "invert", False)))
-        self._show_window(*self.viewer.window)
-
-    def _show_window(self, center: float, width: float) -> None:
-        if self.viewer.is_greyscale:
-            self.readout.setText(f"Window/level (right-drag): W {width:.4g}  L {center:.4g}")
-        else:
-            self.readout.setText("Colour image: no window/level")
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.KeyPress:
+            mods = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                        | Qt.KeyboardModifier.MetaModifier)
+            text = event.text()
+            if not mods and text and text.isprintable() and not text.isspace():
+                event.accept()
+                return True
+        return False
 
 
 class ReviewView(QWidget):
@@ -94,39 +89,120 @@ class ReviewView(QWidget):
         self.case_panel = CasePanel(review)
         self.verdicts = VerdictPair(review)
         self.rating = RatingPanel()
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
 
-        right = QWidget()
-        col = QVBoxLayout(right)
-        col.setContentsMargins(0, 0, 0, 0)
+        column = QWidget()
+        column.setObjectName("caseColumn")
+        col = QVBoxLayout(column)
+        col.setContentsMargins(0, 0, 4, 0)
+        col.setSpacing(6)
+        col.addWidget(self.notice)
         col.addWidget(self.case_panel)
         col.addWidget(self.verdicts)
         col.addWidget(self.rating)
         col.addStretch(1)
+        self.right = QScrollArea()
+        self.right.setObjectName("caseScroll")
+        self.right.setWidget(column)
+        self.right.setWidgetResizable(True)
+        self.right.setFrameShape(QFrame.Shape.NoFrame)
+        self.right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._column = column
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("reviewSplitter")
         self.splitter.addWidget(self.queue)
         self.splitter.addWidget(self.image)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(self.right)
+        self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([400, 470, 560])
-        self.splitter.setCollapsible(0, False)
-        self.splitter.setCollapsible(2, False)
-        self.queue.setMinimumWidth(380)
-        right.setMinimumWidth(540)
+        self.splitter.setStretchFactor(2, 0)
+        for i in range(3):
+            self.splitter.setCollapsible(i, False)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
+        self._sized = False
+
+        guard = _NoTypeAhead(self)
+        self._guard = guard
+        for w in self.queue.findChildren(QComboBox) + self.queue.findChildren(QAbstractItemView):
+            w.installEventFilter(guard)
 
         review.caseChanged.connect(self.rating.show_case)
         self.rating.saveRequested.connect(self.save)
         self.rating.undoRequested.connect(review.undo)
+        # Issue 9 (the lead's): the rating bound to its pair, and the contradiction check.
+        if hasattr(self.rating, "newPairRequested") and hasattr(review, "rate_new_pair"):
+            self.rating.newPairRequested.connect(review.rate_new_pair)
+        if hasattr(self.rating, "set_contradiction_check") and hasattr(review, "contradiction"):
+            self.rating.set_contradiction_check(review.contradiction)
         self.shortcuts: dict[str, QShortcut] = {}
         self._bind_keys()
         if review.shown is not None:
             for view in (self.case_panel.show_case, self.verdicts.show_case, self.rating.show_case):
                 view(review.shown)
 
+    # -- layout ----------------------------------------------------------------------------
+    def column_minimum(self) -> int:
+        """The case column's narrowest width that keeps every label and button whole."""
+        bar = self.right.verticalScrollBar().sizeHint().width()
+        return self._column.minimumSizeHint().width() + bar + 2
+
+    def fix_minimums(self) -> None:
+        """Set the panes' minimum widths from their contents (call again after a font change)."""
+        self.right.setMinimumWidth(self.column_minimum())
+        self.queue.setMinimumWidth(self.queue.minimumSizeHint().width())
+
+    def default_sizes(self, width: int) -> list[int]:
+        """Pane widths for a window ``width`` wide with no remembered layout: the queue and the
+        case column at a comfortable width (never below their minimum), the image the rest."""
+        self.fix_minimums()
+        q_min, r_min = self.queue.minimumWidth(), self.right.minimumWidth()
+        queue = max(q_min, min(360, int(width * 0.2)))
+        right = max(r_min, min(600, int(width * 0.3)))
+        image = max(self.image.minimumSizeHint().width(), width - queue - right - 16)
+        return [queue, image, right]
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.fix_minimums()
+        if not self._sized:
+            self._sized = True
+            if not getattr(self, "_restored", False):
+                # Once the window has its size (after this event), lay the panes out.
+                from app.qt import QTimer
+
+                QTimer.singleShot(0, self, self._lay_out_panes)  # cancelled if the view is gone
+
+    def _lay_out_panes(self) -> None:
+        self.splitter.setSizes(self.default_sizes(self.width()))
+
+    def restore_layout(self, state: bytes) -> bool:
+        """Restore remembered pane widths (``QSplitter.saveState``); False when unusable."""
+        from app.qt import QByteArray
+
+        ok = bool(state) and self.splitter.restoreState(QByteArray(state))
+        self._restored = ok
+        return ok
+
+    def layout_state(self) -> bytes:
+        return bytes(self.splitter.saveState().data())
+
+    def show_notice(self, text: str) -> None:
+        """A note above the case (a new model version waiting for this case to be finished)."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    # -- keys ------------------------------------------------------------------------------
     def _bind(self, keys: str | list[str], slot) -> None:
         for key in [keys] if isinstance(keys, str) else keys:
+            old = self.shortcuts.pop(key, None)
+            if old is not None:  # one shortcut per key: two would make the key ambiguous (dead)
+                old.setParent(None)
+                old.deleteLater()
             sc = QShortcut(QKeySequence(key), self)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             sc.activated.connect(slot)
@@ -145,9 +221,15 @@ class ReviewView(QWidget):
         self._bind("J", self.review.next)
         self._bind("K", self.review.previous)
         self._bind("Ctrl+Z", self.review.undo)
+        if hasattr(self.review, "rate_new_pair"):
+            self._bind("N", self.review.rate_new_pair)
         self._bind("F", self.image.viewer.fit)
         self._bind("O", self.image.viewer.actual_size)
-        self._bind("W", self.image.viewer.reset)
+        self._bind("W", self.image.reset)
+        self._bind("M", self.image.ruler_button.toggle)
+        self._bind("I", self.image.info_button.toggle)
+        self._bind("PgDown", lambda: self.image.step_frame(1))
+        self._bind("PgUp", lambda: self.image.step_frame(-1))
 
     def _leave_text(self) -> None:
         self.image.viewer.setFocus(Qt.FocusReason.ShortcutFocusReason)

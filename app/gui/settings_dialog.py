@@ -3,9 +3,14 @@
 Settings: reviewer, device, model ids or folders, workspace; the values go through ``Settings``
 validation, and a bad value is shown in words beside the buttons (the dialog stays open).
 
+Both offer the look: the dark reading-room theme (the default) or light, and the text size.
+
 First run: who is reviewing (name and role, remembered in the settings), and, when the workspace
-does not exist yet, creating the demo workspace there by running ``medreview demo create`` as a
-child process with its progress shown; a failure is shown in words and the dialog stays open.
+does not exist yet, creating the demo workspace there by running ``medreview demo create --quick``
+as a child process, with one overall progress and time left; the window opens as soon as the
+heuristic's and a quickly trained model's verdicts are in (within a minute on a laptop CPU), and
+the full demo models then train in the background. A failure is shown in words and the dialog
+stays open.
 """
 
 from __future__ import annotations
@@ -27,8 +32,28 @@ from app.qt import (
     QVBoxLayout,
     Signal,
 )
-from app.settings import DEVICES, ROLES, Settings, SettingsError
+from app.settings import DEVICES, FONT_SCALES, ROLES, THEMES, Settings, SettingsError
 from app.workspace import Workspace
+
+THEME_WORDS = {"dark": "Dark (reading room)", "light": "Light"}
+
+
+def _theme_combo(current: str) -> QComboBox:
+    combo = QComboBox()
+    for name in THEMES:
+        combo.addItem(THEME_WORDS.get(name, name), name)
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    combo.setToolTip("Dark keeps the room dim and the eye adapted to the image; light suits a bright office")
+    return combo
+
+
+def _scale_combo(current: float) -> QComboBox:
+    combo = QComboBox()
+    for scale in sorted(set(FONT_SCALES) | {float(current)}):
+        combo.addItem(f"{scale:.0%}", scale)
+    combo.setCurrentIndex(max(0, combo.findData(float(current))))
+    combo.setToolTip("Size of all text (Ctrl++ and Ctrl+- change it too)")
+    return combo
 
 
 def _role_combo(current: str) -> QComboBox:
@@ -75,11 +100,15 @@ class SettingsDialog(QDialog):
         self.clip = QLineEdit(settings.clip_model)
         self.llm = QLineEdit(settings.llm_model)
         self.llm.setPlaceholderText("google/gemma-3-1b-it when empty")
+        self.theme = _theme_combo(settings.theme)
+        self.font_scale = _scale_combo(settings.font_scale)
         for edit in (self.workspace, self.vlm, self.clip, self.llm):
             edit.setCursorPosition(0)
         form = QFormLayout()
         form.addRow("Your name", self.name)
         form.addRow("Role", self.role)
+        form.addRow("Theme", self.theme)
+        form.addRow("Text size", self.font_scale)
         form.addRow("Training device", self.device)
         form.addRow("Workspace folder", ws_row)
         form.addRow("Vision-language model", self.vlm)
@@ -168,7 +197,8 @@ class SettingsDialog(QDialog):
                 reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip(),
                 device=self.device.currentText(), workspace=self.workspace.text().strip(),
                 vlm_model=self.vlm.text().strip(), clip_model=self.clip.text().strip(),
-                llm_model=self.llm.text().strip(),
+                llm_model=self.llm.text().strip(), theme=self.theme.currentData(),
+                font_scale=float(self.font_scale.currentData()),
             )
         except SettingsError as exc:
             self.error.setText(f"Not saved: {exc}")
@@ -203,18 +233,25 @@ class FirstRunDialog(QDialog):
         self.name = QLineEdit(settings.reviewer_name)
         self.name.setPlaceholderText("e.g. Dr. A. Lee")
         self.role = _role_combo(settings.reviewer_role)
+        self.theme = _theme_combo("dark")
+        self.theme.currentIndexChanged.connect(self._preview_theme)
         form = QFormLayout()
         form.addRow("Your name", self.name)
         form.addRow("Role", self.role)
+        form.addRow("Theme", self.theme)
         where = QLabel(
             f"Workspace: {workspace.root}\n"
             + ("It does not exist yet: a demo workspace (synthetic cases in four modalities and small "
-               "demo models, no network needed) will be created there." if self.needs_demo
+               "demo models, no network needed) will be created there. You can start reviewing within "
+               "a minute; the full demo models go on training in the background." if self.needs_demo
                else "It exists and will be opened.")
         )
         where.setWordWrap(True)
         self.panel = ProcessPanel(self, log_lines=4, show_problems=False)
         self.panel.setVisible(False)  # shown when the demo is being created
+        from app.cli.demo import QUICK_PLAN
+
+        self.panel.set_plan(QUICK_PLAN)
         self.error = _error_label()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok = self.buttons.addButton("Create demo and start" if self.needs_demo else "Start",
@@ -230,10 +267,19 @@ class FirstRunDialog(QDialog):
         layout.addWidget(self.buttons)
         self.panel.finished.connect(self._demo_finished)
 
+    def _preview_theme(self, *_args) -> None:
+        from app.gui.theme import apply_theme
+        from app.qt import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, self.theme.currentData(), self._settings.font_scale)
+
     def go(self) -> None:
         try:
             self.result_settings = self._settings.updated(
-                reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip())
+                reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip(),
+                theme=self.theme.currentData())
         except SettingsError as exc:
             self.error.setText(str(exc))
             return
@@ -244,7 +290,7 @@ class FirstRunDialog(QDialog):
         if self.needs_demo and not self.workspace.exists():
             self.ok.setEnabled(False)
             self.panel.setVisible(True)
-            self.panel.start(["demo", "create", "--workspace", str(self.workspace.root),
+            self.panel.start(["demo", "create", "--quick", "--workspace", str(self.workspace.root),
                               "--progress", "json", *self.demo_args])
             return
         self.accept()

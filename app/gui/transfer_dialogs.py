@@ -99,7 +99,10 @@ class _VerbDialog(QDialog):
 
 
 class ImportDialog(_VerbDialog):
-    """Import cases or ratings; the review queue reloads when it finishes."""
+    """Import cases or ratings; the review queue reloads when it finishes. Imported cases have
+    no verdicts yet, so the end of an import offers to run the review pair's models on them."""
+
+    runModelRequested = Signal()
 
     def __init__(self, workspace: Workspace, parent=None) -> None:
         super().__init__(
@@ -116,6 +119,24 @@ class ImportDialog(_VerbDialog):
         self.create_reviewers = QCheckBox("Ratings: add reviewers this workspace does not know yet")
         self.form.addRow("", self.skip_existing)
         self.form.addRow("", self.create_reviewers)
+        self.run_model = QPushButton("Run model on these cases…")
+        self.run_model.setObjectName("runModelButton")
+        self.run_model.setVisible(False)
+        self.run_model.clicked.connect(self.runModelRequested)
+        self.buttons.addButton(self.run_model, QDialogButtonBox.ButtonRole.ActionRole)
+
+    def offer_run_model(self, missing: int, versions: list[str]) -> None:
+        """After an import: offer to run the models when ``missing`` verdicts are lacking."""
+        self.run_model.setVisible(missing > 0)
+        if missing > 0:
+            self.run_model.setToolTip(f"{missing} verdicts missing from {' and '.join(versions)}: "
+                                      "cases without both verdicts cannot be rated")
+            self.panel.status.setText(self.panel.status.text() + f" {missing} verdicts are missing "
+                                      "(cases without both cannot be rated): press Run model on these cases.")
+
+    def run(self) -> None:
+        self.run_model.setVisible(False)
+        super().run()
 
     def _path_label(self) -> str:
         return "Manifest, folder or ratings"

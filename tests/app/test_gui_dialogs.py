@@ -133,7 +133,7 @@ def test_compare_fills_metrics_and_opens_a_disagreement(qtbot, window) -> None:
     assert "[" in view.metrics.item(0, 1).text(), "accuracy with its interval"
     assert "McNemar" in view.mcnemar.text()
     assert view.cases.rowCount() > 0
-    assert view.heatmap.pixmap() is not None and not view.heatmap.pixmap().isNull()
+    assert view.heatmap.has_result()
     case_id = view.cases.item(0, 0).text()
     rect = view.cases_table.visualRect(view.cases.index(0, 0))
     # QTest's double-click lacks the press that item views need first; click, then double-click.

@@ -85,4 +85,4 @@ def test_dicom_opens_in_its_own_window_and_rewindows_in_its_units(qtbot, window)
     y, x = np.unravel_index(np.argmax(image.pixels > 0.5), image.pixels.shape)
     assert abs(_grey_at(viewer, int(x), int(y)) - expected[y, x]) <= 1
     viewer.set_window(center, width * 2)
-    assert f"W {width * 2:.4g}" in pane.readout.text()
+    assert f"W {width * 2:.4g}" in pane.viewer.corner_text["top-right"]
