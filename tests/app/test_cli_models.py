@@ -60,3 +60,24 @@ def test_folder_models_become_a_version_that_predicts(ws: Path, tmp_path: Path, 
     # the same name twice is refused, and nothing changes
     rc = main(["models", "add", "mine", "--backend", "clip-llm", "--clip", str(clip), "--lm", str(lm), "--workspace", str(ws)])
     assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_a_pickle_only_folder_is_refused_and_pickles_beside_safetensors_are_left_out(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+
+    bad = tmp_path / "pickled-lm"
+    bad.mkdir()
+    (bad / "config.json").write_text("{}")
+    (bad / "pytorch_model.bin").write_bytes(pickle.dumps({"w": 1}))
+    rc = main(["models", "add", "bad", "--backend", "clip-llm", "--no-image", "--lm", str(bad), "--workspace", str(ws)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "only pickle weights (pytorch_model.bin)" in err and "Traceback" not in err
+    assert not (ws / "models" / "bad").exists()
+    lm = build_demo_causal_lm(tmp_path / "my-lm")
+    (lm / "pytorch_model.BIN").write_bytes(pickle.dumps({"w": 1}))
+    rc = main(["models", "add", "mixed", "--backend", "clip-llm", "--no-image", "--lm", str(lm), "--workspace", str(ws)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "pickle files not copied" in err
+    assert not any(f.lower().endswith(".bin") for f in Registry(ws / "models").card("mixed").files)
