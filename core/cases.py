@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MODALITIES: tuple[str, ...] = ("xray", "histopathology", "mri", "ultrasound")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+# train: what the models were made from; review: new cases clinicians rate; val: every choice
+# (checkpoints, settings, the safety gate); test: the reported table only.
+SPLITS: tuple[str, ...] = ("train", "review", "val", "test")
 SEVERITIES: tuple[str, ...] = ("critical", "high", "moderate")
 ERROR_TYPES: tuple[str, ...] = ("none", "treatment_mismatch", "unsupported_by_image")
 
@@ -65,7 +67,7 @@ class Case:
         error_type: ground truth, ``"none"`` for a consistent case; ``None`` when unknown.
         severity: for errors, ``critical`` | ``high`` | ``moderate``; ``None`` otherwise.
         cost_impact: cost of acting on the error, in USD, where known.
-        split: ``train`` | ``val`` | ``test``, where assigned.
+        split: ``train`` | ``review`` | ``val`` | ``test``, where assigned.
         meta: provenance that display needs (DICOM window, pixel spacing); never patient data.
     """
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from feedback_db import Store
 
 HEURISTIC = "heuristic"
-SPLITS = ("train", "val", "test", "all")
+SPLITS = ("train", "review", "val", "test", "all")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.cases import Case
+from core.cases import SPLITS, Case
 from core.demo.phantoms import render
-from core.demo.scenarios import Scenario, plan_scenarios
+from core.demo.scenarios import SPLIT_FRACTIONS, Scenario, plan_scenarios
 from core.knowledge import KnowledgeTable, default_knowledge
 from core.progress import Progress
 
@@ -47,8 +47,9 @@ class DemoConfig:
             "help": "fractions of consistent, treatment_mismatch and unsupported_by_image cases"
         },
     )
-    splits: tuple[float, float, float] = field(
-        default=(0.6, 0.2, 0.2), metadata={"help": "train/val/test fractions within every stratum"}
+    splits: tuple[float, float, float, float] = field(
+        default=SPLIT_FRACTIONS,
+        metadata={"help": "train/review/val/test fractions within every stratum"},
     )
 
     def __post_init__(self) -> None:
@@ -58,10 +59,10 @@ class DemoConfig:
             raise ValueError(f"n_cases must be an integer >= {MIN_CASES}, got {self.n_cases!r}")
         if not 32 <= self.image_size <= 1024:
             raise ValueError(f"image_size must be within 32..1024, got {self.image_size}")
-        for name in ("mix", "splits"):
+        for name, n in (("mix", 3), ("splits", len(SPLITS))):
             values = getattr(self, name)
-            if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
-                raise ValueError(f"{name} must be three non-negative fractions, got {values!r}")
+            if len(values) != n or any(v < 0 for v in values) or sum(values) <= 0:
+                raise ValueError(f"{name} must be {n} non-negative fractions, got {values!r}")
 
 
 def generate_demo(

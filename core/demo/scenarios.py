@@ -10,9 +10,15 @@ Three kinds (``Case.error_type``):
   finding (with a different visual): the error is visible only in the image.
 
 Errors carry the proposed treatment's severity and cost from the knowledge table. Every stratum
-(modality, kind, stated finding) is split train/val/test by the configured fractions, with at
-least one case in each split once the stratum has three, so every finding of every modality
-appears in every split from 140 cases on (with the default mix).
+(modality, kind, stated finding) is split train/review/val/test by the configured fractions, with
+at least one case in each split once the stratum has four, so every finding of every modality
+appears in every split from 201 cases on (with the default mix and splits).
+
+The splits mirror real life (DESIGN.md): ``train`` is what the demo models are made from before
+deployment; ``review`` the new cases clinicians (or the simulated reviewers) rate, which no model
+has seen; ``val`` is for every choice (checkpoints, settings, the safety gate); ``test`` is
+touched once, for the reported table. Changing the fractions changes only which split a planned
+case lands in: the random draws, hence every case and every image of a seed, stay the same.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from core.cases import MODALITIES, SPLITS
 from core.knowledge import Finding, KnowledgeTable
 
 KINDS: tuple[str, ...] = ("none", "treatment_mismatch", "unsupported_by_image")
+SPLIT_FRACTIONS: tuple[float, float, float, float] = (0.45, 0.25, 0.15, 0.15)
+MIN_CASES_ALL_SPLITS = 201  # from here on every finding and kind is in every split (tested)
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,13 @@ def allocate(total: int, fractions: tuple[float, ...]) -> list[int]:
     return [int(p) for p in parts]
 
 
-def split_counts(count: int, fractions: tuple[float, float, float]) -> list[int]:
-    """Per-split counts of a stratum; each split gets at least one once ``count`` >= 3."""
+def split_counts(count: int, fractions: tuple[float, ...]) -> list[int]:
+    """Per-split counts of a stratum; each split with a positive fraction gets at least one once
+    ``count`` reaches the number of such splits (a split with fraction 0 gets none)."""
     parts = allocate(count, fractions)
-    if count >= len(parts):
+    if count >= sum(f > 0 for f in fractions):
         for i, p in enumerate(parts):
-            if p == 0:
+            if p == 0 and fractions[i] > 0:
                 parts[int(np.argmax(parts))] -= 1
                 parts[i] = 1
     return parts
@@ -67,15 +76,19 @@ def plan_scenarios(
     kt: KnowledgeTable,
     n_cases: int,
     mix: tuple[float, float, float],
-    splits: tuple[float, float, float],
+    splits: tuple[float, ...],
     rng: np.random.Generator,
 ) -> list[Scenario]:
     """The planned cases, shuffled. Deterministic for a given ``rng`` state.
+
+    ``splits`` has one fraction per name in ``core.cases.SPLITS`` (train, review, val, test).
 
     Raises:
         ValueError: a modality has fewer than two findings with different visuals, or a finding
             has no acceptable treatment or no unacceptable one.
     """
+    if len(splits) != len(SPLITS):
+        raise ValueError(f"splits needs {len(SPLITS)} fractions ({', '.join(SPLITS)}), got {splits!r}")
     out: list[Scenario] = []
     for modality, n_mod in zip(
         MODALITIES, allocate(n_cases, (1.0,) * len(MODALITIES)), strict=True

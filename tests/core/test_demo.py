@@ -10,6 +10,7 @@ import pytest
 
 from core.cases import MODALITIES, SPLITS, Case
 from core.demo import KINDS, MANIFEST_NAME, DemoConfig, generate_demo, plan_scenarios
+from core.demo.scenarios import MIN_CASES_ALL_SPLITS, SPLIT_FRACTIONS
 from core.demo.phantoms import VISUALS, render
 from core.images import load_image
 from core.knowledge import default_knowledge
@@ -19,7 +20,7 @@ from core.progress import Canceled, Progress
 
 def _plan(n: int, seed: int = 0):  # noqa: ANN202 - test helper
     return plan_scenarios(
-        default_knowledge(), n, (0.5, 0.25, 0.25), (0.6, 0.2, 0.2), np.random.default_rng(seed)
+        default_knowledge(), n, (0.5, 0.25, 0.25), SPLIT_FRACTIONS, np.random.default_rng(seed)
     )
 
 
@@ -42,7 +43,7 @@ def test_same_seed_same_bytes_other_seed_other_cases(tmp_path: Path) -> None:
     assert _files(tmp_path / "c")[MANIFEST_NAME] != files_a[MANIFEST_NAME]
 
 
-@pytest.mark.parametrize("n", [140, 200, 600])
+@pytest.mark.parametrize("n", [MIN_CASES_ALL_SPLITS, 400, 600, 800])
 def test_every_finding_of_every_modality_in_every_split(n: int) -> None:
     plan = _plan(n)
     assert len(plan) == n
@@ -63,8 +64,21 @@ def test_mix_and_split_proportions() -> None:
     kinds = Counter(s.kind for s in plan)
     assert kinds["none"] == 300 and abs(kinds["treatment_mismatch"] - 150) <= 4
     splits = Counter(s.split for s in plan)
-    for split, share in zip(SPLITS, (0.6, 0.2, 0.2), strict=True):
+    assert SPLITS == ("train", "review", "val", "test")
+    for split, share in zip(SPLITS, SPLIT_FRACTIONS, strict=True):
         assert abs(splits[split] / 600 - share) < 0.04, splits
+
+
+def test_split_fractions_move_cases_between_splits_and_change_nothing_else() -> None:
+    """The review split is carved out of the same plan: with other fractions a seed gives the
+    same scenarios, in the same order (so the same images), only in other splits."""
+    kt = default_knowledge()
+    a = plan_scenarios(kt, 300, (0.5, 0.25, 0.25), SPLIT_FRACTIONS, np.random.default_rng(5))
+    b = plan_scenarios(kt, 300, (0.5, 0.25, 0.25), (0.6, 0.0, 0.2, 0.2), np.random.default_rng(5))
+    strip = lambda plan: [(s.modality, s.kind, s.stated, s.shown, s.treatment) for s in plan]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert {s.split for s in b} == {"train", "val", "test"}
+    assert Counter(s.split for s in a)["review"] > 0
 
 
 def test_ground_truth_of_each_scenario_kind() -> None:
@@ -175,7 +189,8 @@ def test_config_is_validated() -> None:
         {"seed": -1},
         {"image_size": 8},
         {"mix": (0.5, 0.5)},
-        {"splits": (0, 0, 0)},
+        {"splits": (0, 0, 0, 0)},
+        {"splits": (0.6, 0.2, 0.2)},  # the old train/val/test fractions: review is missing
     ):
         with pytest.raises(ValueError):
             DemoConfig(**bad)  # type: ignore[arg-type]
