@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedback_db.errors import StoreError
-from feedback_db.session import safe_url, sqlite_path
+from feedback_db.session import db_detail, safe_url, sqlite_path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -57,7 +57,7 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the schema revision of {safe_url(str(engine.url))}: {exc}") from exc
+        raise StoreError(f"cannot read the schema revision of {safe_url(str(engine.url))}: {db_detail(exc)}") from exc
 
 
 def _check_known(engine: Engine, revision: str | None) -> None:
@@ -66,7 +66,7 @@ def _check_known(engine: Engine, revision: str | None) -> None:
         try:
             tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read {url}: {exc}") from exc
+            raise StoreError(f"cannot read {url}: {db_detail(exc)}") from exc
         if tables:
             raise StoreError(
                 f"{url} holds tables ({', '.join(sorted(tables))}) but no schema revision: "

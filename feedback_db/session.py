@@ -122,6 +122,13 @@ def sqlite_path(url: str) -> str | None:
     return db
 
 
+def db_detail(exc: BaseException) -> str:
+    """The first line of a database error's own message, without SQLAlchemy's SQL echo and its
+    "Background on this error" link (for one-sentence messages)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def is_lock_error(detail: str) -> bool:
     """True for SQLite's "database is locked" / "busy" and PostgreSQL's lock timeouts."""
     text = detail.lower()
@@ -156,7 +163,7 @@ class SessionFactory:
             raise
         except SQLAlchemyError as exc:
             session.rollback()
-            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            detail = db_detail(exc)
             if is_lock_error(detail):
                 raise StoreBusy(f"{what} waited for another program writing to the database: {detail}") from exc
             raise StoreError(f"{what} failed: {detail}") from exc

@@ -38,6 +38,7 @@ from feedback_db.records import (
 from feedback_db.session import (
     DEFAULT_WRITE_PATIENCE_S,
     SessionFactory,
+    db_detail,
     make_engine,
     safe_url,
     sqlite_path,
@@ -64,7 +65,7 @@ def _info(engine: Engine) -> StoreInfo:
                     table = Base.metadata.tables[name]
                     counts[name] = int(conn.scalar(select(func.count()).select_from(table)) or 0)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read {safe_url(str(engine.url))}: {exc}") from exc
+        raise StoreError(f"cannot read {safe_url(str(engine.url))}: {db_detail(exc)}") from exc
     return StoreInfo(safe_url(str(engine.url)), revision, migrate.head_revision(), counts)
 
 
@@ -72,13 +73,15 @@ def inspect_store(url: str) -> StoreInfo:
     """What ``info()`` says, without creating or upgrading anything (for ``medreview db info``).
 
     Raises:
-        StoreError: a SQLite file that does not exist, or a database that cannot be read.
+        StoreError: a SQLite file that does not exist, a database that cannot be read, one that
+            is not a MedGemma Reviewer store, or one newer than this program.
     """
     path = sqlite_path(url)
     if path is not None and not Path(path).is_file():
         raise StoreError(f"no database at {path}")
     engine = make_engine(url)
     try:
+        migrate._check_known(engine, migrate.current_revision(engine))
         return _info(engine)
     finally:
         engine.dispose()

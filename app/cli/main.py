@@ -77,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medreview {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user: one sentence, details logged
+        from app.errors import describe_unexpected
+
+        print(f"medreview {args.verb}: {describe_unexpected(exc, f'medreview {args.verb}')}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
