@@ -2,10 +2,11 @@
 
     .venv/bin/python -m benchmarks.bench_training [--steps N] [--width W]
 
-1. Reward model: seconds per optimizer step of our ``train_reward_model`` (text kind: TRL's
-   RewardTrainer plus our dataset building from the policy's encoding, progress callback and
-   cancel checks) against bare TRL ``RewardTrainer`` on the same pre-tokenized pairs, same model
-   and LoRA. Each trainer's ``train()`` is timed; the figure is train seconds / optimizer steps,
+1. Reward model: seconds per optimizer step of our ``train_reward_model`` (its LoRA adapter and
+   scalar head on the policy's own backbone, our Bradley-Terry loop with the policy's encoding,
+   progress and cancel checks) against bare TRL ``RewardTrainer`` on the same pre-tokenized pairs
+   with a separate sequence classifier of the same weights and LoRA. Each training loop is timed
+   (ours: ``reward._train_adapter``; TRL: ``train()``); the figure is seconds / optimizer steps,
    median of three runs each (alternating). Target: overhead under 5%.
 2. PPO memory: peak resident memory of a process that loads the policy and generates, against
    one that runs PPO steps on the same policy (LoRA, value head, optimizer, the reference as the
@@ -52,13 +53,14 @@ def reward_overhead(steps: int, width: int, repeats: int = 3) -> dict[str, float
     import trl
     from datasets import Dataset
 
-    from core.training.common import lora_config, precision_args, quiet_trainer
-    from core.training.reward import _sequence_classifier, preference_rows, train_reward_model
+    from core.training import reward
+    from core.training.common import base_state_dict, lora_config, precision_args, quiet_trainer
+    from core.training.reward import preference_rows, train_reward_model
     from core.training.reward_config import RewardModelConfig
 
     torch.set_num_threads(1)
     timings: dict[str, list[float]] = {"ours": [], "bare": []}
-    original_train = trl.RewardTrainer.train
+    original_train, original_loop = trl.RewardTrainer.train, reward._train_adapter
     last: dict[str, float] = {}
 
     def timed_train(self, *a, **kw):
@@ -67,17 +69,33 @@ def reward_overhead(steps: int, width: int, repeats: int = 3) -> dict[str, float
         last["seconds"], last["steps"] = time.perf_counter() - t0, self.state.global_step
         return out
 
-    trl.RewardTrainer.train = timed_train
+    def timed_loop(*a, **kw):
+        t0 = time.perf_counter()
+        out = original_loop(*a, **kw)
+        last["seconds"], last["steps"] = time.perf_counter() - t0, out[1]
+        return out
+
+    def classifier(policy):
+        from transformers import AutoModelForSequenceClassification
+
+        cfg = policy.model.get_base_model().config if hasattr(policy.model, "get_base_model") else policy.model.config
+        cfg = type(cfg).from_dict({**cfg.to_dict(), "num_labels": 1})
+        model = AutoModelForSequenceClassification.from_config(cfg)
+        model.load_state_dict(base_state_dict(policy.model), strict=False)
+        return model
+
+    trl.RewardTrainer.train, reward._train_adapter = timed_train, timed_loop
     try:
         policy = _policy(width, 4)
         batch = 8
         pairs = _pairs(steps * batch)
         cfg = RewardModelConfig(kind="text", epochs=1, batch_size=batch, eval_fraction=0.0)
         for _ in range(repeats):
-            train_reward_model(policy, pairs, cfg)
+            rm, _ = train_reward_model(policy, pairs, cfg)
+            rm.release()
             timings["ours"].append(last["seconds"] / last["steps"])
 
-            model = _sequence_classifier(policy)
+            model = classifier(policy)
             data = Dataset.from_list(preference_rows(policy, pairs, True))
             args = trl.RewardConfig(
                 output_dir="/tmp/bench-reward", per_device_train_batch_size=batch,
@@ -94,7 +112,7 @@ def reward_overhead(steps: int, width: int, repeats: int = 3) -> dict[str, float
             trainer.train()
             timings["bare"].append(last["seconds"] / last["steps"])
     finally:
-        trl.RewardTrainer.train = original_train
+        trl.RewardTrainer.train, reward._train_adapter = original_train, original_loop
     ours, bare = statistics.median(timings["ours"]), statistics.median(timings["bare"])
     return {"ours_s_per_step": ours, "bare_s_per_step": bare, "overhead": ours / bare - 1}
 

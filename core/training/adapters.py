@@ -259,14 +259,13 @@ def fold(model: Any, names: Sequence[str]) -> None:
 
 
 def backbone_storages(*modules: Any) -> dict[int, int]:
-    """``{storage address: bytes}`` of every parameter and buffer of ``modules`` that is not an
-    adapter's (LoRA, heads): what "one copy of the backbone" counts."""
+    """``{storage address: bytes}`` of every parameter of ``modules`` that is not an adapter's
+    (LoRA): what "one copy of the backbone" counts (heads, e.g. PPO's value head, are included)."""
     out: dict[int, int] = {}
     for module in modules:
-        tensors = list(module.named_parameters()) + list(module.named_buffers())
-        for name, tensor in tensors:
+        for name, param in module.named_parameters():
             if "lora_" in name:
                 continue
-            storage = tensor.untyped_storage()
+            storage = param.untyped_storage()
             out[storage.data_ptr()] = storage.nbytes()
     return out
