@@ -126,6 +126,25 @@ class Workspace:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.settings_path)
 
+    @property
+    def read_only(self) -> bool:
+        """True when the workspace cannot be written (a read-only disk or share, or
+        ``MEDREVIEW_READ_ONLY=1``): it then opens read-only, for reading, review without
+        saving, ``db info`` and export to a folder elsewhere."""
+        if os.environ.get("MEDREVIEW_READ_ONLY", "").strip() in ("1", "true", "yes"):
+            return True
+        if not self.root.is_dir():
+            return False
+        if not os.access(self.root, os.W_OK):
+            return True
+        return self.db_path.exists() and not os.access(self.db_path, os.W_OK)
+
+    def open_store(self, **kwargs: Any) -> Any:
+        """The workspace's store, opened read-only when the workspace is (feedback_db.open_store)."""
+        from feedback_db import open_store
+
+        return open_store(self.db_url, read_only=self.read_only, **kwargs)
+
     def exists(self) -> bool:
         return self.db_path.exists() or self.settings_path.exists()
 

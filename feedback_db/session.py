@@ -41,14 +41,15 @@ SQLITE_BEGIN = "medreview_sqlite_begin"  # execution option: DEFERRED | IMMEDIAT
 SYNCHRONOUS: tuple[str, ...] = ("NORMAL", "FULL")
 
 
-def _sqlite_pragmas(synchronous: str) -> Any:
+def _sqlite_pragmas(synchronous: str, read_only: bool = False) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
         cur = dbapi_connection.cursor()
         try:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA journal_mode=WAL")
+            if not read_only:  # setting it writes the file; a read-only one keeps its mode
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={synchronous}")
         finally:
             cur.close()
@@ -72,7 +73,8 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
     except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
         raise StoreError(f"cannot open database URL {safe_url(url)}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas(synchronous))
+        read_only = parsed.query.get("mode") == "ro"
+        event.listen(engine, "connect", _sqlite_pragmas(synchronous, read_only))
         event.listen(engine, "begin", _sqlite_begin(write_patience))
     return engine
 

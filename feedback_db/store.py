@@ -88,7 +88,7 @@ def inspect_store(url: str) -> StoreInfo:
 
 
 def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
-               write_patience: float = DEFAULT_WRITE_PATIENCE_S) -> Store:
+               write_patience: float = DEFAULT_WRITE_PATIENCE_S, read_only: bool = False) -> Store:
     """Open the store at a SQLAlchemy URL (``sqlite:////abs/path/medreview.db``, ``postgresql+psycopg://...``).
 
     A new database is created at the newest schema. An older one is upgraded after a backup copy
@@ -96,13 +96,23 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
     is true, and refused otherwise. ``synchronous`` (SQLite only): ``NORMAL`` or ``FULL``, see
     feedback_db.session. ``write_patience`` (SQLite): how long a write waits, retrying with
     backoff, while another program holds the write lock, before it fails with ``StoreBusy``.
+    ``read_only``: open a SQLite file read-only (a workspace on a read-only disk or share): it is
+    never created, migrated or written; every write fails with StoreError.
 
     Raises:
         StoreError: bad URL, unreachable database, a database that is not ours or is newer than
             this program, a needed upgrade that was not allowed, or a failed upgrade.
     """
     path = sqlite_path(url)
-    if path is not None:
+    if read_only and path is not None:
+        if not Path(path).is_file():
+            raise StoreError(f"no database at {path} (the workspace is read-only, so none can be made)")
+        from sqlalchemy.engine import URL
+
+        url = URL.create("sqlite", database=f"file:{Path(path).resolve()}",
+                         query={"mode": "ro", "uri": "true"}).render_as_string(hide_password=False)
+        upgrade = False
+    elif path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url, synchronous=synchronous, write_patience=write_patience)
     try:
@@ -113,9 +123,11 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
             revision = migrate.current_revision(engine)
             head = migrate.head_revision()
             if revision != head:
+                fix = ("open it where it can be written, to upgrade it" if read_only
+                       else "run `medreview db upgrade` (a backup is made first)")
                 raise StoreError(
                     f"{safe_url(url)} is at schema revision {revision or 'none'}, this program needs "
-                    f"{head}: run `medreview db upgrade` (a backup is made first)"
+                    f"{head}: {fix}"
                 )
     except BaseException:
         engine.dispose()

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".jsonl":
         raise CommandError(f"{args.out}: the output must be a .jsonl file")
     try:
-        store = open_store(ws.db_url)
+        store = open_store(ws.db_url, read_only=ws.read_only)  # a read-only workspace exports elsewhere
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
     try:

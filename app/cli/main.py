@@ -62,6 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Verbs (and actions) that write to the workspace; refused in words on a read-only one.
+WRITING: tuple[tuple[str, str | None], ...] = (
+    ("demo", None), ("import", None), ("predict", None), ("train", None),
+    ("db", "upgrade"), ("models", "add"), ("benchmark", None),
+)
+
+
+def _refuse_writes_to_read_only(args: argparse.Namespace) -> None:
+    from app.workspace import Workspace
+
+    action = next((getattr(args, a) for a in ("db_action", "models_verb", "demo_verb") if getattr(args, a, None)), None)
+    if not any(args.verb == verb and (sub is None or sub == action) for verb, sub in WRITING):
+        return
+    try:
+        ws = Workspace.resolve(getattr(args, "workspace", None))
+    except ValueError:
+        return  # the verb itself says what is wrong with the workspace
+    if ws.read_only:
+        raise CommandError(
+            f"the workspace {ws.root} is read-only, and `{args.verb}` would write to it; "
+            "copy it to a folder you can write to, or use db info / export / the app to read it"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -70,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _refuse_writes_to_read_only(args)
         return int(args.func(args) or 0)
     except CommandError as exc:
         print(f"medreview {args.verb}: {exc}", file=sys.stderr)

@@ -56,11 +56,18 @@ def open_context(workspace: Workspace, settings: Settings, settings_path: Path |
     from feedback_db import open_store
 
     preload = (preload or Preload(workspace, settings)).result()
-    reader, url = preload.reader, workspace.db_url
-    ops = Operations(open_writer=lambda: open_store(url, upgrade=False))
+    reader, url, read_only = preload.reader, workspace.db_url, preload.read_only
+    ops = Operations(open_writer=lambda: open_store(url, upgrade=False, read_only=read_only))
     reviewer = preload.reviewer
     try:
-        if reviewer is None:
+        if reviewer is None and read_only:
+            # Nothing can be saved here, so a new reviewer is not registered: the name is shown.
+            from datetime import UTC, datetime
+
+            from feedback_db import Reviewer
+
+            reviewer = Reviewer(-1, settings.reviewer_name, settings.reviewer_role, datetime.now(UTC))
+        elif reviewer is None:
             job = ops.db.submit(
                 lambda store, _p: store.ensure_reviewer(settings.reviewer_name, settings.reviewer_role),
                 # The caller gets the exception from the future below and shows it itself.
@@ -80,7 +87,10 @@ def build_window(workspace: Workspace, settings: Settings, settings_path: Path |
     from app.gui.main_window import MainWindow
 
     application(settings)
-    return MainWindow(open_context(workspace, settings, settings_path, preload))
+    window = MainWindow(open_context(workspace, settings, settings_path, preload))
+    if window.review.read_only:
+        window.setWindowTitle(f"{window.windowTitle()} — read-only (ratings are not saved)")
+    return window
 
 
 def _load_settings(path: Path | None) -> Settings:

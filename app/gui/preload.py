@@ -27,6 +27,7 @@ class Preload:
         self.reviewer: Any = None  # None when the reviewer is new (created on the db lane)
         self.versions: tuple[str, str] | None = None
         self.reconciled: Any = None  # what app.runs.reconcile did at start-up
+        self.read_only = False  # the workspace cannot be written: review without saving
         self.queue: QueueResult | None = None
         self.filters = Filters(order=settings.queue_order)
         self._error: BaseException | None = None
@@ -37,12 +38,15 @@ class Preload:
         try:
             from feedback_db import open_store
 
-            self.workspace.ensure()
-            self.reader = open_store(self.workspace.db_url, upgrade=True)
-            from app.runs import reconcile
+            if not self.workspace.read_only:
+                self.workspace.ensure()
+            self.read_only = self.workspace.read_only
+            self.reader = open_store(self.workspace.db_url, upgrade=True, read_only=self.read_only)
+            if not self.read_only:
+                from app.runs import reconcile
 
-            # A training run killed since the last start: close it, drop its half-made folders.
-            self.reconciled = reconcile(self.workspace, self.reader)
+                # A training run killed since the last start: close it, drop its half-made folders.
+                self.reconciled = reconcile(self.workspace, self.reader)
             name = self.settings.reviewer_name.strip()
             self.reviewer = next((r for r in self.reader.reviewers() if r.name == name), None)
             self.versions = pick_versions(self.reader.model_versions(), self.workspace.review_pair)

@@ -23,12 +23,13 @@ from app.qt import (
     Signal,
 )
 
-PREFERENCES = (("a", "A better", "1"), ("b", "B better", "2"), ("tie", "Tie", "3"),
+# Short labels (the row's heading asks "Which verdict is better?"), so the panel fits a narrow column.
+PREFERENCES = (("a", "A", "1"), ("b", "B", "2"), ("tie", "Tie", "3"),
                ("both_wrong", "Both wrong", "4"))
 TRUE_LABELS = (("ERROR", "Error", "E"), ("CORRECT", "Correct", "C"))
 SEVERITIES = (None, "critical", "high", "moderate")
-HINT = ("Keys: 1-4 preference · E/C true verdict · S severity · R rationale (Esc leaves) · "
-        "Enter save & next · J/K next/previous · N rate the new pair · Ctrl+Z undo")
+HINT = ("Keys: 1-4 · E/C · S severity · R rationale (Esc leaves) · Enter save · J/K move · "
+        "N new pair · F1 all keys")
 
 
 class RatingPanel(QFrame):
@@ -48,14 +49,12 @@ class RatingPanel(QFrame):
         for value in SEVERITIES:
             self.severity.addItem("— severity" if value is None else value, value)
         self.severity.setToolTip("Severity of the error (S cycles)")
-        self.severity.setMinimumWidth(120)
-        labels.addWidget(QLabel("Severity [S]"))
-        labels.addWidget(self.severity)
+        labels.addWidget(self.severity)  # compact: its items say "severity"; the key is in the tooltip
         self.rationale = QPlainTextEdit()
         self.rationale.setObjectName("rationaleEdit")
         self.rationale.setPlaceholderText("Optional: the correct reason, in your words [R to write, Esc to leave]")
         self.rationale.setTabChangesFocus(True)
-        self.rationale.setFixedHeight(58)
+        self.rationale.setFixedHeight(self.fontMetrics().height() * 2 + 14)
         self.save_button = QPushButton("Save && next  [Enter]")
         self.save_button.setObjectName("saveButton")
         self.save_button.setDefault(True)
@@ -77,23 +76,28 @@ class RatingPanel(QFrame):
         hint.setObjectName("hint")
         hint.setWordWrap(True)
 
+        # Compact: each heading above its row, so the panel fits a narrow column (1024 px screens).
         grid = QGridLayout()
+        grid.setVerticalSpacing(3)
         grid.addWidget(QLabel("Which verdict is better?"), 0, 0)
-        grid.addLayout(prefs, 0, 1)
-        grid.addWidget(QLabel("True verdict"), 1, 0)
-        grid.addLayout(labels, 1, 1)
-        grid.addWidget(QLabel("Rationale"), 2, 0)
-        grid.addWidget(self.rationale, 2, 1)
-        grid.setColumnStretch(1, 1)
+        grid.addLayout(prefs, 1, 0)
+        grid.addWidget(QLabel("True verdict and severity"), 2, 0)
+        grid.addLayout(labels, 3, 0)
+        grid.addWidget(self.rationale, 4, 0)
+        grid.setColumnStretch(0, 1)
+        state_row = QHBoxLayout()
+        state_row.addWidget(self.state, 1)
+        state_row.addWidget(self.new_pair_button)
         actions = QHBoxLayout()
-        actions.addWidget(self.state, 1)
-        actions.addWidget(self.new_pair_button)
+        actions.addStretch(1)
         actions.addWidget(self.undo_button)
         actions.addWidget(self.save_button)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
         layout.addLayout(grid)
         layout.addWidget(self.warning)
+        layout.addLayout(state_row)
         layout.addLayout(actions)
         layout.addWidget(hint)
         self.save_button.clicked.connect(self.saveRequested)
@@ -183,7 +187,7 @@ class RatingPanel(QFrame):
             group.setExclusive(True)
         self.severity.setCurrentIndex(0)
         self.rationale.setPlainText("")
-        enabled = shown is not None and shown.can_rate
+        enabled = shown is not None and shown.can_rate and not shown.read_only
         for w in (*self.pref_buttons.values(), *self.label_buttons.values(), self.severity,
                   self.rationale, self.save_button):
             w.setEnabled(enabled)
@@ -204,6 +208,8 @@ class RatingPanel(QFrame):
     def _state_text(shown: Shown | None) -> str:
         if shown is None:
             return "Not rated yet"
+        if shown.read_only:
+            return "Read-only workspace: you can review, but ratings are not saved"
         if shown.failed is not None:
             return f"⚠ Not saved: {shown.failed}. Press Enter to try again."
         if shown.pending is not None:

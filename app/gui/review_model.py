@@ -70,6 +70,7 @@ class Shown:
     earlier: Any | None = None  # a stale rating, when the new pair is on screen instead
     pending: Any | None = None  # RatingIn on its way to the store
     failed: str | None = None
+    read_only: bool = False  # the workspace cannot be written: review without saving
 
     @property
     def can_rate(self) -> bool:
@@ -125,6 +126,10 @@ class ReviewModel(QObject):
         self.total = 0
         # Confirmed choices not yet in the store, by case: shown as "saving..." and kept across
         # navigation until the db lane has them; a failed one stays, unsaved, with its reason.
+        from app.workspace import Workspace
+
+        # A read-only workspace is reviewed without saving (clearly marked in the panel).
+        self.read_only = Workspace(self.root).read_only
         self.pending: dict[str, Any] = {}
         self.failed: dict[str, str] = {}
         self.new_pair_for: set[str] = set()  # stale cases where the clinician chose the new pair
@@ -221,6 +226,10 @@ class ReviewModel(QObject):
             self.message.emit(f"Case {case_id} has been removed from the store")
             return
         self.shown = self._compose(case)
+        if self.read_only:
+            from dataclasses import replace
+
+            self.shown = replace(self.shown, read_only=True)
         self.caseChanged.emit(self.shown)
         self._request_image(case)
         self._prefetch()
@@ -303,6 +312,10 @@ class ReviewModel(QObject):
                 self.message.emit("This rating was given for an earlier pair; press N to rate the current pair")
             else:
                 self.message.emit("This case has fewer than two model verdicts; it cannot be rated")
+            return False
+        if self.read_only:
+            self.message.emit("This workspace is read-only: ratings cannot be saved here "
+                              "(copy it to a folder you can write to)")
             return False
         if shown.pending is not None and shown.failed is None:
             self.message.emit(f"The rating of {shown.case.case_id} is still being saved")

@@ -31,7 +31,7 @@ class CasePanel(QFrame):
     def __init__(self, review: ReviewModel, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("casePanel")
-        self.case_id = _label(name="caseId")
+        self.case_id = _label(name="caseId", wrap=True)
         self.modality = _label(name="caseModality")
         self.finding = _label(name="caseFinding", wrap=True)
         self.treatment = _label(name="caseTreatment", wrap=True)
@@ -79,6 +79,7 @@ class VerdictCard(QFrame):
         self.confidence.setFormat("confidence %p%")
         self.author = QLabel()
         self.author.setObjectName("verdictAuthor")
+        self.author.setWordWrap(True)  # compact: wraps in a narrow column instead of widening it
         top = QHBoxLayout()
         top.addWidget(self.title)
         top.addStretch(1)

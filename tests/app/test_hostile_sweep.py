@@ -135,3 +135,49 @@ def test_an_unexpected_error_is_one_sentence_with_a_log(
     log = tmp_path / "logs" / "medreview.log"
     assert text.strip() == f"medreview db: the disk controller said no (details in {log})"
     assert "Traceback" in log.read_text() and "RuntimeError" in log.read_text()
+
+
+def test_a_read_only_workspace_opens_read_only(
+    workspace: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """db info and export to elsewhere work; writing verbs are refused in words; nothing changes.
+    (``MEDREVIEW_READ_ONLY=1`` stands for a read-only disk: the tests run as root, who can write
+    anywhere.)"""
+    import hashlib
+
+    root = workspace["root"]
+    db = root / "medreview.db"
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    monkeypatch.setenv("MEDREVIEW_READ_ONLY", "1")
+    monkeypatch.setenv("MEDREVIEW_LOG_DIR", str(tmp_path / "logs"))
+    rc, text = _run(capsys, ["db", "info", "--workspace", str(root)])
+    assert rc == 0 and "schema:" in text
+    rc, text = _run(capsys, ["export", str(tmp_path / "elsewhere" / "f.jsonl"), "--workspace", str(root)])
+    assert rc == 0, text
+    for argv in (["import", str(tmp_path / "elsewhere" / "f.jsonl")], ["train", "retrain"],
+                 ["db", "upgrade"], ["predict", "--version", "v1"]):
+        rc, text = _run(capsys, [*argv, "--workspace", str(root)])
+        assert rc == 2 and "is read-only" in text and "Traceback" not in text, (argv, text)
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_the_window_on_a_read_only_workspace_reviews_without_saving(
+    qtbot, workspace: dict, settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.gui.app import build_window
+    from app.settings import load_settings
+
+    monkeypatch.setenv("MEDREVIEW_READ_ONLY", "1")
+    win = build_window(workspace["ws"], load_settings(settings_file), settings_file)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.first_case_shown, timeout=10000)
+    try:
+        assert "read-only" in win.windowTitle()
+        assert "ratings are not saved" in win.review_view.rating.state.text()
+        assert not win.review_view.rating.save_button.isEnabled()
+        shown = win.review.shown
+        assert not win.review.save("both_wrong", "ERROR", None, None)
+        assert win.review.pending == {} and win.review.shown.case.case_id == shown.case.case_id
+    finally:
+        win.close()
