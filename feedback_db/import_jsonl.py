@@ -30,6 +30,7 @@ ratings each), so a clinician saving a rating meanwhile waits at most one of the
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -297,6 +298,7 @@ def import_feedback(
                 imported += 1
         if progress is not None:
             progress.update("import", min(start + batch, len(ratings)), len(ratings))
+        time.sleep(0.005)  # between batches, let a waiting writer (a clinician's rating) in
     if progress is not None:
         progress.update("import", len(ratings), len(ratings))
     errors.sort(key=lambda e: e.line)

@@ -81,13 +81,15 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
 
 def _sqlite_begin(patience: float) -> Callable[[Connection], None]:
     """BEGIN (DEFERRED for reads, IMMEDIATE for writes); a write that finds the database locked
-    tries again, backing off from 50 ms to 1 s, for up to ``patience`` seconds in all. Only the
-    BEGIN ever waits: with WAL and the write lock taken up front, nothing later in the
-    transaction does."""
+    tries again for up to ``patience`` seconds in all. Each attempt is SQLite's own busy wait
+    (``BUSY_TIMEOUT_MS``, polling with its backoff of 1 to 100 ms); between attempts we back off
+    from 10 to 100 ms, short enough that a writer committing in batches (an import) cannot
+    starve a clinician's rating. Only the BEGIN ever waits: with WAL and the write lock taken
+    up front, nothing later in the transaction does."""
 
     def begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
-        start, delay = time.monotonic(), 0.05
+        start, delay = time.monotonic(), 0.01
         while True:
             try:
                 conn.exec_driver_sql(f"BEGIN {mode}")
@@ -97,7 +99,7 @@ def _sqlite_begin(patience: float) -> Callable[[Connection], None]:
                 if mode != "IMMEDIATE" or not is_lock_error(str(exc.orig)) or waited + delay > patience:
                     raise
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 0.1)
 
     return begin
 
