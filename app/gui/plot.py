@@ -25,13 +25,15 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
         hi = lo + (abs(lo) * 0.1 or 1.0)
     raw = (hi - lo) / max(1, count)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    ticks, v = [], first
-    while v <= hi + step * 1e-9:
-        ticks.append(0.0 if abs(v) < step * 1e-9 else v)
-        v += step
-    return ticks
+
+    def n_ticks(step: float) -> int:
+        return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
+    # The round step whose tick count is nearest to ``count`` (the smaller step on a tie).
+    step = min((m * mag for m in (1, 2, 5, 10)), key=lambda st: (abs(n_ticks(st) - count), st))
+    digits = max(0, 1 - math.floor(math.log10(step)))
+    start = math.ceil(lo / step - 1e-9)
+    return [round(k * step, digits) + 0.0 for k in range(start, start + n_ticks(step))]
 
 
 def tick_text(v: float) -> str:
