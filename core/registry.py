@@ -151,7 +151,9 @@ def check_weights(folder: Path, what: str) -> None:
         raise RegistryError(
             f"{what} at {folder} has only pickle weights ({', '.join(sorted(pickles)[:3])}), which "
             "could run code when loaded; refused. Convert them to safetensors on a trusted machine "
-            "(transformers: model.save_pretrained(dir, safe_serialization=True)) and use that folder"
+            "(transformers: model.save_pretrained(dir); open_clip: safetensors.torch.save_file("
+            "model.state_dict(), 'open_clip_model.safetensors') beside open_clip_config.json) and "
+            "register that folder"
         )
     raise RegistryError(f"{what} at {folder} holds no .safetensors weights; refused")
 
