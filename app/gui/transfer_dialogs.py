@@ -186,6 +186,10 @@ class ExportDialog(_VerbDialog):
         self.format.addItem("TRL preference pairs (expert_feedback.jsonl)", "trl")
         self.format.addItem("KTO, unpaired (prompt, completion, label)", "kto")
         self.form.addRow("Format", self.format)
+        deid = QLabel("Images carry pixels only: no DICOM tags, image metadata or dates. Text burned "
+                      "into pixels is not removed; images that declare it stay out until cleared.")
+        deid.setWordWrap(True)
+        self.form.addRow("Privacy", deid)
         self.path.setText(str(workspace.exports_dir / "expert_feedback.jsonl"))
 
     def _path_label(self) -> str:
