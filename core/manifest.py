@@ -174,7 +174,8 @@ def _case_from_row(
 ) -> Case:
     if row.problems:
         raise _RowProblem("; ".join(row.problems))
-    rec, problems = row.values, []
+    rec = row.values
+    problems: list[str] = []
     text = {
         k: _text(rec, k, problems, required=True)
         for k in ("modality", "image", "finding", "treatment")
