@@ -18,4 +18,6 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("MEDREVIEW_LOG_DIR", str(home / "logs"))  # app/errors.py's log
     monkeypatch.delenv("MEDREVIEW_WORKSPACE", raising=False)

@@ -19,7 +19,6 @@ import json
 import logging
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -31,9 +30,17 @@ log = logging.getLogger(__name__)
 
 
 def describe(exc: BaseException) -> str:
-    """An exception in words for a dialog: its message, or its type when it has none."""
+    """An exception in words for a dialog. Errors our code raises to be read (the store's,
+    bad input, files) are their own message; anything else is unexpected: one sentence naming
+    the log file that holds its traceback (app/errors.py), never the traceback itself."""
+    from feedback_db import StoreError
+
     text = str(exc).strip()
-    return text if text else type(exc).__name__
+    if isinstance(exc, StoreError | ValueError | OSError) and text:
+        return text.splitlines()[0]
+    from app.errors import describe_unexpected
+
+    return describe_unexpected(exc, "a background task of the window")
 
 
 class ErrorSink(QObject):
@@ -154,7 +161,6 @@ class Lane:
                 relay.call.emit(lambda: on_failure(exc))
             else:
                 detail = describe(exc)
-                log.debug("".join(traceback.format_exception(exc)))
                 relay.call.emit(lambda: self._sink.report(what, detail))
 
         future.add_done_callback(finished)

@@ -83,5 +83,9 @@ def test_uncaught_gui_exceptions_reach_the_error_dialog(window, monkeypatch) -> 
         raise ValueError("the case list could not be read")
     except ValueError as exc:
         sys.excepthook(type(exc), exc, exc.__traceback__)
-    assert window.errors[-1] == ("Unexpected error", "the case list could not be read")
+    from app.errors import log_path
+
+    # One sentence in the dialog, naming the log that holds the traceback (never the traceback).
+    assert window.errors[-1] == ("Unexpected error", f"the case list could not be read (details in {log_path()})")
+    assert "Traceback" in log_path().read_text() and "Traceback" not in window.errors[-1][1]
     window.dialogs["error"].close()
