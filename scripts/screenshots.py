@@ -1,16 +1,22 @@
-"""Screenshots of every view at 1440x900, for review and the docs.
+"""Screenshots of every view, at several screen sizes and in both themes, for review and the docs.
 
-    xvfb-run -s "-screen 0 1440x900x24" .venv/bin/python scripts/screenshots.py [--out DIR] [--workspace DIR]
+    xvfb-run -s "-screen 0 2560x1440x24" .venv/bin/python scripts/screenshots.py [--out DIR]
+        [--sizes 1024x768,1440x900,2560x1440] [--themes dark,light] [--workspace DIR] [--no-retrain]
 
-Builds a small workspace (the test fixture's: 20 cases in four modalities, two versions) unless
-``--workspace`` names one, then drives the real window: review (a rated case, authors revealed),
-import (a ratings file with a bad line), export, retrain (run to its end or its failure), compare
-(run), settings and the first-run dialog. Each view is saved as ``<name>.png`` in ``--out``.
+Builds a real workspace unless ``--workspace`` names one: the first run's quick demo
+(``medreview demo create --quick --cases 120``: the heuristic and the quick text model) plus a
+multi-frame CT imported as DICOM. Then it drives the real window as a clinician would: rates a
+dozen cases, exports, imports a ratings file with a bad line and a manifest of new cases, runs the
+models on them, compares two versions, runs a real retrain (its plot, then its end), and opens
+settings, the first-run dialog and the keyboard overlay. Each view is then saved for every theme
+and size as ``<theme>-<width>x<height>-<view>.png`` in ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,77 +36,93 @@ def wait(app, cond, timeout: float = 120.0) -> bool:
     return True
 
 
+def build_workspace(root: Path, tmp: Path) -> None:
+    """The quick demo (what a first run opens on) plus a multi-frame CT DICOM case."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "app.cli.main", "demo", "create", "--quick", "--cases", "120",
+                    "--workspace", str(root), "--progress", "none"], cwd=ROOT, env=env, check=True)
+    (root / "demo_models_pending.json").unlink(missing_ok=True)  # no full demo training here
+    from tests.app.test_gui_viewer_tools import write_ct
+
+    folder = tmp / "ct"
+    folder.mkdir()
+    write_ct(folder / "scan.dcm")
+    (folder / "cases.csv").write_text(
+        "modality,image,finding,treatment,split\n"
+        "xray,scan.dcm,Lobar consolidation (pneumonia),Oral antibiotics,test\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "app.cli.main", "import", str(folder / "cases.csv"), "--workspace",
+                    str(root)], cwd=ROOT, env=env, check=True)
+
+
+def new_cases_manifest(tmp: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp / "incoming"
+    folder.mkdir()
+    for i in range(2):
+        Image.new("L", (256, 256), 90 + 40 * i).save(folder / f"new{i}.png")
+    manifest = folder / "cases.csv"
+    manifest.write_text("modality,image,finding,treatment,split\n"
+                        "xray,new0.png,Lobar consolidation (pneumonia),Oral antibiotics,test\n"
+                        "xray,new1.png,Lobar consolidation (pneumonia),Chemotherapy,test\n", encoding="utf-8")
+    return manifest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="/tmp/medreview-screenshots")
-    parser.add_argument("--workspace", help="an existing workspace (default: build a small one)")
+    parser.add_argument("--workspace", help="an existing workspace (default: build one)")
+    parser.add_argument("--sizes", default="1024x768,1440x900,2560x1440")
+    parser.add_argument("--themes", default="dark,light")
+    parser.add_argument("--no-retrain", action="store_true", help="skip the real retrain (minutes)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="shots-"))
-    import os
-
     os.environ["MEDREVIEW_SETTINGS"] = str(tmp / "settings.json")
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    themes = args.themes.split(",")
+
     from app.gui.app import application, build_window
     from app.gui.settings_dialog import FirstRunDialog
-    from app.qt import QApplication
+    from app.gui.theme import apply_theme
+    from app.qt import QApplication, QPointF
     from app.settings import Settings, save_settings
     from app.workspace import Workspace
 
-    if args.workspace:
-        root = Path(args.workspace)
-    else:
-        from tests.app.conftest import build_workspace
-
-        root = tmp / "ws"
-        build_workspace(root)
-    settings = Settings(reviewer_name="Dr A. Lee", reviewer_role="radiologist")
+    root = Path(args.workspace) if args.workspace else tmp / "ws"
+    if not args.workspace:
+        build_workspace(root, tmp)
+    settings = Settings(reviewer_name="Dr A. Lee", reviewer_role="radiologist", theme=themes[0])
     save_settings(settings, tmp / "settings.json")
-    app = application()
+    app = application(settings)
     win = build_window(Workspace(root), settings, tmp / "settings.json")
+    win.confirm = lambda *_a: True
     win.resize(1440, 900)
     win.show()
     wait(app, lambda: win.first_case_shown)
+    review, view = win.review, win.review_view
 
-    def shot(widget, name: str) -> None:
-        for _ in range(5):
-            app.processEvents()
-        widget.grab().save(str(out / f"{name}.png"))
-        print(out / f"{name}.png")
-
-    review = win.review
-    view = win.review_view
-    # A first rating, so the count, the status column and a revealed pair show.
-    view.rating.set_preference("a")
-    view.rating.set_true_label("ERROR")
-    view.rating.cycle_severity()
-    view.save()
-    wait(app, lambda: bool(review.rated))
-    review.previous()
-    wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
-    shot(win, "review")
-
-    # A few more ratings, so a retrain has preference pairs to learn from.
-    review.next()
-    for i in range(11):  # save() moves to the next case itself
-        view.rating.set_preference(("a", "b", "both_wrong")[i % 3])
-        view.rating.set_true_label("ERROR" if i % 2 else "CORRECT")
+    # -- a dozen ratings, so counts, status and a revealed pair show and retrain has data -----
+    for i in range(12):
+        shown = review.shown
+        a_label = shown.a.label if shown and shown.a else "ERROR"
+        pref, truth = (("a", a_label) if a_label in ("ERROR", "CORRECT") and i % 3 else ("both_wrong", "ERROR"))
+        view.rating.set_preference(pref)
+        view.rating.set_true_label(truth)
+        if truth == "ERROR":
+            view.rating.cycle_severity()
         view.save()
-        wait(app, lambda n=i: len(review.rated) >= n + 2, 10)
-    review.go_to(1)
-    review.next()
-    view.rating.set_preference("b")
-    view.rating.rationale.setPlainText("Chemotherapy is not indicated for an uncomplicated pneumonia.")
+        wait(app, lambda n=i: len(review.rated) >= n + 1, 20)
+    review.go_to(0)
     wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
-    shot(win, "review-rating")
 
+    # -- export, then import the file back with a broken last line ---------------------------
     export = win.open_export()
     export.path.setText(str(tmp / "export" / "expert_feedback.jsonl"))
     export.run_button.click()
     wait(app, lambda: export.panel.state is not None)
-    shot(export, "export")
-    export.close()
-
+    export.hide()
     feedback = tmp / "export" / "expert_feedback.jsonl"
     if feedback.exists():
         with feedback.open("a", encoding="utf-8") as fh:
@@ -109,33 +131,126 @@ def main() -> int:
     importer.path.setText(str(feedback))
     importer.run_button.click()
     wait(app, lambda: importer.panel.state is not None)
-    shot(importer, "import")
-    importer.close()
+    importer.path.setText(str(new_cases_manifest(tmp)))
+    importer.run_button.click()
+    wait(app, lambda: importer.panel.state is not None and not importer.panel.running)
+    wait(app, lambda: importer.run_model.isVisible(), 10)
+    importer.hide()
 
-    retrain = win.open_retrain()
-    retrain.start()
-    wait(app, lambda: retrain.plot.point_count() >= 40 or not retrain.running, 400)
-    shot(retrain, "retrain")
-    wait(app, lambda: not retrain.running, 900)
-    shot(retrain, "retrain-end")
-    retrain.close()
+    # -- run the models on the new cases ------------------------------------------------------
+    predict = win.open_predict()
+    predict.run()
+    wait(app, lambda: not predict.running, 300)
+    predict.hide()
 
+    # -- compare --------------------------------------------------------------------------------
     win.tabs.setCurrentIndex(1)
-    win.compare_view.run()
-    wait(app, lambda: win.compare_view.run_button.isEnabled(), 300)
-    shot(win, "compare")
+    cv = win.compare_view
+    names = [cv.version_a.itemText(i) for i in range(cv.version_a.count())]
+    if "heuristic" in names and len(names) > 1:
+        cv.version_a.setCurrentText("heuristic")
+        cv.version_b.setCurrentText(next(n for n in names if n != "heuristic"))
+    cv.run()
+    wait(app, lambda: cv.run_button.isEnabled(), 300)
     win.tabs.setCurrentIndex(0)
 
-    settings_dialog = win.open_settings()
-    shot(settings_dialog, "settings")
-    settings_dialog.reject()
+    # -- retrain: its plot while it runs, the status-bar item, then its end ---------------------
+    retrain = win.open_retrain()
+    retrain_states: dict[str, bool] = {}
+    if not args.no_retrain:
+        retrain.start()
+        wait(app, lambda: retrain.plot.point_count() >= 40 or not retrain.running, 900)
+        retrain_states["running"] = retrain.running
+    retrain.hide()
 
-    first = FirstRunDialog(Settings(), Workspace(tmp / "not-yet"))
-    first.show()
-    shot(first, "first-run")
-    first.close()
+    # -- the CT case: frame 2, a measurement, the info panel ------------------------------------
+    ct_id = next((cid for cid in review.ids if review.reader.get_case(cid).image.endswith(".dcm")), None)
+
+    def show_ct() -> None:
+        if ct_id is None:
+            return
+        win.open_case(ct_id)
+        pane = view.image
+        wait(app, lambda: pane.shown_case_id == ct_id and pane.image is not None, 20)
+        pane.frame_slider.setValue(1)
+        wait(app, lambda: (pane.image.meta or {}).get("frame") == 1, 20)
+        pane.viewer.fit()
+        pane.viewer.measure(QPointF(24, 30), QPointF(70, 52))
+        pane.show_info(True)
+        wait(app, lambda: len(pane.info_rows) > 5, 20)
+        pane.viewer.hovered.emit(90, 42)
+
+    def leave_ct() -> None:
+        view.image.show_info(False)
+        view.image.viewer.clear_ruler()
+        review.go_to(1)
+        wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
+
+    # The first run, creating its demo (a real ``demo create --quick``) while the shots are taken.
+    first_run = FirstRunDialog(Settings(), Workspace(tmp / "not-yet"))
+    first_run.name.setText("Dr A. Lee")
+    first_run.show()
+    first_run.go()
+    wait(app, lambda: first_run.panel.overall is not None and first_run.panel.overall.fraction > 0.15, 120)
+    settings_dialog = None
+
+    def grab(widget, name: str, theme_name: str, size: tuple[int, int]) -> None:
+        for _ in range(8):
+            app.processEvents()
+            time.sleep(0.01)
+        path = out / f"{theme_name}-{size[0]}x{size[1]}-{name}.png"
+        widget.grab().save(str(path))
+        print(path)
+
+    def fit_dialog(dialog, size: tuple[int, int]) -> None:
+        w, h = dialog.sizeHint().width(), dialog.sizeHint().height()
+        dialog.resize(min(max(w, 640), size[0] - 40), min(max(h, 420), size[1] - 80))
+
+    for theme_name in themes:
+        apply_theme(app, theme_name, 1.0)
+        win.apply_look(win.ctx.settings.updated(theme=theme_name))
+        for size in sizes:
+            # The window as a maximised window on that screen (minus a panel and a title bar).
+            win.resize(max(size[0], win.minimumWidth()), max(size[1] - 48, win.minimumHeight()))
+            wait(app, lambda: False, 0.2)
+            review.go_to(1)
+            wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
+            grab(win, "review", theme_name, size)
+            view.rating.set_preference("b")
+            view.rating.set_true_label("ERROR")
+            view.rating.rationale.setPlainText("Chemotherapy is not indicated for an uncomplicated pneumonia.")
+            grab(win, "review-choosing", theme_name, size)
+            show_ct()
+            grab(win, "review-ct", theme_name, size)
+            leave_ct()
+            win.show_shortcuts()
+            grab(win, "shortcuts", theme_name, size)
+            win.overlay.hide()
+            win.tabs.setCurrentIndex(1)
+            grab(win, "compare", theme_name, size)
+            win.tabs.setCurrentIndex(0)
+            for name, dialog in (("import", importer), ("export", export), ("predict", predict),
+                                 ("retrain", retrain)):
+                fit_dialog(dialog, size)
+                dialog.show()
+                grab(dialog, name, theme_name, size)
+                dialog.hide()
+            settings_dialog = win.open_settings()
+            fit_dialog(settings_dialog, size)
+            grab(settings_dialog, "settings", theme_name, size)
+            settings_dialog.reject()
+            first_run.show()
+            grab(first_run, "first-run", theme_name, size)
+            first_run.hide()
+
+    if not args.no_retrain and retrain.running:
+        wait(app, lambda: not retrain.running, 1800)
+        retrain.show()
+        grab(retrain, "retrain-end", themes[0], sizes[0])
+        grab(win, "review-new-version", themes[0], sizes[0])
     win.close()
     QApplication.processEvents()
+    print(f"retrain: {retrain_states or 'skipped'}; result: {retrain.result.text()[:200]!r}", file=sys.stderr)
     return 0
 
 

@@ -23,12 +23,10 @@ from app.gui.review_model import ReviewModel, Shown
 from app.qt import (
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSlider,
     Qt,
-    QTableWidget,
-    QTableWidgetItem,
+    QTextBrowser,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -51,19 +49,20 @@ class ImagePane(QWidget):
         self.viewer = ImageViewer()
         self.fit_button = self._button("Fit", "Fit the image to the pane (F)")
         self.actual_button = self._button("1:1", "One image pixel per screen pixel (O)")
-        self.reset_button = self._button("Reset", "Fit and the stored window/level (W)")
         self.ruler_button = self._button("Ruler", "Measure a distance: drag on the image (M, or Shift+drag)")
         self.ruler_button.setCheckable(True)
         self.info_button = self._button("Info", "Image details and the DICOM tags kept (I)")
         self.info_button.setCheckable(True)
         self.preset = QComboBox()
         self.preset.setObjectName("presetCombo")
-        self.preset.setToolTip("Window/level presets for this modality (right-drag on the image to adjust)")
+        self.preset.setToolTip("Window/level presets for this modality; Stored and W go back to the "
+                               "file's own (right-drag on the image to adjust)")
         self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(4)
+        # Preset names are at most this long, so the closed box never cuts one off.
+        self.preset.setMinimumContentsLength(image_info.MAX_PRESET_NAME)
         bar = QHBoxLayout()
         bar.setSpacing(3)
-        for b in (self.fit_button, self.actual_button, self.reset_button):
+        for b in (self.fit_button, self.actual_button):
             bar.addWidget(b)
         bar.addWidget(self.preset, 1)
         bar.addWidget(self.ruler_button)
@@ -82,15 +81,12 @@ class ImagePane(QWidget):
         frow.addWidget(self.frame_label)
         self.frames.setVisible(False)
 
-        self.info = QTableWidget(0, 2)
+        # Wrapping text, not a table: a long tag value wraps instead of being cut off.
+        self.info = QTextBrowser()
         self.info.setObjectName("imageInfo")
-        self.info.setHorizontalHeaderLabels(["Tag", "Value"])
-        self.info.verticalHeader().setVisible(False)
-        self.info.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.info.horizontalHeader().setStretchLastSection(True)
-        self.info.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.info.setMaximumHeight(170)
+        self.info.setMaximumHeight(180)
         self.info.setVisible(False)
+        self.info_rows: list[tuple[str, str]] = []
         self.pixel = QLabel()  # the value under the cursor, also drawn on the image
         self.pixel.setObjectName("pixelReadout")
         self.pixel.setVisible(False)
@@ -104,7 +100,6 @@ class ImagePane(QWidget):
         layout.addWidget(self.info)
         self.fit_button.clicked.connect(self.viewer.fit)
         self.actual_button.clicked.connect(self.viewer.actual_size)
-        self.reset_button.clicked.connect(self.reset)
         self.ruler_button.toggled.connect(self.viewer.set_ruler_mode)
         self.info_button.toggled.connect(self.show_info)
         self.preset.activated.connect(self._preset_chosen)
@@ -283,9 +278,9 @@ class ImagePane(QWidget):
                                    on_failure=lambda exc: self._fill_info([("Image info", str(exc))]))
 
     def _fill_info(self, rows: list[tuple[str, str]]) -> None:
-        self.info.setRowCount(len(rows))
-        for i, (name, value) in enumerate(rows):
-            self.info.setItem(i, 0, QTableWidgetItem(name))
-            item = QTableWidgetItem(value)
-            item.setToolTip(value)
-            self.info.setItem(i, 1, item)
+        from html import escape
+
+        self.info_rows = list(rows)
+        body = "".join(f"<tr><td style='padding-right:10px'><b>{escape(name)}</b></td><td>{escape(value)}</td></tr>"
+                       for name, value in rows)
+        self.info.setHtml(f"<table cellspacing='0'>{body}</table>")

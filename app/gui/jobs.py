@@ -150,7 +150,7 @@ class JobDialog(QDialog):
 
     def _finished(self, _code: int, state: str) -> None:
         if state in ("done", "partial") and self._queue:
-            self.panel.start(self._queue.pop(0))
+            self.panel.start(self._queue.pop(0), clear=False)
             return
         self.cancel_button.setEnabled(False)
         self.hide_button.setText("Close")

@@ -152,8 +152,8 @@ class LivePlot(QWidget):
                 p.drawPath(path)
             if k == len(names) - 1:
                 p.setPen(muted)
-                for t in nice_ticks(0, total, 5):
-                    if t > total:
+                for t in nice_ticks(0, max(total, 4), 5):
+                    if t > total or t != int(t):  # steps are counted: whole numbers only
                         continue
                     px = rect.left() + rect.width() * t / total
                     p.drawLine(QPointF(px, rect.bottom()), QPointF(px, rect.bottom() + 4))

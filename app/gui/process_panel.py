@@ -118,12 +118,15 @@ class ProcessPanel(QWidget):
     def running(self) -> bool:
         return self.process.running
 
-    def start(self, verb_args: Sequence[str]) -> None:
-        self.problems.clear()
-        self.problems_title.setText("Problems reported: none")
-        self.problems.setVisible(False)
-        self.problems_title.setVisible(False)
-        self.log.clear()
+    def start(self, verb_args: Sequence[str], clear: bool = True) -> None:
+        """Run ``medreview <verb_args>``; ``clear=False`` keeps the log and problems of the run
+        before (one job that runs several verbs in turn)."""
+        if clear:
+            self.problems.clear()
+            self.problems_title.setText("Problems reported: none")
+            self.problems.setVisible(False)
+            self.problems_title.setVisible(False)
+            self.log.clear()
         self.state = None
         self.overall = None
         self._stage = None

@@ -155,7 +155,8 @@ class QueueView(QWidget):
 
     def _show_counts(self, rated: int, total: int) -> None:
         shown = len(self._review.ids)
-        self.count.setText(f"Rated {rated} / total {total} · {shown} shown")
+        filtered = f" · {shown} shown" if shown != total else ""
+        self.count.setText(f"Rated {rated} / total {total}{filtered}")
 
     def _follow_case(self, _shown) -> None:
         row = self._review.row

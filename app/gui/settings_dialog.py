@@ -262,8 +262,9 @@ class FirstRunDialog(QDialog):
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addWidget(where)
-        layout.addWidget(self.panel, 1)
+        layout.addWidget(self.panel, 10)
         layout.addWidget(self.error)
+        layout.addStretch(1)  # keeps the form together at the top while the panel is hidden
         layout.addWidget(self.buttons)
         self.panel.finished.connect(self._demo_finished)
 

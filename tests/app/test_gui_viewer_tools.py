@@ -13,8 +13,23 @@ from app.cli.main import main
 from app.gui import image_info
 from app.qt import QPointF, Qt
 
-FRAMES, ROWS, COLS = 3, 40, 50
+FRAMES, ROWS, COLS = 3, 96, 128
 INTERCEPT = -1024
+
+
+def ct_phantom(frame: int) -> np.ndarray:
+    """A chest-like slice in HU: air around a soft-tissue body, two lungs, a spine, and a nodule
+    that grows from frame to frame; plus a little noise."""
+    yy, xx = np.mgrid[0:ROWS, 0:COLS].astype(np.float32)
+    cy, cx = ROWS / 2, COLS / 2
+    hu = np.full((ROWS, COLS), -1000.0, dtype=np.float32)
+    hu[((xx - cx) / 58) ** 2 + ((yy - cy) / 40) ** 2 <= 1] = 40.0
+    for side in (-1, 1):
+        hu[((xx - cx - side * 26) / 20) ** 2 + ((yy - cy + 2) / 28) ** 2 <= 1] = -820.0
+    hu[((xx - cx) / 8) ** 2 + ((yy - cy - 26) / 8) ** 2 <= 1] = 700.0
+    hu[((xx - cx - 30) / (3 + 2 * frame)) ** 2 + ((yy - cy + 6) / (3 + 2 * frame)) ** 2 <= 1] = 30.0
+    noise = np.random.default_rng(frame).normal(0, 12, hu.shape).astype(np.float32)
+    return np.round(hu + noise)
 
 
 def write_ct(path: Path) -> np.ndarray:
@@ -24,7 +39,7 @@ def write_ct(path: Path) -> np.ndarray:
 
     stored = np.zeros((FRAMES, ROWS, COLS), dtype=np.int16)
     for f in range(FRAMES):
-        stored[f] = 1024 + 100 * f + np.arange(COLS, dtype=np.int16)[None, :]  # HU = 100 f + column
+        stored[f] = (ct_phantom(f) - INTERCEPT).astype(np.int16)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -87,7 +102,7 @@ def test_ct_window_presets(qtbot, window, ct_case) -> None:
     pane, _hu, case_id = ct_case
     _wait_image(qtbot, pane, case_id)
     names = [pane.preset.itemText(i) for i in range(pane.preset.count())]
-    assert names[:2] == ["As stored", "Full range"] and "Lung" in names and "Bone" in names
+    assert names[:2] == ["Stored", "Full range"] and "Lung" in names and "Bone" in names
     pane.apply_preset(names.index("Lung"))
     assert pane.viewer.window == pytest.approx((-600.0, 1500.0))
     assert "W 1500  L -600 HU" in pane.viewer.corner_text["top-right"]
@@ -108,6 +123,9 @@ def test_ruler_measures_in_mm(qtbot, window, ct_case) -> None:
     viewer = pane.viewer
     assert viewer.spacing == (0.5, 0.8)
     assert viewer.measure(QPointF(0, 0), QPointF(30, 40)) == f"{np.hypot(30 * 0.8, 40 * 0.5):.1f} mm"
+    viewer.spacing = None
+    assert viewer.measure(QPointF(0, 0), QPointF(30, 40)) == "50.0 px", "pixels where the spacing is unknown"
+    viewer.spacing = (0.5, 0.8)
     # With the ruler on, a drag measures (here 10 columns at 0.8 mm).
     pane.ruler_button.click()
     assert viewer.ruler_mode
@@ -141,8 +159,9 @@ def test_info_panel_lists_only_the_kept_tags(qtbot, window, ct_case) -> None:
     window.review_view.image.viewer.setFocus()
     qtbot.keyClick(window.review_view.image.viewer, Qt.Key.Key_I)
     assert pane.info.isVisible()
-    qtbot.waitUntil(lambda: pane.info.rowCount() > 5, timeout=10000)
-    rows = {pane.info.item(i, 0).text(): pane.info.item(i, 1).text() for i in range(pane.info.rowCount())}
+    qtbot.waitUntil(lambda: len(pane.info_rows) > 5, timeout=10000)
+    rows = dict(pane.info_rows)
+    assert "PixelRepresentation" in pane.info.toPlainText()
     assert rows["Modality"] == "CT" and rows["Frames"] == "3"
     import pydicom
 
