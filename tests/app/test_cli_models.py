@@ -81,3 +81,18 @@ def test_a_pickle_only_folder_is_refused_and_pickles_beside_safetensors_are_left
     err = capsys.readouterr().err
     assert rc == 0 and "pickle files not copied" in err
     assert not any(f.lower().endswith(".bin") for f in Registry(ws / "models").card("mixed").files)
+
+
+def test_predict_refuses_a_card_edited_after_registration(ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    lm = build_demo_causal_lm(tmp_path / "my-lm")
+    assert main(["models", "add", "text", "--backend", "clip-llm", "--no-image", "--lm", str(lm), "--workspace", str(ws)]) == 0
+    card_path = ws / "models" / "text" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["settings"]["describe_image"] = True  # any edit: here, one the file hashes do not cover
+    card_path.write_text(json.dumps(card))
+    capsys.readouterr()
+    assert main(["predict", "--version", "text", "--split", "test", "--workspace", str(ws)]) == 2
+    err = capsys.readouterr().err
+    assert "was changed after it was registered" in err and "Traceback" not in err
