@@ -103,17 +103,30 @@ def main() -> int:
     wait(app, lambda: win.first_case_shown)
     review, view = win.review, win.review_view
 
-    # -- a dozen ratings, so counts, status and a revealed pair show and retrain has data -----
-    for i in range(12):
+    # -- ratings as a clinician would give them (the demo's ground truth stands in for their
+    # judgement), on cases outside val/test, enough for a retrain (RetrainConfig.min_judged_cases)
+    rated = 0
+    for case_id in list(review.ids):
+        if rated >= 30:
+            break
+        case = review.reader.get_case(case_id)
+        if case.split in ("val", "test"):
+            continue
+        review.open_case(case_id)
         shown = review.shown
-        a_label = shown.a.label if shown and shown.a else "ERROR"
-        pref, truth = (("a", a_label) if a_label in ("ERROR", "CORRECT") and i % 3 else ("both_wrong", "ERROR"))
+        if shown is None or not shown.can_rate:
+            continue
+        truth = "ERROR" if case.error_type not in (None, "none") else "CORRECT"
+        right = [side for side, p in (("a", shown.a), ("b", shown.b)) if p.label == truth]
+        pref = right[0] if len(right) == 1 else ("tie" if len(right) == 2 else "both_wrong")
         view.rating.set_preference(pref)
         view.rating.set_true_label(truth)
         if truth == "ERROR":
-            view.rating.cycle_severity()
+            for _ in range(("critical", "high", "moderate").index(case.severity or "moderate") + 1):
+                view.rating.cycle_severity()
         view.save()
-        wait(app, lambda n=i: len(review.rated) >= n + 1, 20)
+        rated += 1
+        wait(app, lambda n=rated: len(review.rated) >= n, 20)
     review.go_to(0)
     wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
 
@@ -213,10 +226,11 @@ def main() -> int:
             # The window as a maximised window on that screen (minus a panel and a title bar).
             win.resize(max(size[0], win.minimumWidth()), max(size[1] - 48, win.minimumHeight()))
             wait(app, lambda: False, 0.2)
+            view.splitter.setSizes(view.default_sizes(view.width()))  # a fresh layout at that size
             review.go_to(1)
             wait(app, lambda: view.image.shown_case_id == review.shown.case.case_id, 10)
             grab(win, "review", theme_name, size)
-            view.rating.set_preference("b")
+            view.rating.set_preference("both_wrong")
             view.rating.set_true_label("ERROR")
             view.rating.rationale.setPlainText("Chemotherapy is not indicated for an uncomplicated pneumonia.")
             grab(win, "review-choosing", theme_name, size)
@@ -243,11 +257,14 @@ def main() -> int:
             grab(first_run, "first-run", theme_name, size)
             first_run.hide()
 
-    if not args.no_retrain and retrain.running:
+    if not args.no_retrain:
         wait(app, lambda: not retrain.running, 1800)
+        wait(app, lambda: retrain.panel.state is not None, 30)
+        win.resize(sizes[0][0], max(sizes[0][1] - 48, win.minimumHeight()))
         retrain.show()
         grab(retrain, "retrain-end", themes[0], sizes[0])
         grab(win, "review-new-version", themes[0], sizes[0])
+    first_run.reject()  # stops its demo create if it is still running
     win.close()
     QApplication.processEvents()
     print(f"retrain: {retrain_states or 'skipped'}; result: {retrain.result.text()[:200]!r}", file=sys.stderr)

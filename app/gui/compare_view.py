@@ -158,6 +158,7 @@ class CompareView(QWidget):
         split.setSizes([300, 400])
         split.setCollapsible(0, False)
         split.setCollapsible(1, False)
+        self.split = split
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.status)
@@ -285,6 +286,11 @@ class CompareView(QWidget):
                                  else "The two versions give the same verdict on every case.")
         self.heatmap.set_result(doc)
         self.save_png.setEnabled(True)
+        # The heatmap's pane as tall as its rows need (at most half the view); the tables the rest.
+        total = sum(self.split.sizes())
+        want = min(self.heatmap.sizeHint().height() + 30, total // 2)
+        if total > 0:
+            self.split.setSizes([want, total - want])
 
     def _save_png(self) -> None:
         if not self.heatmap.has_result():

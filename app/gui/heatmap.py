@@ -55,7 +55,7 @@ class Heatmap(QWidget):
         self._cells: list[tuple[QRectF, str]] = []  # (cell rect, tooltip) after each paint
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(720, 60 + 44 * max(3, len(self.rows) + 1))
+        return QSize(720, 60 + 40 * max(3, len(self.rows)))
 
     def set_result(self, doc: dict[str, Any] | None) -> None:
         """Show ``doc`` (None clears the heatmap)."""

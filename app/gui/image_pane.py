@@ -64,9 +64,10 @@ class ImagePane(QWidget):
         bar.setSpacing(3)
         for b in (self.fit_button, self.actual_button):
             bar.addWidget(b)
-        bar.addWidget(self.preset, 1)
+        bar.addWidget(self.preset)
         bar.addWidget(self.ruler_button)
         bar.addWidget(self.info_button)
+        bar.addStretch(1)
 
         self.frame_slider = QSlider(Qt.Orientation.Horizontal)
         self.frame_slider.setObjectName("frameSlider")

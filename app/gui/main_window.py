@@ -219,7 +219,9 @@ class MainWindow(QMainWindow):
             screen = QApplication.primaryScreen()
             avail = screen.availableGeometry() if screen is not None else None
             if avail is not None and avail.width() > 0:
-                self.resize(min(1440, avail.width()), min(900, avail.height()))
+                # Most of the screen (a reading room's screens are large), at least 1440 x 900.
+                self.resize(min(avail.width(), max(1440, int(avail.width() * 0.9))),
+                            min(avail.height(), max(900, int(avail.height() * 0.9))))
             else:
                 self.resize(1440, 900)
         self.review_view.restore_layout(_unb64(s.review_splitter))
@@ -284,6 +286,7 @@ class MainWindow(QMainWindow):
             theme.apply_theme(app, settings.theme, settings.font_scale)
         self.actions_by_name["theme"].setChecked(settings.theme == "dark")
         self.review_view.fix_minimums()
+        self.review_view.queue.measure_columns()
         self.review_view.queue.fit_columns()
         for widget in (self.review_view.image.viewer.viewport(), self.compare_view.heatmap):
             widget.update()

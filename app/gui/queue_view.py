@@ -86,18 +86,8 @@ class QueueView(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(30)
-        # Fixed widths from the font (not ResizeToContents, which would measure rows on every
-        # change): the widest value or header of each column.
-        fm = self.fontMetrics()
-        bold = self.font()
-        bold.setBold(True)
-        from app.qt import QFontMetrics
-
-        bfm = QFontMetrics(bold)
-        for col, samples in ((0, ("✓ rated", "○ to rate")), (1, tuple(MODALITY_LABELS.values())),
-                             (3, ("train", "Split")), (4, ("0.00",))):
-            head = bfm.horizontalAdvance(self.model.headerData(col, Qt.Orientation.Horizontal)) + 14
-            self.table.setColumnWidth(col, max(head, *(fm.horizontalAdvance(t) + 14 for t in samples)))
+        self._widths: dict[int, int] = {}  # (a hidden column's width reads 0)
+        self.measure_columns()
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -113,9 +103,31 @@ class QueueView(QWidget):
         self.disagree.toggled.connect(self._apply_filters)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_selected)
         review.countsChanged.connect(self._show_counts)
+        # A model reset (every re-query) shows all columns again: fit them after it.
+        self.model.modelReset.connect(self.fit_columns)
         review.caseChanged.connect(self._follow_case)
         self._show_counts(len(review.rated), review.total)
         self.disagree.setEnabled(review.versions is not None)
+
+    def measure_columns(self) -> None:
+        """Fixed column widths from the font (not ResizeToContents, which would measure rows on
+        every change): the widest value or header of each column. Again after a font change."""
+        from app.qt import QFontMetrics
+
+        fm = self.table.fontMetrics()
+        bold = self.table.font()
+        bold.setBold(True)
+        bfm = QFontMetrics(bold)
+        for col, samples in ((0, ("✓ rated", "○ to rate")), (1, tuple(MODALITY_LABELS.values())),
+                             (3, ("train", "review", "Split")), (4, ("0.00",))):
+            head = bfm.horizontalAdvance(self.model.headerData(col, Qt.Orientation.Horizontal)) + 14
+            self._widths[col] = max(head, *(fm.horizontalAdvance(t) + 14 for t in samples))
+            if not self.table.isColumnHidden(col):
+                self.table.setColumnWidth(col, self._widths[col])
+        self._row_height()
+
+    def _row_height(self) -> None:
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
 
     # The columns dropped first when the pane is narrow; the finding keeps FINDING_MIN chars.
     OPTIONAL_COLUMNS = (3, 4, 1)
@@ -135,11 +147,14 @@ class QueueView(QWidget):
         for col in (None, *self.OPTIONAL_COLUMNS):
             if col is not None:
                 hidden.add(col)
-            used = sum(self.table.columnWidth(c) for c in fixed if c not in hidden)
+            used = sum(self._widths.get(c, 0) for c in fixed if c not in hidden)
             if room - used >= need:
                 break
         for col in self.OPTIONAL_COLUMNS:
+            was_hidden = self.table.isColumnHidden(col)
             self.table.setColumnHidden(col, col in hidden)
+            if was_hidden and col not in hidden:
+                self.table.setColumnWidth(col, self._widths[col])
 
     def filters(self) -> Filters:
         return Filters(

@@ -42,6 +42,14 @@ def test_minimum_size_fits_a_1024_by_768_screen(window) -> None:
 def test_nothing_is_cut_off_and_the_status_bar_shows(qtbot, window, size) -> None:
     _settle(qtbot, window, *size)
     assert clipped_widgets(window) == []
+    # the queue keeps room for the finding (optional columns give way), at the default and at
+    # a wide queue pane
+    queue = window.review_view.queue
+    for sizes in (None, [360, window.width() - 360 - 460, 440]):
+        if sizes:
+            window.review_view.splitter.setSizes(sizes)
+            qtbot.wait(20)
+        assert queue.table.columnWidth(2) >= queue.fontMetrics().averageCharWidth() * 14, sizes
     bar = window.statusBar()
     assert bar.isVisible()
     assert bar.geometry().bottom() < window.height() and bar.geometry().top() > window.height() - 60
