@@ -228,6 +228,25 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
                 s.execute(insert(CaseRow), rows)
             return len(rows)
 
+    def confirm_no_identifier(self, case_id: str, reviewer: str) -> CaseRecord:
+        """Record that ``reviewer`` looked at a case whose DICOM declares text burned into the
+        pixels and confirmed the image shows no identifier; only then does export include it.
+
+        Raises:
+            StoreError: unknown case, a case that declares no burned-in text, or a database error.
+        """
+        if not reviewer.strip():
+            raise StoreError("confirming an image needs the reviewer's name")
+        with self._db.scope(f"confirming the image of {case_id}", write=True) as s:
+            row = s.get(CaseRow, case_id)
+            if row is None:
+                raise StoreError(f"unknown case {case_id!r}")
+            if not row.burned_in:
+                raise StoreError(f"case {case_id} declares no burned-in text; nothing to confirm")
+            row.burned_in_cleared_by, row.burned_in_cleared_at = reviewer.strip(), utcnow()
+            s.flush()
+            return convert.case(row)
+
     def get_case(self, case_id: str) -> CaseRecord | None:
         with self._db.scope("reading a case") as s:
             row = s.get(CaseRow, case_id)

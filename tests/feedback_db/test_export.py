@@ -191,3 +191,23 @@ def test_metadata_stripping_keeps_pixels() -> None:
     assert Image.open(BytesIO(clean_jpg)).size == (8, 8)
     with pytest.raises(ImageError, match="truncated"):
         strip_png(png[:-20], "x.png")
+
+
+def test_a_burned_in_image_is_exported_only_after_a_clinician_confirms_it(seeded: Seeded, tmp_path: Path) -> None:
+
+
+    store = seeded.store
+    store.add_cases([CaseIn("c-burn", "xray", "images/c-xray-1.png", "Pneumonia", "Antibiotics", burned_in=True)])
+    store.add_predictions("base", [PredictionIn("c-burn", "CORRECT", "fits", "CORRECT - fits")])
+    store.add_predictions("v2", [PredictionIn("c-burn", "ERROR", "no", "ERROR - no")])
+    a, b = (p for p in store.predictions_for_case("c-burn"))
+    store.add_rating(RatingIn("c-burn", seeded.reviewer.id, a.id, b.id, "a", "CORRECT"))
+    out = tmp_path / "f.jsonl"
+    res = export_feedback(store, out, workspace_root=seeded.root)
+    assert res.rows == 0 and "burned into the pixels" in res.problems[0]
+    with pytest.raises(StoreError, match="declares no burned-in text"):
+        store.confirm_no_identifier("c-xray-1", "dr-lee")
+    case = store.confirm_no_identifier("c-burn", "dr-lee")
+    assert case.burned_in_cleared_by == "dr-lee" and case.burned_in_cleared_at is not None
+    res = export_feedback(store, out, workspace_root=seeded.root)
+    assert res.rows == 1 and res.problems == []
