@@ -71,16 +71,10 @@ def mcnemar_exact(b: int, c: int) -> McNemar:
     n = b + c
     if n == 0:
         return McNemar(b, c, 1.0)
-    k = min(b, c)
-    # Exact integer arithmetic: C(n, i + 1) = C(n, i) * (n - i) / (i + 1), each division exact,
-    # so the tail costs k small multiplications (tens of ms for n = 40,000) and Python's
-    # int / int true division rounds the final ratio correctly.
-    term = tail = 1
-    for i in range(k):
-        term = term * (n - i) // (i + 1)
-        tail += term
-    p = min(1.0, 2 * tail / 2**n)
-    return McNemar(b, c, p)
+    # The exact McNemar test is a two-sided binomial test of b successes in b + c at 1/2.
+    from scipy.stats import binomtest
+
+    return McNemar(b, c, float(min(1.0, binomtest(b, n, 0.5, alternative="two-sided").pvalue)))
 
 
 def _stats(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
