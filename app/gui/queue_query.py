@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from feedback_db.protocols import StoreReader
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class QueueResult:
     rated: set[str]
 
 
-def run_queue_query(reader: Any, filters: Filters, reviewer_id: int | None,
+def run_queue_query(reader: StoreReader, filters: Filters, reviewer_id: int | None,
                     versions: tuple[str, str] | None) -> QueueResult:
     """Run the store's queue query for ``filters`` (and the reviewer's rated set)."""
     ids = reader.query_case_ids(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.gui.image_cache import ImageCache
 from app.gui.operations import Operations
@@ -27,6 +27,9 @@ from app.gui.queue_query import (  # noqa: F401 (re-exported for the views and t
     uncertainty,
 )
 from app.qt import QObject, Signal
+
+if TYPE_CHECKING:
+    from feedback_db.protocols import StoreReader
 
 UNDO_HOURS = 12
 PREFERENCE_WORDS = {"a": "A better", "b": "B better", "tie": "tie", "both_wrong": "both wrong"}
@@ -110,7 +113,7 @@ class ReviewModel(QObject):
     message = Signal(str)  # confirmations for the status bar
     saved = Signal(object)  # the Rating just saved
 
-    def __init__(self, reader: Any, ops: Operations, reviewer: Any, root: Path,
+    def __init__(self, reader: StoreReader, ops: Operations, reviewer: Any, root: Path,
                  images: ImageCache | None = None, versions: tuple[str, str] | None | bool = False) -> None:
         super().__init__()
         self.reader = reader
