@@ -89,9 +89,14 @@ def test_rate_from_keyboard_undo_and_store_holds_exactly_that(qtbot, window, wor
     assert saved2.args[0].severity is None, "no severity on a CORRECT verdict"
 
     third = review.shown
-    b_key = Qt.Key.Key_E if third.b.label == "ERROR" else Qt.Key.Key_C
+    # B better with B's verdict word; an unreadable B cannot be the better one (a contradiction
+    # the panel refuses), so then A, or both wrong.
+    pref_key, side = (Qt.Key.Key_2, third.b) if third.b.label != "UNPARSEABLE" else (Qt.Key.Key_1, third.a)
+    if side.label == "UNPARSEABLE":
+        pref_key, side = Qt.Key.Key_4, third.a
+    label_key = Qt.Key.Key_E if side.label == "ERROR" else Qt.Key.Key_C
     with qtbot.waitSignal(review.saved, timeout=5000):
-        _keys(qtbot, window, Qt.Key.Key_2, b_key, Qt.Key.Key_Return)
+        _keys(qtbot, window, pref_key, label_key, Qt.Key.Key_Return)
     assert view.queue.count.text().startswith("Rated 3 /")
 
     # Undo the third rating: the case is unrated again and on screen.
@@ -145,8 +150,8 @@ def test_filter_by_modality_and_status(qtbot, window, workspace, modality) -> No
 
     _activate(qtbot, window)
     rated_id = review.shown.case.case_id
-    with qtbot.waitSignal(review.saved, timeout=5000):
-        _keys(qtbot, window, Qt.Key.Key_1, Qt.Key.Key_C, Qt.Key.Key_Return)
+    with qtbot.waitSignal(review.saved, timeout=5000):  # both wrong never contradicts
+        _keys(qtbot, window, Qt.Key.Key_4, Qt.Key.Key_C, Qt.Key.Key_Return)
     queue.status.setCurrentIndex(queue.status.findData(False))
     assert rated_id not in review.ids and len(review.ids) == len(expected) - 1
     queue.status.setCurrentIndex(queue.status.findData(True))
