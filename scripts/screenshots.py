@@ -241,6 +241,9 @@ def main() -> int:
             grab(win, "shortcuts", theme_name, size)
             win.overlay.hide()
             win.tabs.setCurrentIndex(1)
+            if not cv.heatmap.has_result():  # new versions (the retrain) refilled the pickers
+                cv.run()
+                wait(app, lambda: cv.run_button.isEnabled(), 300)
             grab(win, "compare", theme_name, size)
             win.tabs.setCurrentIndex(0)
             for name, dialog in (("import", importer), ("export", export), ("predict", predict),
@@ -262,8 +265,9 @@ def main() -> int:
         wait(app, lambda: retrain.panel.state is not None, 30)
         win.resize(sizes[0][0], max(sizes[0][1] - 48, win.minimumHeight()))
         retrain.show()
-        grab(retrain, "retrain-end", themes[0], sizes[0])
-        grab(win, "review-new-version", themes[0], sizes[0])
+        grab(retrain, "retrain-end", themes[-1], sizes[0])
+        retrain.hide()
+        grab(win, "review-after-retrain", themes[-1], sizes[0])
     first_run.reject()  # stops its demo create if it is still running
     win.close()
     QApplication.processEvents()

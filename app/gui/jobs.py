@@ -2,7 +2,7 @@
 
 A long verb (training the demo models, a retrain, running a model on new cases) runs as a child
 process in a dialog's ``ProcessPanel``. Closing the dialog only hides it: the work goes on, and a
-``JobIndicator`` in the status bar says how far it is ("Retraining: 34% · about 2 min left");
+``JobIndicator`` in the status bar says how far it is ("Retrain: 34% · about 2 min left");
 clicking it brings the dialog back. Cancel is a button in the dialog, and it asks first.
 
 ``JobDialog`` is the plain dialog for a verb with nothing else to show (the demo models, a
@@ -90,9 +90,10 @@ class JobIndicator(QWidget):
 
     def _finished(self, _code: int, state: str) -> None:
         words = {"done": "finished", "partial": "finished", "canceled": "canceled"}.get(state, "failed")
-        self.button.setText(f"{self.title}: {words} (click for details)")
+        self.button.setText(f"{self.title}: {words}")
+        self.button.setToolTip(f"{self.title} {words}: click for the details and the log")
         self.bar.setVisible(False)
-        self._hide_timer.start(120_000)
+        self._hide_timer.start(60_000)  # then out of the way of the status messages
 
 
 class JobDialog(QDialog):

@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
             d = PredictDialog(self.ctx.workspace, self.ctx.reader, self.review_pair_names(),
                               self.ctx.settings.device, self)
             d.completed.connect(lambda state: self._after_change(state, "Running the models"))
-            self._job("predict", "Running the model", d, d.panel)
+            self._job("predict", "Run model", d, d.panel)
             self._place(d)
             return d
         dialog = self._dialog("predict", make)
@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
         def make() -> RetrainDialog:
             d = RetrainDialog(self.ctx.workspace, self.ctx.reader, self.ctx.settings.device, self)
             d.versionsChanged.connect(lambda names: self.new_versions(", ".join(names)))
-            self._job("retrain", "Retraining", d, d.panel)
+            self._job("retrain", "Retrain", d, d.panel)
             self._place(d)
             return d
         return self._dialog("retrain", make)

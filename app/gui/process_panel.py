@@ -132,7 +132,12 @@ class ProcessPanel(QWidget):
         self._stage = None
         self.bar.setRange(0, 0)  # busy until the first progress line
         self._set_status("Starting…", error=False)
-        self._log(f"Started: medreview {verb_args[0] if verb_args else ''}".rstrip())
+        words = []
+        for arg in list(verb_args)[:2]:  # the verb (and its sub-verb), not paths or options
+            if arg.startswith("-") or "/" in arg or "." in arg:
+                break
+            words.append(arg)
+        self._log(f"Started: medreview {' '.join(words)}".rstrip())
         if self.plan is not None:
             self.plan.start()
             self.eta.setText(format_left(self.plan.total, about=True) + " (planned)")

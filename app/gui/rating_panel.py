@@ -54,7 +54,7 @@ class RatingPanel(QFrame):
         self.rationale.setObjectName("rationaleEdit")
         self.rationale.setPlaceholderText("Optional: the correct reason, in your words [R to write, Esc to leave]")
         self.rationale.setTabChangesFocus(True)
-        self.rationale.setFixedHeight(self.fontMetrics().height() * 2 + 14)
+        self.rationale.setFixedHeight(self.fontMetrics().height() * 2 + 20)
         self.save_button = QPushButton("Save && next  [Enter]")
         self.save_button.setObjectName("saveButton")
         self.save_button.setDefault(True)

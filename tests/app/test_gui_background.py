@@ -22,7 +22,7 @@ def test_closing_the_retrain_dialog_keeps_the_child_running(qtbot, window) -> No
     assert dialog.running, "closing the dialog must not stop the training"
     item = window.jobs["retrain"]
     qtbot.waitUntil(item.isVisible, timeout=5000)
-    assert item.text().startswith("Retraining")
+    assert item.text().startswith("Retrain: ")
     # The window stays responsive while the child runs.
     window.review.next()
     assert window.review.row == 1
