@@ -188,7 +188,7 @@ def reconcile(ws: Workspace, store: Any | None = None) -> Reconciled:
             dead.append((lock, taken[0], taken[1]))
     if dead:
         own = store is None
-        db = open_store(ws.db_url) if own else store
+        db: Any = open_store(ws.db_url) if store is None else store
         try:
             for lock, fh, data in dead:
                 run_id, version = data.get("run_id"), data.get("version")

@@ -140,7 +140,7 @@ class ReviewModel(QObject):
         # last UNDO_HOURS, so it also works after a restart.
         self.session_started = datetime.now(UTC) - timedelta(hours=UNDO_HOURS)
         # ``versions`` False: not given, read them now (the start-up preload passes them in).
-        self.versions = self.pick_pair() if versions is False else versions
+        self.versions: tuple[str, str] | None = self.pick_pair() if versions is False or versions is True else versions
 
     # -- queue -----------------------------------------------------------------------------
     def set_filters(self, filters: Filters) -> None:
@@ -298,6 +298,7 @@ class ReviewModel(QObject):
             return None
         from feedback_db.pairs import contradiction
 
+        assert shown.a is not None and shown.b is not None  # can_rate
         return contradiction(preference, true_label, shown.a.answer, shown.b.answer)
 
     def save(self, preference: str, true_label: str, severity: str | None,
@@ -329,6 +330,7 @@ class ReviewModel(QObject):
             return False
         from feedback_db.records import RatingIn
 
+        assert shown.a is not None and shown.b is not None  # can_rate
         rating_in = RatingIn(
             case_id=shown.case.case_id, reviewer_id=self.reviewer.id,
             prediction_a_id=shown.a.id, prediction_b_id=shown.b.id,
