@@ -42,7 +42,8 @@ def test_a_rating_stays_with_its_pair_across_a_retrain(qtbot, window_on_demo, de
 
     proc = subprocess.run(
         [*CLI, "train", "retrain", "--workspace", str(demo_ws), "--progress", "json",
-         "--steps", "2", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--name", "rl-binding"],
+         "--steps", "2", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--name", "rl-binding",
+         "--min-judged", "5"],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
