@@ -1,177 +1,501 @@
-"""``medreview benchmark``: the original plan's table, reproduced on the demo benchmark.
+"""``medreview benchmark``: the learning loop on the demo benchmark, per seed, on cases never seen.
 
-    medreview benchmark [--workspace W] [--quick] [--json OUT]
+    medreview benchmark [--seeds 0,1,2] [--dir DIR] [--cases N] [--quick]
+                        [--json OUT] [--markdown OUT]
+    medreview benchmark --from-json OUT [--markdown TABLE.md]
 
-On a fresh demo workspace (made here unless ``--workspace`` already holds one): the text
-heuristic, the vision demo base (clip-llm), + LoRA SFT, + reward model and PPO, each evaluated on
-the test split (accuracy, TP rate, TN rate, false positives, critical misses). The clinicians'
-ratings are made by the SIMULATED reviewer (``core.training.simulated_reviewer``) on the train
-split only; nothing is tuned on the test split. ``--quick`` uses fewer cases and steps.
+For each seed, into ``DIR/seed-<N>/``, an ordinary workspace (store, registry, ratings: every verb
+and the GUI can open it):
+
+1. the demo workspace: cases in four splits, the heuristic's verdicts, the two demo models
+   (trained on ``train``, every checkpoint and setting chosen on ``val``), their verdicts;
+2. the SIMULATED reviewer panel (``core.training.simulated_reviewer``) rates demo-v1 against
+   demo-v2 on the ``review`` split, through the store's rating path (``Store.add_rating``);
+3. ``bench-sft``: LoRA SFT from demo-v2 on the gold answers (``medreview train sft``'s path);
+4. ``bench-rl``: reward model and PPO from bench-sft (``medreview train rl``'s path);
+5. the four phases (heuristic, vision = demo-v2, sft, rl) on the ``test`` split, from the store's
+   verdicts; the reward model's pairwise accuracy on val cases, by scenario kind.
+
+A seed whose workspace is already there is taken up where it stopped (its versions are kept).
+Nothing is chosen on ``test``: it is only read for the table. McNemar's exact test between
+consecutive phases is computed on the test cases of all seeds pooled. ``--json`` writes exactly::
+
+    {"seeds": [...], "phases": [{"phase", "per_seed": [{"seed", "workspace", "version",
+      "accuracy", "tp_rate", "tn_rate", "fpr", "fp", "critical_misses",
+      "mean_clinical_reward"}], "mean": {...}, "sd": {...}}],
+     "paired": [{"from", "to", "b", "c", "mcnemar_p"}]}
+
+``b``: test cases the earlier phase got right and the later one wrong; ``c``: the reverse.
+``sd`` is the sample standard deviation over seeds (0 with one seed). ``--markdown`` writes the
+table that docs/training.md shows, from that file (``--from-json`` re-renders it without a run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.common import EXIT_OK, add_common, progress_for, quiet_ml_libraries, workspace
+from app.cli.common import EXIT_OK, CommandError, add_common, progress_for, quiet_ml_libraries
 from core.progress import Progress
 
 if TYPE_CHECKING:
     from core.cases import Case
+    from core.training.simulated_reviewer import PanelConfig
     from feedback_db import Store
 
-TARGETS = {"heuristic": 0.79, "vision": 0.85, "lora": 0.90, "rl": 0.95}
+PHASES = ("heuristic", "vision", "sft", "rl")
+PHASE_TITLES = {
+    "heuristic": "text heuristic",
+    "vision": "+ vision (clip-llm demo-v2)",
+    "sft": "+ LoRA SFT on the ratings",
+    "rl": "+ reward model and PPO",
+}
+TARGETS = {"heuristic": None, "vision": 0.85, "sft": 0.90, "rl": 0.95}
+METRICS = ("accuracy", "tp_rate", "tn_rate", "fpr", "fp", "critical_misses", "mean_clinical_reward")
+SFT_VERSION, RL_VERSION = "bench-sft", "bench-rl"
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclass
+class BenchmarkSettings:
+    """Everything the loop is run with. Chosen on the val split of seeds 0-2, never on test."""
+
+    cases: int = 800
+    demo: Any = None  # core.models.demo_train.DemoTrainConfig; None: its defaults
+    sft: Any = None  # core.training.sft_config.SFTSettings
+    reward: Any = None  # core.training.reward_config.RewardModelConfig
+    ppo: Any = None  # core.training.ppo_config.PPOConfig
+    panel_error_rate: float = 0.05
+    device: str = "cpu"
+
+    @classmethod
+    def default(cls, quick: bool = False) -> BenchmarkSettings:
+        from core.models.demo_train import DemoTrainConfig
+        from core.training.ppo_config import PPOConfig
+        from core.training.reward_config import RewardModelConfig
+        from core.training.sft_config import SFTSettings
+
+        # The plan's LoRA shape; a higher rate and more epochs than the plan's 1e-4 x 3, because
+        # the demo models are tiny and trained from scratch.
+        out = cls(
+            sft=SFTSettings(learning_rate=1e-3, epochs=5),
+            reward=RewardModelConfig(epochs=3, batch_size=16, learning_rate=5e-4),
+            ppo=PPOConfig(steps=40, batch_size=16, mini_batch_size=8, learning_rate=5e-4),
+        )
+        if quick:
+            out.cases = 300
+            out.demo = DemoTrainConfig(clip_steps=150, lm_steps=250, eval_every=50)
+            out.sft = replace(out.sft, epochs=2)
+            out.reward = replace(out.reward, epochs=1)
+            out.ppo = replace(out.ppo, steps=6, batch_size=8, mini_batch_size=8)
+        return out
+
+
+@dataclass
+class SeedResult:
+    """One seed's phases: test verdicts per phase (same case order), val metrics, timings."""
+
+    seed: int
+    workspace: Path
+    versions: dict[str, str]
+    test: list[Case]
+    verdicts: dict[str, list[Any]]
+    val_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reward: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=__doc__.split("\n\n")[0])
     add_common(p, progress=True)
-    p.add_argument("--quick", action="store_true", help="fewer cases and steps (minutes, not tens)")
-    p.add_argument("--json", metavar="OUT", help="also write the table as JSON")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), metavar="A,B,C",
+                   help="demo seeds, one workspace each (default 0,1,2)")  # fmt: skip
+    p.add_argument("--dir", metavar="DIR", help="folder of the seed workspaces DIR/seed-<N>/ "
+                   "(default: --workspace, else a new temporary folder)")  # fmt: skip
+    p.add_argument("--cases", type=int, metavar="N", help="demo cases per seed (default 800)")
+    p.add_argument("--quick", action="store_true", help="fewer cases and steps (a smoke test)")
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON (the schema above)")
+    p.add_argument("--markdown", metavar="OUT", help="write the table as Markdown")
+    p.add_argument("--from-json", metavar="FILE", help="only render FILE's table (no run)")
     p.set_defaults(func=run)
 
 
-def simulate_reviews(store: Store, version_a: str, version_b: str, split: str = "train") -> int:
-    """Rate every ``split`` case that both versions answered, as the SIMULATED reviewer, into the
-    store (tests and benchmarks only). Returns the number of ratings saved."""
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``.
+
+    Raises:
+        CommandError: not a comma-separated list of distinct non-negative integers.
+    """
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CommandError(f"--seeds must be integers separated by commas, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise CommandError(f"--seeds must be distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_ml_libraries()
+    if args.from_json:
+        try:
+            doc = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CommandError(f"{args.from_json}: cannot read the results: {exc}") from exc
+        table = markdown_table(doc)
+        print(table)
+        if args.markdown:
+            Path(args.markdown).write_text(table, encoding="utf-8")
+        return EXIT_OK
+    seeds = parse_seeds(args.seeds)
+    base = args.dir or getattr(args, "workspace", None)
+    root = Path(base) if base else Path(tempfile.mkdtemp(prefix="medreview-bench-"))
+    settings = BenchmarkSettings.default(args.quick)
+    if args.cases:
+        settings.cases = args.cases
+    results: list[SeedResult] = []
+    t0 = time.monotonic()
+    with progress_for(args) as progress:
+        for seed in seeds:
+            t = time.monotonic()
+            results.append(run_seed(root / f"seed-{seed}", seed, settings, progress))
+            print(f"medreview benchmark: seed {seed} in {time.monotonic() - t:.0f} s "
+                  f"({', '.join(f'{k} {v:.0f} s' for k, v in results[-1].seconds.items())})",
+                  file=sys.stderr)  # fmt: skip
+    doc = results_json(results)
+    print(format_table(doc, results))
+    print(f"medreview benchmark: {len(seeds)} seed(s) in {time.monotonic() - t0:.0f} s on this "
+          f"machine, workspaces in {root}", file=sys.stderr)  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_table(doc, results), encoding="utf-8")
+    return EXIT_OK
+
+
+# -- one seed ------------------------------------------------------------------------------------
+def make_demo_workspace(
+    root: Path, seed: int, settings: BenchmarkSettings, progress: Progress
+) -> None:
+    """What ``medreview demo create --seed N --cases M`` makes (with the settings' demo-model
+    config), unless ``root`` already holds the cases and both demo versions."""
+    from app.cli.demo import _train_and_predict
+    from app.convert import case_in_from_case
+    from app.versions import store_verdicts
+    from app.workspace import Workspace
+    from core.backends.heuristic import HeuristicBackend
+    from core.cases import Case
+    from core.demo import MANIFEST_NAME, generate_demo
+    from feedback_db import open_store
+
+    ws = Workspace(root).ensure()
+    with open_store(ws.db_url) as store:
+        if store.info().counts.get("cases", 0):
+            lines = (root / MANIFEST_NAME).read_text(encoding="utf-8").splitlines()
+            cases = [Case.from_dict(json.loads(line)) for line in lines if line.strip()]
+        else:
+            cases = generate_demo(root, seed=seed, n_cases=settings.cases, progress=progress)
+            store.add_cases(case_in_from_case(c) for c in cases)
+            store.add_model_version("heuristic", "heuristic", "resources/knowledge.json",
+                                    note="text-only knowledge-table rules")  # fmt: skip
+            store_verdicts(
+                store, "heuristic", cases, HeuristicBackend().predict(cases, batch_size=256)
+            )
+        _train_and_predict(ws, store, cases, settings.device, progress, settings.demo)
+
+
+def simulate_reviews(
+    store: Store,
+    version_a: str,
+    version_b: str,
+    split: str = "review",
+    panel: PanelConfig | None = None,
+) -> int:
+    """The SIMULATED panel rates every ``split`` case both versions answered, A and B in a random
+    (blind) order per case, into the store through ``Store.add_rating`` (tests and benchmarks
+    only). Returns the number of ratings saved."""
     from app.convert import case_from_record, verdict_from_prediction
-    from core.training.simulated_reviewer import REVIEWER_NAME, rate
+    from core.training.simulated_reviewer import ROLE, PanelConfig, rate_all
     from feedback_db import RatingIn
 
-    reviewer = store.ensure_reviewer(REVIEWER_NAME, "simulated")
-    ids = store.query_case_ids(split=split, order="id")
+    cfg = panel or PanelConfig()
+    reviewers = {h.name: store.ensure_reviewer(h.name, ROLE).id for h in cfg.reviewers}
     pa = store.predictions_for_version(version_a, split=split)
     pb = store.predictions_for_version(version_b, split=split)
-    saved = 0
-    for rec in store.get_cases(ids):
-        a, b = pa.get(rec.case_id), pb.get(rec.case_id)
-        if a is None or b is None or rec.error_type is None:
+    cases, a, b, ids = [], [], [], []
+    for rec in store.get_cases(store.query_case_ids(split=split, order="id")):
+        pred_a, pred_b = pa.get(rec.case_id), pb.get(rec.case_id)
+        if pred_a is None or pred_b is None or rec.error_type is None:
             continue
-        r = rate(case_from_record(rec), verdict_from_prediction(a), verdict_from_prediction(b))
+        if random.Random(f"{cfg.seed}:{rec.case_id}:order").random() < 0.5:
+            pred_a, pred_b = pred_b, pred_a  # blind: which version is A is drawn per case
+        cases.append(case_from_record(rec))
+        a.append(verdict_from_prediction(pred_a))
+        b.append(verdict_from_prediction(pred_b))
+        ids.append((pred_a.id, pred_b.id))
+    by_case = dict(zip([c.case_id for c in cases], ids, strict=True))
+    saved = 0
+    for r in rate_all(cases, a, b, cfg):
+        id_a, id_b = by_case[r.case.case_id]
         store.add_rating(
             RatingIn(
-                case_id=rec.case_id, reviewer_id=reviewer.id, prediction_a_id=a.id,
-                prediction_b_id=b.id, preference=r.preference, true_label=r.true_label,
-                severity=r.severity if r.true_label == "ERROR" else None, rationale=r.rationale,
+                case_id=r.case.case_id, reviewer_id=reviewers[r.reviewer], prediction_a_id=id_a,
+                prediction_b_id=id_b, preference=r.preference, true_label=r.true_label,
+                severity=r.severity, rationale=r.rationale,
             )
         )  # fmt: skip
         saved += 1
     return saved
 
 
-def run(args: argparse.Namespace) -> int:
-    quiet_ml_libraries()
-    ws_arg = getattr(args, "workspace", None)
-    root = workspace(args).root if ws_arg else Path(tempfile.mkdtemp(prefix="medreview-bench-"))
-    t0 = time.monotonic()
-    with progress_for(args) as progress:
-        rows = plan_table(root, quick=args.quick, seed=args.seed, progress=progress)
-    table = format_rows(rows)
-    print(table)
-    print(f"medreview benchmark: {time.monotonic() - t0:.0f} s on this machine, workspace {root}",
-          file=sys.stderr)  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    return EXIT_OK
+def _train_version(
+    root: Path, kind: str, parent: str, name: str, cfg: Any, progress: Progress
+) -> tuple[str, bool, str]:
+    """``medreview train <kind>`` through its own code path (export, retrain, registration)."""
+    from app.cli.train import _train
+    from app.runs import reconcile
+    from app.workspace import Workspace
+
+    ws = Workspace(root)
+    reconcile(ws)
+    args = argparse.Namespace(kind=kind, parent=parent, feedback=None, ratings=None, reviewer=None)
+    cfg.name = name
+    return _train(args, ws, cfg, progress)
 
 
-def _demo(root: Path, quick: bool, seed: int, progress: Progress) -> list[Case]:
-    """The demo cases (absolute image paths) and the two demo versions, made if absent."""
-    from core.cases import Case
-    from core.demo import generate_demo
-    from core.models.demo_train import train_demo_models
+def _phase_verdicts(store: Store, version: str, cases: list[Case]) -> list[Any]:
+    from app.convert import verdict_from_prediction
 
-    manifest = root / "demo_manifest.jsonl"
-    if manifest.exists():
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-        cases = [Case.from_dict(json.loads(line)) for line in lines if line.strip()]
-    else:
-        root.mkdir(parents=True, exist_ok=True)
-        cases = generate_demo(root, seed=seed, n_cases=120 if quick else 600, progress=progress)
-    if not (root / "models" / "demo-v2").exists():
-        train_demo_models(cases, root / "models", progress, image_root=str(root))
-    return [replace(c, image=str(root / c.image)) for c in cases]
+    preds = store.predictions_for_version(version)
+    missing = [c.case_id for c in cases if c.case_id not in preds]
+    if missing:
+        raise CommandError(
+            f"version {version} has no verdict on {len(missing)} cases (e.g. {missing[0]})"
+        )
+    return [verdict_from_prediction(preds[c.case_id]) for c in cases]
 
 
-def plan_table(
-    root: Path, *, quick: bool = False, seed: int = 0, progress: Progress | None = None
-) -> list[dict[str, Any]]:
-    """The plan's four phases evaluated on the demo's test split (see the module docstring)."""
-    from core.backends.heuristic import HeuristicBackend
+def run_seed(root: Path, seed: int, settings: BenchmarkSettings, progress: Progress) -> SeedResult:
+    """The whole loop for one seed (see the module docstring); returns its phases' verdicts."""
+    from app.convert import case_from_record
     from core.evaluation import evaluate
     from core.registry import Registry
-    from core.training.data import write_feedback
-    from core.training.ppo_config import PPOConfig
-    from core.training.retrain import retrain
     from core.training.retrain_config import RetrainConfig
-    from core.training.sft_config import SFTSettings
-    from core.training.simulated_reviewer import rate_all, to_pairs
+    from core.training.simulated_reviewer import PanelConfig
+    from feedback_db import open_store
 
-    # The plan's LoRA shape; a higher rate and more epochs than the plan's 1e-4 x 3, because the
-    # demo models are tiny and the simulated ratings few. Set by hand, never on the test split.
-    sft_cfg = SFTSettings(learning_rate=1e-3, epochs=5)
-    progress = progress or Progress()
-    cases = _demo(root, quick, seed, progress)
-    train = [c for c in cases if c.split == "train"]
-    test = [c for c in cases if c.split == "test"]
+    seconds: dict[str, float] = {}
+    t = time.monotonic()
+    make_demo_workspace(root, seed, settings, progress)
+    seconds["demo"] = time.monotonic() - t
+    t = time.monotonic()
+    with open_store(f"sqlite:///{root / 'medreview.db'}") as store:
+        if store.rated_count() == 0:
+            simulate_reviews(store, "demo-v1", "demo-v2", "review",
+                             PanelConfig(error_rate=settings.panel_error_rate, seed=seed))  # fmt: skip
+    seconds["ratings"] = time.monotonic() - t
     registry = Registry(root / "models")
-    rows: list[dict[str, Any]] = []
-
-    def row(phase: str, key: str, verdicts: Any, seconds: float) -> None:
-        rep = evaluate(test, verdicts).to_dict()
-        rows.append({"phase": phase, "target": TARGETS[key], "seconds": round(seconds, 1),
-                     **{k: rep[k] for k in ("n", "accuracy", "tp_rate", "tn_rate", "fpr", "fp", "critical_misses")}})  # fmt: skip
-
-    t = time.monotonic()
-    row("text heuristic", "heuristic", HeuristicBackend().predict(test), time.monotonic() - t)
-    t = time.monotonic()
-    v1 = registry.load_backend("demo-v1", device="cpu").predict(train, batch_size=16)
-    vision = registry.load_backend("demo-v2", device="cpu")
-    v2 = vision.predict(train, batch_size=16)
-    row(
-        "+ vision (clip-llm demo)",
-        "vision",
-        vision.predict(test, batch_size=16),
-        time.monotonic() - t,
+    gates: dict[str, str] = {}
+    base = RetrainConfig(
+        device=settings.device, sft=settings.sft, reward=settings.reward, ppo=settings.ppo
     )
-
-    # The SIMULATED reviewer rates A/B pairs on the train split only: demo-v1 against demo-v2,
-    # and the heuristic against demo-v2 (two comparisons a clinic would run).
-    heur = HeuristicBackend().predict(train)
-    pairs = to_pairs(rate_all(train, v1, v2)) + to_pairs(rate_all(train, heur, v2))
-    feedback = write_feedback(root / "runs" / "bench_feedback.jsonl", pairs)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for phase, kind, parent, name, stages in (
+        ("sft", "sft", "demo-v2", SFT_VERSION, ("sft",)),
+        ("rl", "rl", SFT_VERSION, RL_VERSION, ("reward", "ppo")),
+    ):
+        t = time.monotonic()
+        if not (registry.root / name).exists():
+            cfg = replace(base, stages=stages, run_sft="yes" if phase == "sft" else "no")
+            cfg.ppo = replace(cfg.ppo, seed=seed)
+            _, _, gates[phase] = _train_version(root, kind, parent, name, cfg, progress)
+        seconds[phase] = time.monotonic() - t
+    versions = {"heuristic": "heuristic", "vision": "demo-v2", "sft": SFT_VERSION, "rl": RL_VERSION}
+    with open_store(f"sqlite:///{root / 'medreview.db'}") as store:
+        split_cases = {
+            s: [replace(case_from_record(r), image=str(root / r.image))
+                for r in store.get_cases(store.query_case_ids(split=s, order="id"))]
+            for s in ("val", "test")
+        }  # fmt: skip
+        test = split_cases["test"]
+        verdicts = {p: _phase_verdicts(store, v, test) for p, v in versions.items()}
+        val_metrics = {
+            p: evaluate(split_cases["val"], _phase_verdicts(store, v, split_cases["val"])).to_dict()
+            for p, v in versions.items()
+        }
+        for phase in ("sft", "rl"):
+            evals = store.evaluations(versions[phase])
+            if evals and phase not in gates:
+                gates[phase] = evals[-1].reason or ""
+    card = registry.card(RL_VERSION)
     t = time.monotonic()
-    sft = retrain(registry, "demo-v2", feedback, test, root / "runs",
-                  RetrainConfig(name=f"bench-sft-{stamp}", device="cpu", stages=("sft",), run_sft="yes", sft=sft_cfg),
-                  prompts=train, progress=progress)  # fmt: skip
-    row("+ LoRA SFT", "lora", sft.verdicts, time.monotonic() - t)
-    t = time.monotonic()
-    ppo = PPOConfig(steps=10 if quick else 40, batch_size=16, mini_batch_size=8, learning_rate=5e-4)
-    rl = retrain(registry, sft.card.name, feedback, test, root / "runs",
-                 RetrainConfig(name=f"bench-rl-{stamp}", device="cpu", stages=("reward", "ppo"), ppo=ppo),
-                 prompts=train, progress=progress)  # fmt: skip
-    row("+ reward model and PPO", "rl", rl.verdicts, time.monotonic() - t)
-    return rows
+    reward = reward_by_kind(root, registry, split_cases["val"], settings.device)
+    seconds["reward-eval"] = time.monotonic() - t
+    return SeedResult(
+        seed, root, versions, test, verdicts, val_metrics,
+        {"training": card.training.get("reward", {}), "val_by_kind": reward}, gates,
+        registry.card(SFT_VERSION).training.get("data", {}), seconds,
+    )  # fmt: skip
 
 
-def format_rows(rows: list[dict[str, Any]]) -> str:
-    head = f"{'phase':<28}{'acc':>7}{'TP':>7}{'TN':>7}{'FP':>5}{'crit.miss':>10}{'target':>8}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['phase']:<28}{r['accuracy']:>7.1%}{r['tp_rate']:>7.1%}{r['tn_rate']:>7.1%}"
-            f"{r['fp']:>5}{r['critical_misses']:>10}{r['target']:>8.0%}"
+def reward_by_kind(root: Path, registry: Any, val: list[Case], device: str) -> dict[str, Any]:
+    """The RL version's reward model on val cases (never trained on): for every verdict demo-v1
+    and demo-v2 wrote there and the gold verdict, each right answer over each wrong one
+    (``rated``) and over itself with the other verdict word (``flipped``); accuracy by scenario
+    kind (the demo's ground truth, read here for the report only)."""
+    from app.convert import verdict_from_prediction
+    from core.models.demo_train import gold_verdict
+    from core.training.data import PreferencePair, flip_verdict, training_case
+    from core.training.reward import RewardModel
+    from core.training.reward_eval import reward_accuracy
+    from core.verdicts import parse_verdict
+    from feedback_db import open_store
+
+    folder = registry.path(RL_VERSION) / "reward_model"
+    if not (folder / "reward_card.json").exists():
+        return {}
+    with open_store(f"sqlite:///{root / 'medreview.db'}") as store:
+        answers = {v: store.predictions_for_version(v, split="val") for v in ("demo-v1", "demo-v2")}
+    pairs: list[PreferencePair] = []
+    kinds: dict[str, str] = {}
+    for c in val:
+        texts = {gold_verdict(c)}
+        texts |= {
+            verdict_from_prediction(a[c.case_id]).text for a in answers.values() if c.case_id in a
+        }
+        right = sorted(t for t in texts if parse_verdict(t)[0].value == c.truth_label)
+        wrong = sorted(t for t in texts if t not in right)
+        case = training_case(c)
+        kinds[c.case_id] = c.error_type or "unknown"
+        pairs += [
+            PreferencePair(case, r, w, true_label=c.truth_label) for r in right for w in wrong
+        ]
+        pairs += [PreferencePair(case, r, f, true_label=c.truth_label, kind="flipped")
+                  for r in right if (f := flip_verdict(r)) is not None and f not in texts]  # fmt: skip
+    policy = registry.load_backend(RL_VERSION, device=device, image_root=str(root))
+    rm = RewardModel.load(folder, policy)
+    acc = reward_accuracy(rm, pairs, key=lambda p: f"{kinds[p.case.case_id]} {p.kind}")
+    return acc.to_dict()
+
+
+# -- results -------------------------------------------------------------------------------------
+def _metrics(test: list[Case], verdicts: list[Any]) -> dict[str, Any]:
+    from core.evaluation import evaluate
+
+    rep = evaluate(test, verdicts).to_dict()
+    return {
+        "accuracy": rep["accuracy"], "tp_rate": rep["tp_rate"], "tn_rate": rep["tn_rate"],
+        "fpr": rep["fpr"], "fp": rep["fp"], "critical_misses": rep["critical_misses"],
+        "mean_clinical_reward": rep["mean_reward"],
+    }  # fmt: skip
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return None, None
+    mean = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return mean, sd
+
+
+def results_json(results: list[SeedResult]) -> dict[str, Any]:
+    """The ``--json`` document (exactly the schema of the module docstring)."""
+    from core.evaluation.metrics import outcome
+    from core.evaluation.paired import mcnemar_exact
+
+    phases = []
+    for phase in PHASES:
+        per_seed = [
+            {"seed": r.seed, "workspace": str(r.workspace), "version": r.versions[phase],
+             **_metrics(r.test, r.verdicts[phase])}
+            for r in results
+        ]  # fmt: skip
+        stats = {m: _mean_sd([row[m] for row in per_seed]) for m in METRICS}
+        phases.append({
+            "phase": phase, "per_seed": per_seed,
+            "mean": {m: s[0] for m, s in stats.items()}, "sd": {m: s[1] for m, s in stats.items()},
+        })  # fmt: skip
+    paired = []
+    for a, b in zip(PHASES, PHASES[1:], strict=False):
+        n_b = n_c = 0
+        for r in results:
+            for case, va, vb in zip(r.test, r.verdicts[a], r.verdicts[b], strict=True):
+                right_a, right_b = outcome(case, va)[1], outcome(case, vb)[1]
+                n_b += right_a and not right_b
+                n_c += right_b and not right_a
+        paired.append(
+            {"from": a, "to": b, "b": n_b, "c": n_c, "mcnemar_p": mcnemar_exact(n_b, n_c).p_value}
         )
-    lines.append(
-        f"(test split, {rows[0]['n'] if rows else 0} cases; targets from the original plan)"
+    return {"seeds": [r.seed for r in results], "phases": phases, "paired": paired}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def markdown_table(doc: dict[str, Any], results: list[SeedResult] | None = None) -> str:
+    """The table docs/training.md shows, from a ``--json`` document (and, after a run, the
+    per-seed times and the reward model's accuracy by kind)."""
+    seeds = doc["seeds"]
+    head = (
+        "| phase | "
+        + " | ".join(f"seed {s}" for s in seeds)
+        + " | mean ± sd | FPR (mean) | FP | critical misses | mean clinical reward | target |"
     )
+    lines = [head, "|" + "---|" * (len(seeds) + 7)]
+    for ph in doc["phases"]:
+        accs = [row["accuracy"] for row in ph["per_seed"]]
+        fps = "/".join(str(row["fp"]) for row in ph["per_seed"])
+        crit = "/".join(str(row["critical_misses"]) for row in ph["per_seed"])
+        mean, sd = ph["mean"]["accuracy"], ph["sd"]["accuracy"]
+        target = TARGETS.get(ph["phase"])
+        lines.append(
+            f"| {PHASE_TITLES.get(ph['phase'], ph['phase'])} | " + " | ".join(_pct(a) for a in accs)
+            + f" | {_pct(mean)} ± {_pct(sd)} | {_pct(ph['mean']['fpr'])} | {fps} | {crit} | "
+            + f"{ph['mean']['mean_clinical_reward']:+.2f} | {_pct(target) if target else '-'} |"
+        )  # fmt: skip
+    lines.append("")
+    lines.append("McNemar (exact, test cases of all seeds pooled; b: earlier phase right and later "
+                 "wrong, c: the reverse):")  # fmt: skip
+    lines.append("")
+    lines.append("| from | to | b | c | p |")
+    lines.append("|---|---|---|---|---|")
+    for p in doc["paired"]:
+        lines.append(f"| {p['from']} | {p['to']} | {p['b']} | {p['c']} | {p['mcnemar_p']:.3g} |")
+    if results:
+        lines += ["", "| seed | test cases | time (s): " + ", ".join(results[0].seconds) + " | gate (sft) | gate (rl) |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for r in results:
+            times = ", ".join(f"{v:.0f}" for v in r.seconds.values())
+            lines.append(
+                f"| {r.seed} | {len(r.test)} | {times} | {r.gates.get('sft', '')} | {r.gates.get('rl', '')} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def format_table(doc: dict[str, Any], results: list[SeedResult]) -> str:
+    """The terminal table: test accuracy per seed and mean, then val (what choices saw), the
+    reward model's val accuracy by kind, and the paired tests."""
+    out = [markdown_table(doc)]
+    out.append("val split (settings are chosen on these, never on test):")
+    for r in results:
+        row = ", ".join(f"{p} {_pct(r.val_metrics[p]['accuracy'])}" for p in PHASES)
+        out.append(f"  seed {r.seed}: {row}")
+    out.append(
+        "reward model, pairwise accuracy on val cases (right answer over wrong / over its flip):"
+    )
+    for r in results:
+        groups = r.reward.get("val_by_kind", {}).get("groups", {})
+        row = ", ".join(f"{k} {_pct(v['accuracy'])} ({v['pairs']})" for k, v in groups.items())
+        out.append(f"  seed {r.seed}: {row or 'no reward model'}")
+    return "\n".join(out) + "\n"

@@ -4,8 +4,17 @@
     medreview train {sft,reward,ppo,dpo,grpo} [--parent VERSION] ...
 
 ``retrain`` is the one-click pipeline (SFT where there are gold answers, reward model, PPO,
-evaluation on the test split, safety gate, registration); the other verbs run one stage through
-the same pipeline, so every verb ends in an evaluated, registered version or in nothing at all.
+evaluation on the val split, the safety gate against the active version, registration); ``rl``
+is reward model + PPO; the other verbs run one stage through the same pipeline, so every verb ends
+in an evaluated, registered version or in nothing at all.
+
+What it learns from: the workspace's standing ratings, exported twice by one rule (TRL pairs and
+the KTO file, which also holds ties), DICOM and TIFF images included (the image converter); each
+rated case bound to the workspace's own case (its fields, never re-read from the prompt text);
+ratings on val and test cases left out. Before training it says what it will learn from, and it
+refuses below ``--min-judged`` judged cases or when nothing is new since the parent. The new
+version is also run on the test cases, for the record (``medreview evaluate``, Compare); nothing
+is decided on them.
 
 This is the child process the GUI starts: with ``--progress json`` it prints one JSON object per
 line on stdout (DESIGN.md), and everything else the libraries print goes to stderr. SIGTERM asks
@@ -26,7 +35,7 @@ import argparse
 import contextlib
 import shutil
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +56,7 @@ if TYPE_CHECKING:
 
 STAGES = {
     "retrain": ("sft", "reward", "ppo"),
+    "rl": ("reward", "ppo"),
     "sft": ("sft",),
     "reward": ("reward",),
     "ppo": ("ppo",),
@@ -55,6 +65,7 @@ STAGES = {
 }
 HELP = {
     "retrain": "the one-click pipeline: SFT (gold answers), reward model, PPO, evaluate, register",
+    "rl": "reward model and PPO (no SFT), evaluate, register",
     "sft": "LoRA supervised fine-tuning on the answers clinicians confirmed or wrote",
     "reward": "train a reward model on the preference pairs (pairwise accuracy on held-out pairs)",
     "ppo": "PPO with the parent's reward model (if any) and the clinical reward",
@@ -78,7 +89,18 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
             metavar="FILE",
             help="train on this expert_feedback.jsonl instead of exporting",
         )
+        k.add_argument(
+            "--ratings",
+            metavar="FILE",
+            help="with --feedback: the KTO file of the same ratings (ties included)",
+        )
         k.add_argument("--reviewer", metavar="NAME", help="only this reviewer's ratings")
+        k.add_argument(
+            "--min-judged",
+            type=int,
+            metavar="N",
+            help="clinician-judged cases needed before training starts (default 20)",
+        )
         k.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
         k.add_argument("--steps", type=int, metavar="N", help="PPO/GRPO steps (default 20)")
         k.add_argument("--epochs", type=float, metavar="E", help="SFT, reward and DPO epochs")
@@ -100,6 +122,7 @@ def build_config(args: argparse.Namespace) -> Any:
         stages=STAGES[args.kind],
         run_sft="yes" if args.kind == "sft" else "auto",
         max_fpr=args.max_fpr,
+        **({"min_judged_cases": args.min_judged} if getattr(args, "min_judged", None) else {}),
     )
     cfg.ppo = replace(
         cfg.ppo,
@@ -172,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cases(store: Any, split: str, root: Path) -> list[Case]:
+def _cases(store: Any, split: str | None, root: Path) -> list[Case]:
+    """The workspace's cases of ``split`` (all with None), image paths made absolute."""
     from app.convert import case_from_record
 
     ids = store.query_case_ids(split=split, order="id")
@@ -184,45 +208,100 @@ def _cases(store: Any, split: str, root: Path) -> list[Case]:
     return out
 
 
+@dataclass
+class TrainingInputs:
+    """What a retrain reads from the workspace: the two exports, every case (by split), the
+    version to start from and the active one (the gate compares with it)."""
+
+    parent: str
+    active: str
+    cases: list[Case]
+    feedback: Path | None = None
+    ratings: Path | None = None
+
+    def split(self, name: str) -> list[Case]:
+        return [c for c in self.cases if c.split == name]
+
+
+def resolve_versions(args: argparse.Namespace, ws: Workspace, registry: Any) -> tuple[str, str]:
+    """(parent, active): the version to start from (``--parent``, else the active one) and the
+    one clinicians use (the gate compares with it); the parent is recorded in the store if it is
+    only in the registry.
+
+    Raises:
+        CommandError: no active version and no ``--parent``, an unknown version, a store error.
+    """
+    from app.versions import mirror_card
+    from core.registry import RegistryError
+    from feedback_db import StoreError, open_store
+
+    try:
+        with open_store(ws.db_url) as store:
+            active_row = store.active_version()
+            parent = args.parent or (active_row.name if active_row is not None else None)
+            if parent is None:
+                raise CommandError("no active version; name one with --parent")
+            if store.get_model_version(parent) is None:
+                mirror_card(store, registry.card(parent))
+    except (StoreError, RegistryError) as exc:
+        raise CommandError(str(exc)) from exc
+    return parent, active_row.name if active_row is not None else parent
+
+
+def training_inputs(
+    args: argparse.Namespace, ws: Workspace, work: Path, progress: Progress, registry: Any
+) -> TrainingInputs:
+    """The workspace's side of a retrain, before anything trains: parent and active version,
+    every case, and the ratings exported into ``work`` (or the files ``--feedback`` names).
+
+    Raises:
+        CommandError: see ``resolve_versions``; a store error; no ratings.
+    """
+    from feedback_db import StoreError, open_store
+
+    parent, active = resolve_versions(args, ws, registry)
+    try:
+        with open_store(ws.db_url) as store:
+            cases = _cases(store, None, ws.root)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+    inputs = TrainingInputs(parent, active, cases)
+    if args.feedback:
+        inputs.feedback = Path(args.feedback)
+        inputs.ratings = Path(args.ratings) if getattr(args, "ratings", None) else None
+    else:
+        inputs.feedback, inputs.ratings = _export(args, ws, work, progress)
+    return inputs
+
+
 def _train(
     args: argparse.Namespace, ws: Workspace, cfg: Any, progress: Progress
 ) -> tuple[str, bool, str]:
     from dataclasses import asdict
 
     from app.runs import RunLease
-    from app.versions import mirror_card, recorded_card_hashes
+    from app.versions import recorded_card_hashes
     from core.registry import Registry, RegistryError
     from core.training.data import FeedbackFileError
     from core.training.retrain import RetrainError, default_name, is_main_process, retrain
-    from feedback_db import StoreError, open_store
 
     registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
-    try:
-        with open_store(ws.db_url) as store:
-            parent = args.parent
-            if parent is None:
-                active = store.active_version()
-                if active is None:
-                    raise CommandError("no active version; name one with --parent")
-                parent = active.name
-            if store.get_model_version(parent) is None:
-                mirror_card(store, registry.card(parent))
-            heldout = _cases(store, "test", ws.root)
-            prompts = _cases(store, "train", ws.root)
-    except (StoreError, RegistryError) as exc:
-        raise CommandError(str(exc)) from exc
+    parent, _ = resolve_versions(args, ws, registry)  # an unknown version fails before the run
+    args = argparse.Namespace(**{**vars(args), "parent": parent})
     cfg.name = cfg.name or default_name(parent)
     main = is_main_process()  # under `accelerate launch` the main process alone writes the store
     lease = RunLease(ws, args.kind, asdict(cfg), parent) if main else None
     with lease if lease is not None else contextlib.nullcontext():
         work = lease.work if lease is not None else ws.ensure().runs_dir
-        feedback = Path(args.feedback) if args.feedback else _export(args, ws, work, progress)
+        inputs = training_inputs(args, ws, work, progress, registry)
         if lease is not None:
             lease.registering(cfg.name)  # before the registry renames it into models/
         try:
             res = retrain(
-                registry, parent, feedback, heldout, work, cfg,
-                prompts=prompts, image_root=str(ws.root), progress=progress,
+                registry, inputs.parent, inputs.feedback, inputs.split("val"), work, cfg,
+                ratings=inputs.ratings, cases=inputs.cases, prompts=inputs.split("review"),
+                report_cases=inputs.split("test"), active=inputs.active,
+                image_root=str(ws.root), progress=progress,
             )  # fmt: skip
         except (RetrainError, RegistryError, FeedbackFileError) as exc:
             raise CommandError(str(exc)) from exc
@@ -231,25 +310,31 @@ def _train(
     return res.card.name, res.gate.promote, res.gate.reason
 
 
-def _export(args: argparse.Namespace, ws: Workspace, work: Path, progress: Progress) -> Path:
-    """The ratings as expert_feedback.jsonl in the run's folder, DICOM and TIFF images included."""
+def _export(
+    args: argparse.Namespace, ws: Workspace, work: Path, progress: Progress
+) -> tuple[Path, Path]:
+    """The ratings as ``expert_feedback.jsonl`` (TRL pairs) and ``ratings_kto.jsonl`` (every
+    rating, ties included) in the run's folder, DICOM and TIFF images included."""
     from core.images import to_png_bytes  # DICOM/TIFF -> de-identified PNG, as `medreview export`
     from feedback_db import StoreError, open_store
     from feedback_db.export import export_feedback
 
-    feedback = work / "expert_feedback.jsonl"
+    feedback, ratings = work / "expert_feedback.jsonl", work / "ratings_kto.jsonl"
     progress.update("export", 0, None, message="exporting ratings")
     try:
         with open_store(ws.db_url) as store:
-            result = export_feedback(store, feedback, workspace_root=ws.root, reviewer=args.reviewer,
-                                     image_converter=to_png_bytes)
+            results = [
+                export_feedback(store, out, workspace_root=ws.root, fmt=fmt,
+                                reviewer=args.reviewer, image_converter=to_png_bytes)
+                for out, fmt in ((feedback, "trl"), (ratings, "kto"))
+            ]  # fmt: skip
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
-    if result.rows == 0:
-        raise CommandError("no preference pairs to train on; rate some cases first")
-    for problem in result.problems:
+    if results[1].rows == 0:
+        raise CommandError("no ratings to train on; rate some cases first")
+    for problem in dict.fromkeys(p for r in results for p in r.problems):
         progress.update("export", 0, None, message=f"left out: {problem}")
-    return feedback
+    return feedback, ratings
 
 
 def _record(ws: Workspace, registry: Any, lease: Any, res: Any, progress: Progress) -> None:

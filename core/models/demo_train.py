@@ -36,6 +36,7 @@ from core.knowledge import Finding, KnowledgeTable, default_knowledge
 from core.progress import Progress
 from core.registry import ModelCard, Registry
 
+DESCRIPTION_CHECKS = ("late", "matched", "final")
 # Cases whose stated finding is the one the image shows (CLIP can learn from these).
 _IMAGE_SHOWS_FINDING = ("none", "treatment_mismatch")
 
@@ -52,26 +53,55 @@ class DemoTrainConfig:
     lm_lr: float = field(default=3e-3, metadata={"help": "language model learning rate (AdamW)"})
     verdict_weight: float = field(
         default=1.0,
-        metadata={"help": "loss weight of the verdict word's token (the decision); above 1 it saturates sooner"},
+        metadata={
+            "help": "loss weight of the verdict word's token (the decision); above 1 it saturates sooner"
+        },
     )
     verdict_smoothing: float = field(
         default=0.1,
-        metadata={"help": "label smoothing of the verdict word: this share of the target goes to the other word"},
+        metadata={
+            "help": "label smoothing of the verdict word: this share of the target goes to the other word"
+        },
     )
     eval_every: int = field(
         default=100,
-        metadata={"help": "steps between checks on the val split; the LM checkpoint with the lowest val loss is kept"},
+        metadata={
+            "help": "steps between checks on the val split; the LM checkpoint with the lowest val loss is kept"
+        },
     )
-    names: tuple[str, str] = field(default=("demo-v1", "demo-v2"), metadata={"help": "version names"})
+    description_checks: str = field(
+        default="late",
+        metadata={
+            "help": "image descriptions the LM learns from: 'late': each time a training image is drawn, "
+            "the description of a random CLIP check from a third of its training on (so it also sees the "
+            "CLIP unsure or wrong, as on new images); 'matched': the check whose training-image loss is "
+            "closest to the kept CLIP's val loss; 'final': the kept CLIP's own (near-perfect on its "
+            "training images)"
+        },
+    )
+    knowledge_examples: bool = field(
+        default=True,
+        metadata={
+            "help": "also teach the LM the knowledge table: each training image with an accepted and a "
+            "not accepted treatment of its finding, and (demo-v2) with a finding it does not show"
+        },
+    )
+    names: tuple[str, str] = field(
+        default=("demo-v1", "demo-v2"), metadata={"help": "version names"}
+    )
     text_only: bool = field(
         default=False,
-        metadata={"help": "train and register only the text-only version (names[0]), no image encoder: "
-                          "the first run's quick model (app/cli/demo.py)"},
+        metadata={
+            "help": "train and register only the text-only version (names[0]), no image encoder: "
+            "the first run's quick model (app/cli/demo.py)"
+        },
     )
 
     def __post_init__(self) -> None:
         if min(self.clip_steps, self.lm_steps, self.batch_size, self.eval_every) <= 0:
             raise ValueError("steps, batch_size and eval_every must be positive")
+        if self.description_checks not in DESCRIPTION_CHECKS:
+            raise ValueError(f"description_checks must be one of {DESCRIPTION_CHECKS}")
         if self.clip_lr <= 0 or self.lm_lr <= 0 or self.verdict_weight <= 0:
             raise ValueError("learning rates and verdict_weight must be positive")
         if not 0.0 <= self.verdict_smoothing < 0.5:
@@ -101,7 +131,10 @@ def gold_verdict(case: Case, knowledge: KnowledgeTable | None = None) -> str:
 def _absolute(cases: Sequence[Case], image_root: str | None) -> list[Case]:
     if not image_root:
         return list(cases)
-    return [c if Path(c.image).is_absolute() else replace(c, image=str(Path(image_root) / c.image)) for c in cases]
+    return [
+        c if Path(c.image).is_absolute() else replace(c, image=str(Path(image_root) / c.image))
+        for c in cases
+    ]
 
 
 def _shown_finding(case: Case, kb: KnowledgeTable) -> Finding | None:
@@ -115,37 +148,128 @@ def _shown_finding(case: Case, kb: KnowledgeTable) -> Finding | None:
     return None
 
 
-def train_clip(
-    folder: Path, cases: Sequence[Case], cfg: DemoTrainConfig, progress: Progress | None, stage: str
-) -> float:
-    """Fit the CLIP saved in ``folder`` to name each image's finding; save it back. Final loss."""
-    import open_clip
+@dataclass
+class ClipFit:
+    """What fitting the demo CLIP gave.
+
+    Attributes:
+        final_loss: the last training batch's loss.
+        best_step: the checkpoint kept (lowest val loss; the last step without val cases).
+        val_loss: its cross-entropy on the val images (None without val cases).
+        val_accuracy: its share of val images whose shown finding it ranks first.
+        descriptions: ``(image path, modality) -> descriptions`` of the training images at the
+            checks ``description_checks`` selects (one per check): what the LM learns from, a
+            CLIP as unsure and as often wrong as the kept one will be on images it never saw,
+            rather than the kept CLIP's near-perfect view of its own training images.
+        description_steps: those checks' steps; description_losses: their training-image loss.
+        check_losses: ``[step, training-image loss, val loss]`` of every check.
+    """
+
+    final_loss: float
+    best_step: int
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    descriptions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    description_steps: list[int] = field(default_factory=list)
+    description_losses: list[float] = field(default_factory=list)
+    check_losses: list[list[float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("descriptions")
+        return out
+
+
+def _image_batch(preprocess: Any, cases: Sequence[Case]) -> Any:
     import torch
 
     from core.backends._policy import load_pil
+
+    return torch.stack([preprocess(load_pil(Path(c.image))) for c in cases])
+
+
+def _clip_probs(model: Any, images: Any, text_tokens: Any, same_modality: Any) -> Any:
+    """Per image, the softmax over its modality's findings (as ``ClipScorer.score``), evaluated."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        txt = model.encode_text(text_tokens, normalize=True)
+        out = []
+        for i in range(0, len(images), 64):
+            img = model.encode_image(images[i : i + 64], normalize=True)
+            scale = model.logit_scale.exp().clamp(max=100.0)
+            logits = (scale * img @ txt.T).masked_fill(~same_modality[i : i + 64], float("-inf"))
+            out.append(logits.softmax(-1))
+    model.train()
+    return torch.cat(out) if out else torch.zeros((0, len(text_tokens)))
+
+
+def _nll(probs: Any, target: Any) -> float:
+    import torch
+
+    picked = probs[torch.arange(len(target)), target].clamp(min=1e-8)
+    return float(-picked.log().mean())
+
+
+def train_clip(
+    folder: Path,
+    cases: Sequence[Case],
+    cfg: DemoTrainConfig,
+    progress: Progress | None,
+    stage: str,
+    val: Sequence[Case] = (),
+) -> ClipFit:
+    """Fit the CLIP saved in ``folder`` to name each image's finding; save the checkpoint kept.
+
+    With ``val`` cases (their shown finding known), the val loss is measured every
+    ``cfg.eval_every`` steps and at the end, and the checkpoint with the lowest one is kept. At
+    each check the training images are scored too; the descriptions of the check whose training
+    loss is closest to the kept checkpoint's val loss are returned for the LM (``ClipFit``).
+    """
+    import copy
+
+    import open_clip
+    import torch
+
+    from core.models.clip_scorer import describe_scores
     from core.models.demo_clip import save_clip_weights
 
     kb = default_knowledge()
     shown = [(c, _shown_finding(c, kb)) for c in cases]
     usable = [(c, f) for c, f in shown if f is not None]
     if not usable:
-        raise ValueError("no training case says which finding its image shows; cannot fit the image encoder")
+        raise ValueError(
+            "no training case says which finding its image shows; cannot fit the image encoder"
+        )
     # The inference transform (not open_clip's random crop): what the scorer will see.
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
     findings = [f for m in kb.findings.values() for f in m]
     text_tokens = tokenizer([f.clip_text for f in findings])
-    images = torch.stack([preprocess(load_pil(Path(c.image))) for c, _ in usable])
+    images = _image_batch(preprocess, [c for c, _ in usable])
     target = torch.tensor([findings.index(f) for _, f in usable])
     same_modality = torch.tensor([[f.modality == c.modality for f in findings] for c, _ in usable])
+    val_usable = [(c, f) for c, f in ((c, _shown_finding(c, kb)) for c in val) if f is not None]
+    val_images = _image_batch(preprocess, [c for c, _ in val_usable]) if val_usable else None
+    val_target = torch.tensor([findings.index(f) for _, f in val_usable])
+    val_same = torch.tensor([[f.modality == c.modality for f in findings] for c, _ in val_usable])
     # Start at CLIP's largest logit scale (100): a tower trained from scratch begins with nearly
     # identical text embeddings, and at the usual 14 their differences barely move the softmax.
     with torch.no_grad():
         model.logit_scale.fill_(math.log(100.0))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.clip_lr, weight_decay=0.0)
+    # Cosine decay to a tenth: at a constant rate the last steps' loss swings (0.26 to 0.73
+    # between checks, seed 0), so the kept checkpoint would be a matter of luck.
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.clip_steps)))
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
     loss_value = float("nan")
+    best: tuple[float, int, float, dict[str, Any]] | None = None
+    checks: list[tuple[int, float, Any]] = []  # (step, loss on the training images, their probs)
+    fit_losses: list[list[float]] = []
     for step in range(1, cfg.clip_steps + 1):
         if progress is not None:
             progress.check()
@@ -161,13 +285,89 @@ def train_clip(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, 4.6052)
         loss_value = float(loss.detach())
+        if val_images is not None and (step % cfg.eval_every == 0 or step == cfg.clip_steps):
+            train_probs = _clip_probs(model, images, text_tokens, same_modality)
+            checks.append((step, _nll(train_probs, target), train_probs))
+            vp = _clip_probs(model, val_images, text_tokens, val_same)
+            v_loss = _nll(vp, val_target)
+            fit_losses.append([step, checks[-1][1], v_loss])
+            if best is None or v_loss < best[0]:
+                acc = float((vp.argmax(-1) == val_target).float().mean())
+                best = (v_loss, step, acc, copy.deepcopy(model.state_dict()))
         if progress is not None and (step % 10 == 0 or step == cfg.clip_steps):
             progress.update(stage, step, cfg.clip_steps, loss=loss_value)
+    fit = ClipFit(final_loss=loss_value, best_step=cfg.clip_steps, check_losses=fit_losses)
+    if best is not None:
+        model.load_state_dict(best[3])
+        fit.best_step, fit.val_loss, fit.val_accuracy = best[1], best[0], best[2]
+        if cfg.description_checks == "matched":  # as sure of its training images as of new ones
+            chosen = [min(checks, key=lambda c: abs(c[1] - best[0]))]
+        elif cfg.description_checks == "late":
+            chosen = [c for c in checks if c[0] >= cfg.clip_steps / 3] or checks[-1:]
+        else:
+            chosen = []
+        for step, train_loss, probs in chosen:
+            fit.description_steps.append(step)
+            fit.description_losses.append(train_loss)
+            for (c, _), row in zip(usable, probs.tolist(), strict=True):
+                scores = sorted(
+                    (
+                        (f.name, p)
+                        for f, p in zip(findings, row, strict=True)
+                        if f.modality == c.modality
+                    ),
+                    key=lambda x: -x[1],
+                )
+                fit.descriptions.setdefault((str(c.image), c.modality), []).append(
+                    describe_scores(scores, 2)
+                )
     save_clip_weights(model.eval(), folder)
-    return loss_value
+    return fit
+
+
+def knowledge_examples(cases: Sequence[Case], with_image: bool, seed: int = 0) -> list[Case]:
+    """More training cases made from ``cases`` and the knowledge table (ground truth of the train
+    split only): each image whose finding is known, with its finding and an accepted treatment, with
+    its finding and a not accepted one (a treatment for another finding of the modality, as the
+    demo's mismatches are), and, for a model that sees the image, with a finding of another visual
+    that it does not show (an accepted treatment for that one). About the real mix: half
+    consistent, a quarter of each error."""
+    kb = default_knowledge()
+    rng = random.Random(seed)
+    out: list[Case] = []
+    for c in cases:
+        shown = _shown_finding(c, kb)
+        if shown is None:
+            continue
+        findings = kb.findings_for(c.modality)
+        pool = sorted({t for f in findings for t in f.acceptable if t not in shown.acceptable})
+        variants: list[tuple[Finding, str, str]] = [
+            (shown, rng.choice(shown.acceptable), "none"),
+            (shown, rng.choice(shown.acceptable), "none"),
+        ]
+        if pool:
+            variants.append((shown, rng.choice(pool), "treatment_mismatch"))
+        others = [f for f in findings if f.visual != shown.visual and f.acceptable]
+        if with_image and others:
+            other = rng.choice(others)
+            variants.append((other, rng.choice(other.acceptable), "unsupported_by_image"))
+        for k, (stated, treatment, kind) in enumerate(variants):
+            out.append(
+                Case(
+                    f"{c.case_id}~k{k}",
+                    c.modality,
+                    c.image,
+                    stated.name,
+                    treatment,
+                    kind,
+                    split="train",
+                )
+            )
+    return out
 
 
 def verdict_weighted_loss(
@@ -193,7 +393,10 @@ def verdict_weighted_loss(
     logits = model(**inputs).logits[:, :-1].float()
     target = labels[:, 1:]
     per_token = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="none"
+        logits.reshape(-1, logits.shape[-1]),
+        target.reshape(-1),
+        ignore_index=-100,
+        reduction="none",
     ).view_as(target)
     valid = (target != -100).float()
     first = valid * (valid.cumsum(dim=1) == 1).float()
@@ -206,12 +409,16 @@ def verdict_weighted_loss(
         logp = logits[rows, cols].log_softmax(-1)
         other = torch.where(is_err, logp[:, cor].logsumexp(-1), logp[:, err].logsumexp(-1))
         smoothed = (1 - smoothing) * per_token[rows, cols] - smoothing * other
-        per_token = per_token.index_put((rows, cols), torch.where(is_err | is_cor, smoothed, per_token[rows, cols]))
+        per_token = per_token.index_put(
+            (rows, cols), torch.where(is_err | is_cor, smoothed, per_token[rows, cols])
+        )
     w = valid + (weight - 1.0) * first
     return (per_token * w).sum() / w.sum()
 
 
-def verdict_log_loss(backend: Any, cases: Sequence[Case], verdict_ids: tuple[Sequence[int], Sequence[int]]) -> float:
+def verdict_log_loss(
+    backend: Any, cases: Sequence[Case], verdict_ids: tuple[Sequence[int], Sequence[int]]
+) -> float:
     """Mean log loss of P(ERROR) renormalised over the two verdict words, read off the logits at
     the end of each prompt (as the confidence probe reads them), against the ground truth."""
     import torch
@@ -226,7 +433,9 @@ def verdict_log_loss(backend: Any, cases: Sequence[Case], verdict_ids: tuple[Seq
             logp = model(**backend.encode(batch)).logits[:, -1].float().log_softmax(-1)
             z = logp[:, err].logsumexp(-1) - logp[:, cor].logsumexp(-1)
             y = torch.tensor([c.is_error for c in batch], dtype=torch.float, device=z.device)
-            total += float(torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"))
+            total += float(
+                torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum")
+            )
     return total / max(1, len(cases))
 
 
@@ -257,7 +466,9 @@ def train_lm(
     ids = verdict_token_ids(backend.tokenizer)
     model = backend.model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lm_lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / cfg.lm_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / cfg.lm_steps)
+    )
     order: list[Case] = []
     loss_value = float("nan")
     best: tuple[float, int, dict[str, Any]] | None = None
@@ -279,7 +490,11 @@ def train_lm(
         if val and (step % cfg.eval_every == 0 or step == cfg.lm_steps):
             val_loss = verdict_log_loss(backend, val, ids)
             if best is None or val_loss < best[0]:
-                best = (val_loss, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                best = (
+                    val_loss,
+                    step,
+                    {k: v.detach().clone() for k, v in model.state_dict().items()},
+                )
         if progress is not None and (step % 10 == 0 or step == cfg.lm_steps):
             progress.update(stage, step, cfg.lm_steps, loss=loss_value)
     out: dict[str, Any] = {"final_lm_loss": loss_value}
@@ -288,6 +503,23 @@ def train_lm(
         out.update(best_step=best[1], val_verdict_log_loss=best[0])
     model.eval()
     return out
+
+
+def _describe_with(backend: Any, descriptions: dict[tuple[str, str], list[str]], seed: int) -> None:
+    """Make ``backend`` describe the images in ``descriptions`` with one of their texts, drawn
+    each time (``ClipFit.descriptions``); any other image (val) through its own CLIP."""
+    from core.backends._policy import resolve_image
+
+    own = backend.describe
+    rng = random.Random(seed)
+
+    def describe(cases: Sequence[Case]) -> list[str | None]:
+        keys = [(str(resolve_image(c.image, backend.image_root)), c.modality) for c in cases]
+        missing = [c for c, k in zip(cases, keys, strict=True) if k not in descriptions]
+        found = iter(own(missing)) if missing else iter(())
+        return [rng.choice(descriptions[k]) if k in descriptions else next(found) for k in keys]
+
+    backend.describe = describe
 
 
 def train_demo_models(
@@ -324,11 +556,14 @@ def train_demo_models(
 
     configure_threads()
     cfg = config or DemoTrainConfig()
-    train = [c for c in _absolute(cases, image_root) if c.split == "train" and c.error_type is not None]
+    train = [
+        c for c in _absolute(cases, image_root) if c.split == "train" and c.error_type is not None
+    ]
     if not train:
         raise ValueError("no train-split cases with ground truth to fit the demo models on")
     val = [c for c in _absolute(cases, image_root) if c.split == "val" and c.error_type is not None]
     registry = Registry(out_dir)
+    clip_fit = ClipFit(final_loss=float("nan"), best_step=0)
     for name in cfg.names[:1] if cfg.text_only else cfg.names:
         if (registry.root / name).exists():
             from core.registry import RegistryError
@@ -345,7 +580,9 @@ def train_demo_models(
         if not cfg.text_only:
             shutil.copytree(v1 / "base" / "lm", v2 / "base" / "lm")
             build_demo_clip(v2 / "base" / "clip", DemoClipConfig(), seed=cfg.seed)
-            clip_loss = train_clip(v2 / "base" / "clip", train, cfg, progress, "demo: image encoder")
+            clip_fit = train_clip(
+                v2 / "base" / "clip", train, cfg, progress, "demo: image encoder", val
+            )
 
         fits: dict[str, dict[str, Any]] = {}
         for folder, with_image in ((v1, False), (v2, True))[: 1 if cfg.text_only else 2]:
@@ -357,8 +594,14 @@ def train_demo_models(
                     device="cpu",
                 )
             )
+            if with_image and clip_fit.descriptions:
+                _describe_with(backend, clip_fit.descriptions, cfg.seed)
+            examples = list(train)
+            if cfg.knowledge_examples:
+                examples += knowledge_examples(train, with_image, cfg.seed)
             stage = f"demo: {folder.name} language model"
-            fits[folder.name] = train_lm(backend, train, cfg, progress, stage, val)
+            fits[folder.name] = {"lm_examples": len(examples),
+                                 **train_lm(backend, examples, cfg, progress, stage, val)}  # fmt: skip
             backend.model.save_pretrained(folder / "base" / "lm", safe_serialization=True)
         cards = [
             registry.create_version(
@@ -372,15 +615,17 @@ def train_demo_models(
             ),
         ]
         if not cfg.text_only:
-            cards.append(registry.create_version(
-                cfg.names[1],
-                "clip-llm",
-                {"clip": "base/clip", "lm": "base/lm"},
-                from_folder=v2,
-                training={**training, "final_clip_loss": clip_loss, **fits[cfg.names[1]]},
-                settings={"describe_image": True, "top_k": 2},
-                description="demo: tiny CLIP image description + tiny language model",
-            ))
+            cards.append(
+                registry.create_version(
+                    cfg.names[1],
+                    "clip-llm",
+                    {"clip": "base/clip", "lm": "base/lm"},
+                    from_folder=v2,
+                    training={**training, "clip": clip_fit.to_dict(), **fits[cfg.names[1]]},
+                    settings={"describe_image": True, "top_k": 2},
+                    description="demo: tiny CLIP image description + tiny language model",
+                )
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return cards

@@ -1,9 +1,20 @@
 """The one-click retrain: gold-answer SFT, reward model, PPO, evaluation, safety gate, register.
 
-Inputs are files (core never opens the database): ``expert_feedback.jsonl`` (the store's export),
-the held-out cases (JSONL of ``Case`` dicts with ground truth) and, optionally, more prompt cases
-for PPO (the train split). Pairs on held-out cases are dropped, so the evaluation never sees a case
-the model was trained on.
+Inputs are files and case lists (core never opens the database): ``expert_feedback.jsonl`` (the
+store's TRL export) and, where the caller has it, the KTO export of the same ratings (every rating,
+ties included), the workspace's cases (so a prompt is built from the case's own fields), the
+``val`` cases (ground truth: the evaluation and the safety gate), the ``test`` cases (predicted for
+the record only, never used for a decision) and more prompt cases for PPO (the unrated ``review``
+cases). ``core.training.data.load_training_data`` derives what each stage learns from; it never
+reads a case's ground truth, and ratings on val/test cases are left out.
+
+Before anything trains, the retrain says what it will learn from (``TrainingData.summary``, a
+``data`` progress event) and refuses, with that message, when it is too little
+(``RetrainConfig.min_judged_cases``, ``min_reward_pairs``) or when nothing is new since the parent
+(the same data fingerprint, and the parent already ran the stages asked for).
+
+The safety gate compares the new version with the ACTIVE one (the version clinicians use, given
+by the caller; the parent when not given) on the val cases.
 
 Everything is written to a temporary folder under ``runs_dir``; the registry moves it into place
 as the new version only after every stage succeeded. A failure or a cancel removes the folder and
@@ -29,27 +40,36 @@ from core.cases import Case
 from core.evaluation import evaluate
 from core.progress import Progress
 from core.registry import ModelCard, Registry
-from core.training.data import read_cases, read_feedback, sft_examples, unique_cases
+from core.training.data import TrainingData, load_training_data, read_cases
 from core.training.retrain_config import RetrainConfig
 from core.training.safety import GateDecision, safety_gate
 from core.verdicts import Verdict
 
+CaseSource = str | Path | Sequence[Case]
+
 
 class RetrainError(RuntimeError):
-    """The retrain cannot run (no pairs, a parent that cannot be trained); nothing was changed."""
+    """The retrain cannot run (too little or nothing new to learn from, a parent that cannot be
+    trained); nothing was changed. The message says why, in words."""
 
 
 @dataclass
 class RetrainResult:
-    """A registered new version, its metrics on the held-out cases, and the gate's decision."""
+    """A registered new version, its metrics on the val cases, and the gate's decision.
+
+    ``heldout``/``verdicts``: the new version's verdicts on the val cases, then on the test
+    cases (for the store's record; only val decided anything). ``active_metrics``: the active
+    version's metrics on the val cases. ``data``: what it learned from (``TrainingData.to_dict``).
+    """
 
     card: ModelCard
     gate: GateDecision
     metrics: dict[str, Any]
-    parent_metrics: dict[str, Any]
+    active_metrics: dict[str, Any]
     heldout: list[Case]
     verdicts: list[Verdict]
     reports: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def is_main_process() -> bool:
@@ -88,51 +108,96 @@ def _stage(progress: Progress | None, stage: str, message: str) -> None:
         progress.update(stage, 0, None, message=message)
 
 
+def _case_list(source: CaseSource | None) -> list[Case]:
+    if source is None:
+        return []
+    return list(read_cases(source) if isinstance(source, str | Path) else source)
+
+
+def check_data(
+    data: TrainingData, cfg: RetrainConfig, parent_card: ModelCard | None = None
+) -> None:
+    """Refuse a retrain that has too little, or nothing new, to learn from.
+
+    Raises:
+        RetrainError: with the data summary and what would be enough.
+    """
+    summary = data.summary()
+    judged = len(data.judgements)
+    if judged < cfg.min_judged_cases:
+        raise RetrainError(
+            f"too little to learn from ({summary}): {judged} clinician-judged cases outside "
+            f"val/test, at least {cfg.min_judged_cases} needed (RetrainConfig.min_judged_cases); "
+            "rate more review cases first"
+        )
+    wants_rm = any(s in cfg.stages for s in ("reward", "dpo"))
+    if wants_rm and len(data.reward_pairs) < cfg.min_reward_pairs:
+        raise RetrainError(
+            f"too little to learn from ({summary}): {len(data.reward_pairs)} preference pairs, "
+            f"at least {cfg.min_reward_pairs} needed (RetrainConfig.min_reward_pairs)"
+        )
+    if parent_card is not None:
+        before = (parent_card.training or {}).get("data") or {}
+        stages = set((parent_card.training or {}).get("config", {}).get("stages") or ())
+        if before.get("fingerprint") == data.fingerprint() and set(cfg.stages) <= stages:
+            raise RetrainError(
+                f"nothing new since {parent_card.name}: it was trained ({'+'.join(sorted(stages))}) "
+                f"on exactly these {data.ratings} ratings; rate more cases first"
+            )
+
+
 def retrain(
     registry: Registry,
     parent: str,
-    feedback: str | Path,
-    heldout: str | Path | Sequence[Case],
+    feedback: str | Path | None,
+    heldout: CaseSource,
     runs_dir: str | Path,
     config: RetrainConfig | None = None,
     *,
-    prompts: str | Path | Sequence[Case] | None = None,
+    ratings: str | Path | None = None,
+    cases: Sequence[Case] | None = None,
+    prompts: CaseSource | None = None,
+    report_cases: CaseSource | None = None,
+    active: str | None = None,
     image_root: str | None = None,
     progress: Progress | None = None,
 ) -> RetrainResult:
-    """Train a new version from ``parent`` on the ratings in ``feedback`` and register it.
+    """Train a new version from ``parent`` on the clinicians' ratings and register it.
 
     Args:
         registry: the model registry (``<workspace>/models``).
         parent: the version to start from (a clip-llm or vlm version).
-        feedback: ``expert_feedback.jsonl``.
-        heldout: the held-out cases (file or list), with ground truth, for evaluation and the gate.
+        feedback: ``expert_feedback.jsonl`` (TRL pairs); None with ``ratings`` alone.
+        heldout: the val cases (file or list), with ground truth: the new version's metrics and
+            the safety gate are measured on them.
         runs_dir: where the temporary output goes (same filesystem as the registry).
-        prompts: more cases to draw PPO prompts from (the rated cases are always used).
+        ratings: the KTO export of the same ratings (every rating, ties included).
+        cases: the workspace's cases, so each rated case is bound to its own fields and image.
+        prompts: more cases to draw PPO prompts from (the judged cases are always used).
+        report_cases: cases (the test split) the new version is also run on, for the record.
+        active: the version clinicians use, which the gate compares with (default ``parent``).
 
     Raises:
-        RetrainError: nothing to train on, or the parent has no trainable model.
+        RetrainError: too little or nothing new to learn from, no val cases, or a parent with no
+            trainable model. Nothing is written.
         core.progress.Canceled: canceled; nothing was registered.
         Any error of a stage, after the temporary folder was removed.
     """
     cfg = config or RetrainConfig()
     t0 = time.perf_counter()
-    _stage(progress, "load", f"reading {feedback}")
-    pairs = read_feedback(feedback)
-    held = list(read_cases(heldout) if isinstance(heldout, str | Path) else heldout)
-    held_ids = {c.case_id for c in held}
-    train_pairs = [p for p in pairs if p.case.case_id not in held_ids]
-    if not train_pairs:
-        raise RetrainError(f"{feedback}: no preference pairs outside the held-out cases")
+    _stage(progress, "load", f"reading {feedback or ratings}")
+    held = _case_list(heldout)
+    report = [c for c in _case_list(report_cases) if c.case_id not in {h.case_id for h in held}]
     if not held:
-        raise RetrainError("no held-out cases to evaluate the new version on")
-    extra = list(read_cases(prompts) if isinstance(prompts, str | Path) else prompts or [])
-    prompt_cases = {c.case_id: c for c in unique_cases(train_pairs)}
-    for c in extra:
-        if c.case_id not in held_ids:
-            prompt_cases.setdefault(c.case_id, c)
-
+        raise RetrainError("no val cases to evaluate the new version on")
+    held_ids = {c.case_id for c in held} | {c.case_id for c in report}
+    data = load_training_data(
+        feedback, ratings, cases=cases, heldout_ids=held_ids, prompts=_case_list(prompts)
+    )
     parent_card = registry.card(parent)
+    if progress is not None:
+        progress.update("data", 0, None, message=data.summary())
+    check_data(data, cfg, parent_card)
     policy = registry.load_backend(parent, device=cfg.device, image_root=image_root)
     if not isinstance(policy, TrainablePolicy):
         raise RetrainError(f"version {parent!r} ({parent_card.backend}) has no trainable model")
@@ -141,12 +206,60 @@ def retrain(
     work = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=runs_dir))
     try:
         return _run(
-            registry, parent_card, policy, name, work, cfg, train_pairs, held,
-            list(prompt_cases.values()), progress, t0,
+            registry, parent_card, policy, name, work, cfg, data, held, report,
+            active or parent, image_root, progress, t0,
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _active_verdicts(
+    registry: Registry,
+    active: str,
+    parent: str,
+    policy: Any,
+    held: list[Case],
+    cfg: RetrainConfig,
+    image_root: str | None,
+    progress: Progress | None,
+) -> list[Verdict]:
+    """The active version's verdicts on the val cases (the parent's own model when it is the
+    active one, before any training)."""
+    kw = dict(batch_size=cfg.batch_size, progress=progress, stage="evaluate-active")
+    if active == parent:
+        return list(policy.predict(held, **kw))
+    other = registry.load_backend(active, device=cfg.device, image_root=image_root)
+    try:
+        return list(other.predict(held, **kw))
+    finally:
+        del other
+
+
+def _train_reward(
+    policy: Any, data: TrainingData, cfg: RetrainConfig, progress: Progress | None, work: Path
+) -> tuple[Any, dict[str, Any]]:
+    """The reward model on balanced rated + verdict-flipped pairs, whole cases held out; its
+    held-out accuracy overall, on rated and on flipped pairs, by chosen verdict."""
+    from core.training.data import balanced, split_pairs
+    from core.training.reward import train_reward_model
+    from core.training.reward_eval import reward_accuracy
+
+    pairs = data.reward_pairs if cfg.flipped_pairs else list(data.pairs)
+    train, held = split_pairs(pairs, cfg.reward.eval_fraction, cfg.reward.seed)
+    train = balanced(train, cfg.reward.seed) if cfg.balance_pairs else train
+    reward_model, rep = train_reward_model(policy, train, cfg.reward, progress, eval_pairs=[])
+    out = rep.to_dict()
+    out["train_pairs_by_kind"] = {k: sum(p.kind == k for p in train) for k in ("rated", "flipped")}
+    acc = reward_accuracy(reward_model, held, batch_size=cfg.batch_size)
+    out.update(eval_pairs=acc.pairs, eval_accuracy=acc.accuracy, held_out=acc.to_dict())
+    from core.training.reward import RewardReport
+
+    fields = {k: out[k] for k in RewardReport.__dataclass_fields__}
+    reward_model.save(work / "reward_model", RewardReport(**fields))
+    if progress is not None:
+        progress.update("reward", rep.steps, rep.steps, loss=rep.train_loss, message=acc.line())
+    return reward_model, out
 
 
 def _run(
@@ -156,24 +269,25 @@ def _run(
     name: str,
     work: Path,
     cfg: RetrainConfig,
-    pairs: list[Any],
+    data: TrainingData,
     held: list[Case],
-    prompt_cases: list[Case],
+    report_cases: list[Case],
+    active: str,
+    image_root: str | None,
     progress: Progress | None,
     t0: float,
 ) -> RetrainResult:
     from core.training.ppo import PPOTrainer, can_stack_adapter
-    from core.training.reward import train_reward_model
     from core.training.sft import train_sft
 
-    reports: dict[str, Any] = {"pairs": len(pairs), "prompt_cases": len(prompt_cases)}
+    reports: dict[str, Any] = {"data": data.to_dict()}
     parent_dir = registry.path(parent_card.name)
-    parent_verdicts = policy.predict(
-        held, batch_size=cfg.batch_size, progress=progress, stage="evaluate-parent"
+    active_verdicts = _active_verdicts(
+        registry, active, parent_card.name, policy, held, cfg, image_root, progress
     )
-    parent_report = evaluate(held, parent_verdicts)
+    active_report = evaluate(held, active_verdicts)
 
-    gold = sft_examples(pairs, confirmed=cfg.sft.confirmed)
+    gold = data.gold_answers(cfg.sft.confirmed)
     want_sft = cfg.run_sft == "yes" or (cfg.run_sft == "auto" and len(gold) >= cfg.sft_min_examples)
     sft_ran = False
     if "sft" in cfg.stages and want_sft and gold:
@@ -183,19 +297,8 @@ def _run(
 
     reward_model = None
     if "reward" in cfg.stages:
-        _stage(progress, "reward", f"{len(pairs)} preference pairs")
-        reward_model, reward_report = train_reward_model(policy, pairs, cfg.reward, progress)
-        reward_model.save(work / "reward_model", reward_report)
-        reports["reward"] = reward_report.to_dict()
-        if progress is not None:
-            acc = reward_report.eval_accuracy
-            held_text = (
-                "no held-out pairs" if acc is None else f"held-out pairwise accuracy {acc:.3f}"
-            )
-            progress.update(
-                "reward", reward_report.steps, reward_report.steps,
-                loss=reward_report.train_loss, message=f"{held_text} ({reward_report.eval_pairs} pairs)",
-            )  # fmt: skip
+        _stage(progress, "reward", f"{len(data.pairs)} rated and {len(data.flipped)} flipped pairs")
+        reward_model, reports["reward"] = _train_reward(policy, data, cfg, progress, work)
     elif (parent_dir / "reward_model" / "reward_card.json").exists():
         from core.training.reward import RewardModel
 
@@ -203,8 +306,9 @@ def _run(
         shutil.copytree(parent_dir / "reward_model", work / "reward_model")
         reports["reward"] = {"from_parent": parent_card.name}
 
+    prompt_cases = data.prompts
     if "ppo" in cfg.stages:
-        _stage(progress, "ppo", f"{len(prompt_cases)} prompt cases")
+        _stage(progress, "ppo", f"{len(prompt_cases)} prompts, {len(data.judgements)} judged")
         # The reference is the policy PPO starts from (standard RLHF): after SFT the SFT model,
         # else a parent version's own adapter (e.g. an SFT version). That adapter stays on,
         # frozen, PPO trains its own adapter on top, and both are folded into one at the end.
@@ -212,7 +316,7 @@ def _run(
         stack = can_stack_adapter(policy.model)
         trainer = PPOTrainer(
             policy, cfg.ppo, reward_model=reward_model, progress=progress,
-            reference="current" if stack else "base",
+            reference="current" if stack else "base", judgements=data.judgements,
         )  # fmt: skip
         ppo_report = trainer.train(prompt_cases)
         trainer.fold_adapters()
@@ -224,9 +328,11 @@ def _run(
         if alt in cfg.stages:
             import core.training.alternatives as alternatives
 
-            _stage(progress, alt, f"{len(pairs)} preference pairs")
-            run = alternatives.train_dpo if alt == "dpo" else alternatives.train_grpo
-            reports[alt] = run(policy, pairs, prompt_cases, reward_model, cfg, progress)
+            _stage(progress, alt, f"{len(data.reward_pairs)} preference pairs")
+            if alt == "dpo":
+                reports[alt] = alternatives.train_dpo(policy, data, cfg, progress)
+            else:
+                reports[alt] = alternatives.train_grpo(policy, data, reward_model, cfg, progress)
     if reward_model is not None:
         reward_model.release()  # its adapter leaves the shared backbone (saved above)
     if hasattr(policy.model, "peft_config"):
@@ -234,18 +340,31 @@ def _run(
 
     verdicts = policy.predict(held, batch_size=cfg.batch_size, progress=progress, stage="evaluate")
     report = evaluate(held, verdicts)
-    gate = safety_gate(held, parent_verdicts, verdicts, cfg.max_fpr)
+    gate = safety_gate(
+        held, active_verdicts, verdicts, cfg.max_fpr, active_name=active, split="val"
+    )
+    extra = (
+        policy.predict(
+            report_cases, batch_size=cfg.batch_size, progress=progress, stage="predict-test"
+        )
+        if report_cases
+        else []
+    )
     if progress is not None:
         progress.check()  # the last moment a cancel is honoured: after this the version exists
         progress.update("register", 0, None, message=gate.reason)
     reports["gate"] = gate.to_dict()
+    reports["active"] = {"name": active, "metrics": active_report.to_dict()}
     reports["seconds"] = time.perf_counter() - t0
     fields: dict[str, Any] = dict(
         parent=parent_card.name,
         training={"kind": "retrain", "config": asdict(cfg), **reports},
         metrics=report.to_dict(),
         settings=parent_card.settings,
-        description=f"{'+'.join(cfg.stages)} from {parent_card.name} on {len(pairs)} rated pairs",
+        description=(
+            f"{'+'.join(cfg.stages)} from {parent_card.name} on {data.ratings} ratings "
+            f"({len(data.judgements)} judged cases)"
+        ),
     )
     if not is_main_process():
         # Under `accelerate launch`, every process trains; only the main one registers.
@@ -257,5 +376,6 @@ def _run(
             name, parent_card.backend, parent_card.base_models, from_folder=work, **fields
         )
     return RetrainResult(
-        card, gate, report.to_dict(), parent_report.to_dict(), held, verdicts, reports
-    )
+        card, gate, report.to_dict(), active_report.to_dict(), [*held, *report_cases],
+        [*verdicts, *extra], reports, data.to_dict(),
+    )  # fmt: skip

@@ -14,7 +14,8 @@ STAGES = ("sft", "reward", "ppo", "dpo", "grpo")
 
 @dataclass
 class RetrainConfig:
-    """SFT (where clinicians gave gold answers), reward model, PPO, evaluation, registration."""
+    """SFT (where clinicians gave gold answers), reward model, PPO, evaluation on val, the safety
+    gate against the active version, registration. Refuses below ``min_judged_cases``."""
 
     name: str | None = field(
         default=None, metadata={"help": "name of the new version (default: <parent>-rl-<UTC time>)"}
@@ -43,6 +44,30 @@ class RetrainConfig:
     max_fpr: float = field(
         default=0.10, metadata={"help": "safety gate: highest false positive rate to promote"}
     )
+    min_judged_cases: int = field(
+        default=20,
+        metadata={
+            "help": "clinician-judged cases (outside val/test) needed before a retrain starts; "
+            "below it the retrain refuses and says what it has"
+        },
+    )
+    min_reward_pairs: int = field(
+        default=10,
+        metadata={"help": "reward-model pairs (rated + verdict-flipped) needed for reward or dpo"},
+    )
+    flipped_pairs: bool = field(
+        default=True,
+        metadata={
+            "help": "reward model: add each gold answer over the same reason with the other "
+            "verdict word (it must judge the verdict, not the wording)"
+        },
+    )
+    balance_pairs: bool = field(
+        default=True,
+        metadata={
+            "help": "reward model: repeat pairs so ERROR and CORRECT are chosen equally often"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "cases per model call when evaluating"})
 
     def __post_init__(self) -> None:
@@ -58,3 +83,5 @@ class RetrainConfig:
             raise ValueError("max_fpr must be in [0, 1]")
         if self.sft_min_examples < 1 or self.batch_size < 1:
             raise ValueError("sft_min_examples and batch_size must be at least 1")
+        if self.min_judged_cases < 1 or self.min_reward_pairs < 1:
+            raise ValueError("min_judged_cases and min_reward_pairs must be at least 1")

@@ -1,18 +1,22 @@
-"""The safety gate: may a newly trained version replace its parent as the active one?
+"""The safety gate: may a newly trained version replace the ACTIVE one (the one clinicians use)?
 
-A new version is registered either way (so it can be inspected and compared), but it is promoted
-only when, on the same held-out cases:
+It decides on the ``val`` split (never on ``test``, which is for the reported table only), with
+both versions' verdicts on the same cases. A new version is registered either way, so it can be
+inspected and compared, but it is promoted only when:
 
-- it catches every critical error its parent caught (a critical error the parent flagged and the
-  new version passes is a regression no average gain can pay for), and
-- its false positive rate is at most ``max_fpr`` (10%, the plan's target), unless it is no higher
-  than the parent's (a version that lowers an already high rate is not blocked for it).
+- it catches every critical error the active version caught: a critical error the active one
+  flagged and the new one passes is a regression no average gain can pay for; and
+- its false positive rate is at most ``max_fpr`` (10%, the plan's target), or, when above it, no
+  higher than the active version's (a version that lowers an already high rate is not blocked for
+  it, and the reason says plainly that the rate is still above the limit).
 
-The reasons are plain sentences, recorded with the evaluation.
+The reason is one truthful sentence, recorded with the evaluation: it names the active version,
+the split and the number of cases, and gives the rates it compared.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,66 +30,94 @@ MAX_FPR = 0.10
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The gate's verdict. ``promote`` is False when any reason blocks it."""
+    """The gate's verdict. ``promote`` is False when any reason blocks it.
+
+    Attributes:
+        promote: whether the new version may become active.
+        reasons: why it was refused (empty when promoted).
+        lost_critical: case ids of critical errors the active version caught and the new misses.
+        fpr, active_fpr: false positive rates on the gate's cases (NaN: no correct case there).
+        active: the version it was compared with; split, n: where, on how many cases.
+        max_fpr: the limit applied.
+    """
 
     promote: bool
     reasons: list[str] = field(default_factory=list)
     lost_critical: list[str] = field(default_factory=list)
     fpr: float = 0.0
-    parent_fpr: float = 0.0
+    active_fpr: float = 0.0
+    active: str = "the active version"
+    split: str = "val"
+    n: int = 0
+    max_fpr: float = MAX_FPR
 
     @property
     def reason(self) -> str:
-        """One line for the store: why it was or was not promoted."""
-        if self.promote:
-            return (
-                "passed the safety gate: no critical error lost, false positive rate within limit"
+        """One line for the store: why it was or was not promoted, in true words."""
+        where = f"on {self.n} {self.split} cases against {self.active}"
+        if not self.promote:
+            return f"not promoted ({where}): " + "; ".join(self.reasons)
+        if math.isnan(self.fpr):
+            rate = "there are no correct cases to measure false positives on"
+        elif self.fpr <= self.max_fpr:
+            rate = f"its false positive rate {self.fpr:.1%} is within the {self.max_fpr:.0%} limit"
+        else:
+            rate = (
+                f"its false positive rate {self.fpr:.1%} is above the {self.max_fpr:.0%} limit "
+                f"but not above the active version's {self.active_fpr:.1%}"
             )
-        return "; ".join(self.reasons)
+        return (
+            f"promoted ({where}): it misses no critical error the active version caught, and {rate}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["reason"] = self.reason
+        for key in ("fpr", "active_fpr"):
+            if math.isnan(out[key]):
+                out[key] = None
         return out
 
 
 def safety_gate(
     cases: Sequence[Case],
-    parent: Sequence[Verdict],
+    active: Sequence[Verdict],
     new: Sequence[Verdict],
     max_fpr: float = MAX_FPR,
+    *,
+    active_name: str = "the active version",
+    split: str = "val",
 ) -> GateDecision:
-    """Decide whether ``new`` may replace ``parent`` (verdicts on the same ``cases``, in order).
+    """Decide whether ``new`` may replace the active version (verdicts on the same ``cases``,
+    in order; the cases need ground truth: the val split's).
 
     Raises:
         ValueError: the lists differ in length, or ``max_fpr`` is outside [0, 1].
     """
-    if not len(cases) == len(parent) == len(new):
-        raise ValueError(f"{len(cases)} cases, {len(parent)} parent and {len(new)} new verdicts")
+    if not len(cases) == len(active) == len(new):
+        raise ValueError(f"{len(cases)} cases, {len(active)} active and {len(new)} new verdicts")
     if not 0.0 <= max_fpr <= 1.0:
         raise ValueError("max_fpr must be in [0, 1]")
     lost = [
         c.case_id
-        for c, p, n in zip(cases, parent, new, strict=True)
-        if c.is_error and c.severity == "critical" and p.label is Label.ERROR
+        for c, a, n in zip(cases, active, new, strict=True)
+        if c.is_error and c.severity == "critical" and a.label is Label.ERROR
         and n.label is not Label.ERROR
     ]  # fmt: skip
-    fpr = _fpr(cases, new)
-    parent_fpr = _fpr(cases, parent)
+    fpr = float(evaluate(cases, new).fpr)
+    active_fpr = float(evaluate(cases, active).fpr)
     reasons = []
     if lost:
         reasons.append(
-            f"misses {len(lost)} critical error(s) the parent caught: {', '.join(lost[:5])}"
+            f"it misses {len(lost)} critical error(s) the active version caught: "
+            + ", ".join(lost[:5])
             + (" ..." if len(lost) > 5 else "")
         )
-    if fpr > max_fpr and fpr > parent_fpr:
+    if not math.isnan(fpr) and fpr > max_fpr and (math.isnan(active_fpr) or fpr > active_fpr):
         reasons.append(
-            f"false positive rate {fpr:.1%} is above the {max_fpr:.0%} limit "
-            f"(parent {parent_fpr:.1%})"
+            f"its false positive rate {fpr:.1%} is above the {max_fpr:.0%} limit and above the "
+            f"active version's {active_fpr:.1%}"
         )
-    return GateDecision(not reasons, reasons, lost, fpr, parent_fpr)
-
-
-def _fpr(cases: Sequence[Case], verdicts: Sequence[Verdict]) -> float:
-    value = evaluate(cases, verdicts).fpr
-    return 0.0 if value != value else float(value)  # NaN when there are no correct cases
+    return GateDecision(
+        not reasons, reasons, lost, fpr, active_fpr, active_name, split, len(cases), max_fpr
+    )

@@ -50,7 +50,12 @@ def make_pairs(cases: list[Case]) -> list[PreferencePair]:
     for c in cases:
         truth = c.truth_label
         other = "CORRECT" if truth == "ERROR" else "ERROR"
-        out.append(PreferencePair(c, verdict_text(c, truth), verdict_text(c, other)))
+        out.append(
+            PreferencePair(
+                c, verdict_text(c, truth), verdict_text(c, other), true_label=truth,
+                severity=c.severity,
+            )
+        )  # fmt: skip
     return out
 
 

@@ -1,4 +1,6 @@
-"""The retrain pipeline on a registry version: a new version only on success, the gate, cancel."""
+"""The retrain pipeline on a registry version: a new version only on success, what it learns from
+(said first, refused when too little or nothing new), the gate against the active version on val
+(its three outcomes, in true words), cancel."""
 
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ def small_config(name: str) -> RetrainConfig:
         name=name,
         device="cpu",
         sft_min_examples=2,
+        min_judged_cases=2,
+        min_reward_pairs=2,
         sft=SFTSettings(epochs=1, batch_size=8),
         reward=RewardModelConfig(epochs=1, batch_size=8),
         ppo=PPOConfig(steps=2, batch_size=4, mini_batch_size=2, max_new_tokens=6),
@@ -46,7 +50,7 @@ def small_config(name: str) -> RetrainConfig:
 
 def test_retrain_registers_a_version_with_adapter_and_reward_model(registry, tmp_path):
     feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(make_cases(16, seed=1)))
-    held = make_cases(6, seed=2, split="test")
+    held = make_cases(6, seed=2, split="val")
     events = []
     res = retrain(
         registry, "base-v1", feedback, held, registry.root.parent / "runs",
@@ -61,7 +65,12 @@ def test_retrain_registers_a_version_with_adapter_and_reward_model(registry, tmp
     assert {"sft", "reward", "ppo", "gate"} <= set(card.training)
     assert len(res.verdicts) == len(held)
     stages = {e.stage for e in events}
-    assert {"evaluate-parent", "sft", "reward", "ppo", "evaluate", "register"} <= stages
+    assert {"data", "evaluate-active", "sft", "reward", "ppo", "evaluate", "register"} <= stages
+    said = next(e.message for e in events if e.stage == "data")
+    assert "16 judged cases" in said and "gold answers" in said  # before anything trained
+    assert card.training["data"]["judged_cases"] == 16
+    held_out = card.training["reward"]["held_out"]
+    assert held_out["groups"]["flipped"]["pairs"] > 0  # measured on verdict-flipped answers too
     registry.verify("v-ok")  # the hashes on the card match the files
     # SFT ran: PPO's reference is the SFT model, so the first step's KL is exactly 0.
     assert card.training["ppo"]["reference"] == "sft"
@@ -77,7 +86,7 @@ def test_ppo_from_an_sft_version_keeps_the_parent_as_reference(registry, tmp_pat
     """SFT in one version, reward model + PPO in the next (as the benchmark does): PPO's reference
     is the parent (the SFT model), not the base weights under its adapter."""
     feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(make_cases(12, seed=5)))
-    held = make_cases(4, seed=6, split="test")
+    held = make_cases(4, seed=6, split="val")
     runs = registry.root.parent / "runs"
     cfg = small_config("v-sft-only")
     cfg.stages, cfg.run_sft = ("sft",), "yes"
@@ -96,7 +105,7 @@ def test_without_an_adapter_ppo_keeps_the_base_reference(registry, tmp_path):
     cfg = small_config("v-nosft")
     cfg.run_sft = "no"
     cfg.stages = ("ppo",)
-    res = retrain(registry, "base-v1", feedback, make_cases(4, seed=6, split="test"),
+    res = retrain(registry, "base-v1", feedback, make_cases(4, seed=6, split="val"),
                   registry.root.parent / "runs", cfg)  # fmt: skip
     assert "sft" not in res.card.training
     assert res.card.training["ppo"]["reference"] == "base"
@@ -115,26 +124,102 @@ def test_cancel_leaves_no_version_and_no_run_folder(registry, tmp_path):
     before = sorted(p.name for p in registry.root.iterdir())
     with pytest.raises(Canceled):
         retrain(
-            registry, "base-v1", feedback, make_cases(4, seed=4, split="test"), runs,
+            registry, "base-v1", feedback, make_cases(4, seed=4, split="val"), runs,
             small_config("v-cancel"), progress=progress,
         )  # fmt: skip
     assert sorted(p.name for p in registry.root.iterdir()) == before
     assert list(runs.iterdir()) == []
 
 
-def test_gate_blocks_lost_critical_and_high_fpr():
-    cases = [c for c in make_cases(60, seed=5)][:30]
+def test_gate_three_outcomes_in_true_words():
+    cases = make_cases(60, seed=5)[:30]
     crit = next(c for c in cases if c.severity == "critical")
     truth = [make_verdict(f"{c.truth_label} - x") for c in cases]
+    correct = [c for c in cases if not c.is_error]
+    # 1. promoted: nothing lost, FPR 0% within the limit
+    ok = safety_gate(cases, truth, truth, active_name="demo-v2")
+    assert ok.promote and "within the 10% limit" in ok.reason and "demo-v2" in ok.reason
+    assert "30 val cases" in ok.reason
+    # 2. refused: a critical error the active version caught is missed
     new = [
         make_verdict("CORRECT - x") if c is crit else v for c, v in zip(cases, truth, strict=True)
     ]
-    decision = safety_gate(cases, truth, new)
-    assert not decision.promote and decision.lost_critical == [crit.case_id]
+    lost = safety_gate(cases, truth, new, active_name="demo-v2")
+    assert not lost.promote and lost.lost_critical == [crit.case_id]
+    assert lost.reason.startswith("not promoted") and "critical" in lost.reason
+    # 3. refused: false positives above the limit and above the active version's
     alarms = [make_verdict("ERROR - x") for _ in cases]
-    decision = safety_gate(cases, truth, alarms)
-    assert not decision.promote and "false positive rate" in decision.reason
-    assert safety_gate(cases, truth, truth).promote
+    high = safety_gate(cases, truth, alarms)
+    assert not high.promote and "100.0% is above the 10% limit and above" in high.reason
+    # ...but a version that lowers an already high rate is promoted, and the reason says the
+    # rate is still above the limit (never "within limit").
+    half = {c.case_id for c in correct[: len(correct) // 2]}
+    fewer = [
+        make_verdict("ERROR - x")
+        if c.case_id in half or c.is_error
+        else make_verdict("CORRECT - x")
+        for c in cases
+    ]
+    better = safety_gate(cases, alarms, fewer)
+    assert better.promote and "above the 10% limit but not above" in better.reason
+    assert "within" not in better.reason
+
+
+def test_gate_compares_with_the_active_version_on_val(registry, tmp_path):
+    """The parent is not the active version: the gate measures the active one (here the bare
+    base), on the val cases it is given, and names it."""
+    feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(make_cases(12, seed=8)))
+    runs = registry.root.parent / "runs"
+    cfg = small_config("v-parent")
+    cfg.stages, cfg.run_sft = ("sft",), "yes"
+    retrain(registry, "base-v1", feedback, make_cases(4, seed=9, split="val"), runs, cfg)
+    cfg = small_config("v-child")
+    cfg.stages = ("reward",)
+    val = make_cases(6, seed=10, split="val")
+    test = make_cases(3, seed=11, split="test")
+    res = retrain(
+        registry, "v-parent", feedback, val, runs, cfg, active="base-v1", report_cases=test
+    )
+    assert res.card.training["active"]["name"] == "base-v1" and res.gate.active == "base-v1"
+    assert res.gate.split == "val" and res.gate.n == len(val) and "base-v1" in res.gate.reason
+    assert res.metrics["n"] == len(val)  # decided on val only
+    assert [c.case_id for c in res.heldout] == [c.case_id for c in val + test]  # test: recorded
+
+
+def test_refuses_too_little_and_nothing_new(registry, tmp_path):
+    from core.training.retrain import RetrainError
+
+    feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(make_cases(6, seed=12)))
+    val = make_cases(4, seed=13, split="val")
+    runs = registry.root.parent / "runs"
+    cfg = small_config("v-few")
+    cfg.min_judged_cases = 10
+    with pytest.raises(
+        RetrainError, match=r"too little to learn from .*6 judged cases.* at least 10"
+    ):
+        retrain(registry, "base-v1", feedback, val, runs, cfg)
+    assert not (registry.root / "v-few").exists()
+    cfg = small_config("v-once")
+    cfg.stages = ("reward",)
+    retrain(registry, "base-v1", feedback, val, runs, cfg)
+    again = small_config("v-twice")
+    again.stages = ("reward",)
+    with pytest.raises(RetrainError, match="nothing new since v-once"):
+        retrain(registry, "v-once", feedback, val, runs, again)
+    assert not (registry.root / "v-twice").exists()
+
+
+def test_ratings_on_val_and_test_cases_are_left_out(registry, tmp_path):
+    train = make_cases(8, seed=14)
+    val = make_cases(4, seed=15, split="val")
+    feedback = write_feedback(tmp_path / "fb.jsonl", make_pairs(train + val))
+    cfg = small_config("v-left")
+    cfg.stages = ("reward",)
+    events = []
+    res = retrain(registry, "base-v1", feedback, val, registry.root.parent / "runs", cfg,
+                  progress=Progress(events.append))  # fmt: skip
+    assert res.data["judged_cases"] == 8
+    assert any("held-out" in k for k in res.data["left_out"])
 
 
 def test_bad_config_is_refused():
@@ -142,6 +227,8 @@ def test_bad_config_is_refused():
         RetrainConfig(stages=("nope",))
     with pytest.raises(ValueError):
         RetrainConfig(run_sft="sometimes")
+    with pytest.raises(ValueError):
+        RetrainConfig(min_judged_cases=0)
 
 
 def test_versions_dir_untouched_on_missing_pairs(registry, tmp_path):
@@ -149,12 +236,12 @@ def test_versions_dir_untouched_on_missing_pairs(registry, tmp_path):
     empty.write_text("", encoding="utf-8")
     from core.training.retrain import RetrainError
 
-    with pytest.raises(RetrainError):
+    with pytest.raises(RetrainError, match="too little to learn from"):
         retrain(
             registry,
             "base-v1",
             empty,
-            make_cases(2, seed=1),
+            make_cases(2, seed=1, split="val"),
             tmp_path / "runs",
             small_config("v-x"),
         )
