@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         self._pending_versions: tuple[str, str] | None = None  # (case on screen, what is new)
         self._build_actions()
         self._build_status_bar()
-        self.overlay = ShortcutOverlay(self, self.shortcut_sections())
+        self._overlay: ShortcutOverlay | None = None  # built on first use (F1), not at start
         self.setMinimumSize(MIN_WIDTH, MIN_HEIGHT)
         self._restore_layout()
 
@@ -253,6 +253,12 @@ class MainWindow(QMainWindow):
         box.open()
         self.dialogs["error"] = box
         self.show_message(f"{title}: {message}")
+
+    @property
+    def overlay(self) -> ShortcutOverlay:
+        if self._overlay is None:
+            self._overlay = ShortcutOverlay(self, self.shortcut_sections())
+        return self._overlay
 
     def show_shortcuts(self) -> None:
         self.overlay.open()
@@ -466,6 +472,8 @@ class MainWindow(QMainWindow):
 
     # -- first run: the demo models in the background --------------------------------------
     def _maybe_start_demo_models(self) -> None:
+        if not any(self.ctx.workspace.root.glob("demo_models_pending*.json")):
+            return  # the usual case, decided without importing the demo verb
         from app.cli.demo import pending_models
 
         if pending_models(self.ctx.workspace):
@@ -536,7 +544,8 @@ class MainWindow(QMainWindow):
         for dialog in list(self.dialogs.values()):
             dialog.close()
         self._closed = True
-        self.overlay.hide()
+        if self._overlay is not None:
+            self._overlay.hide()
         self.compare_view.shutdown()
         self.ctx.ops.shutdown()
         self.ctx.reader.close()
