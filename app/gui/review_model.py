@@ -378,6 +378,22 @@ class ReviewModel(QObject):
             self.next()
         return True
 
+    def confirm_no_identifier(self) -> None:
+        """The clinician confirms the case on screen, whose DICOM declares burned-in text, shows
+        no identifier (db lane); only then does export include its image."""
+        shown = self.shown
+        if shown is None or not getattr(shown.case, "burned_in", False) or self.read_only:
+            return
+        cid, name = shown.case.case_id, self.reviewer.name
+
+        def done(_case: Any) -> None:
+            self.message.emit(f"Case {cid}: you confirmed the image shows no identifier; it can be exported")
+            if self.shown is not None and self.shown.case.case_id == cid:
+                self.show_case(cid)
+
+        self.ops.db.submit(lambda store, _p: store.confirm_no_identifier(cid, name), on_success=done,
+                           what=f"Confirming the image of {cid}")
+
     def is_saving(self, case_id: str) -> bool:
         return case_id in self.pending and case_id not in self.failed
 

@@ -11,7 +11,17 @@ from typing import Any
 
 from app.gui.queue_model import MODALITY_LABELS
 from app.gui.review_model import ReviewModel, Shown
-from app.qt import QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, Qt, QVBoxLayout, QWidget
+from app.qt import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    Qt,
+    QVBoxLayout,
+    QWidget,
+)
 
 LABEL_STYLE = {"ERROR": "verdictError", "CORRECT": "verdictCorrect", "UNPARSEABLE": "verdictUnparseable"}
 
@@ -45,6 +55,19 @@ class CasePanel(QFrame):
             head.setObjectName("fieldTitle")
             grid.addWidget(head, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(widget, row, 1)
+        # A DICOM that declares text burned into its pixels (imported with --allow-burned-in):
+        # flagged here, and left out of exports until a clinician confirms it shows no identifier.
+        self._review = review
+        self.burned_in = _label(name="burnedInFlag", wrap=True)
+        self.burned_in.setVisible(False)
+        self.confirm_button = QPushButton("Confirm: no identifier in this image")
+        self.confirm_button.setObjectName("confirmNoIdentifier")
+        self.confirm_button.setToolTip("You looked at the whole image and it shows no name, ID or date; "
+                                       "the case may then be exported")
+        self.confirm_button.setVisible(False)
+        self.confirm_button.clicked.connect(review.confirm_no_identifier)
+        grid.addWidget(self.burned_in, 4, 0, 1, 2)
+        grid.addWidget(self.confirm_button, 5, 0, 1, 2)
         review.caseChanged.connect(self.show_case)
 
     def show_case(self, shown: Shown | None) -> None:
@@ -58,6 +81,16 @@ class CasePanel(QFrame):
         self.modality.setText(MODALITY_LABELS.get(case.modality, case.modality))
         self.finding.setText(case.finding)
         self.treatment.setText(case.treatment)
+        burned = bool(getattr(case, "burned_in", False))
+        cleared = getattr(case, "burned_in_cleared_by", None)
+        self.burned_in.setVisible(burned)
+        self.confirm_button.setVisible(burned and not cleared and not self._review.read_only)
+        if burned and cleared:
+            self.burned_in.setText(f"⚠ The file declares text burned into the image; {cleared} confirmed "
+                                   "it shows no identifier, so it may be exported.")
+        elif burned:
+            self.burned_in.setText("⚠ The file declares text burned into the image (a name, ID or date may "
+                                   "be visible). It is left out of exports until you confirm it shows none.")
 
 
 class VerdictCard(QFrame):

@@ -104,3 +104,28 @@ def test_a_rating_stays_with_its_pair_across_an_import(qtbot, window, workspace,
     assert not again.stale and again.rating.id == mine.id
     assert (again.a.id, again.b.id) == (mine.prediction_a_id, mine.prediction_b_id)
     assert window.errors == []
+
+
+def test_a_burned_in_image_is_flagged_and_can_be_confirmed(qtbot, window, workspace) -> None:
+    """The case panel flags a DICOM that declares burned-in text; the clinician's confirmation
+    is stored with their name, after which the flag says so and the button goes."""
+    from sqlalchemy import update
+
+    from feedback_db import open_store
+    from feedback_db.models import CaseRow
+
+    review = window.review
+    cid = review.shown.case.case_id
+    with open_store(workspace["ws"].db_url) as store, store.sessions.scope("flag", write=True) as s:
+        s.execute(update(CaseRow).where(CaseRow.case_id == cid).values(burned_in=True))
+    review.show_case(cid)
+    panel = window.review_view.case_panel
+    assert panel.burned_in.isVisible() and "left out of exports" in panel.burned_in.text()
+    assert panel.confirm_button.isVisible()
+    with qtbot.waitSignal(review.message, timeout=10000,
+                          check_params_cb=lambda m: "confirmed the image shows no identifier" in m):
+        panel.confirm_button.click()
+    qtbot.waitUntil(lambda: not panel.confirm_button.isVisible(), timeout=5000)
+    assert "Dr Test confirmed" in panel.burned_in.text()
+    with open_store(workspace["ws"].db_url) as store:
+        assert store.get_case(cid).burned_in_cleared_by == "Dr Test"
