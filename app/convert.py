@@ -1,6 +1,6 @@
 """Between the store's records and the engine's objects: the one place ``app`` converts them.
 
-``core`` and ``feedback_db`` never import each other (DESIGN.md), so ``app`` turns a
+``core`` and ``feedback_db`` never import each other (docs/architecture.md), so ``app`` turns a
 ``feedback_db.CaseRecord`` into a ``core.cases.Case`` and a stored ``Prediction`` into a
 ``core.verdicts.Verdict`` (and back, for the verbs that write). Every verb and view uses these.
 """

@@ -1,4 +1,4 @@
 """Performance harness: plain scripts, ``python -m benchmarks.<name>``, printing figures.
 
-Not part of the test run's pass/fail (DESIGN.md, Budgets).
+Not part of the test run's pass/fail (docs/architecture.md, Budgets).
 """

@@ -1,4 +1,4 @@
-"""First run (DESIGN.md budget): a reviewable first case within 60 s of "Create demo and start",
+"""First run (docs/architecture.md budget): a reviewable first case within 60 s of "Create demo and start",
 and how long until the full demo models have taken over in the background.
 
     .venv/bin/python -m benchmarks.bench_first_run [--runs 3] [--skip-full]

@@ -1,4 +1,4 @@
-"""GUI budgets (DESIGN.md): start to first case shown < 1.5 s; next case with image and
+"""GUI budgets (docs/architecture.md): start to first case shown < 1.5 s; next case with image and
 verdicts < 30 ms (median), on a store holding 50,000 cases.
 
     .venv/bin/python -m benchmarks.bench_gui [--cases 50000] [--steps 200] [--keep DIR]

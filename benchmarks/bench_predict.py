@@ -7,7 +7,7 @@
    prompt, tokenization, greedy generation with the verdict probe, decoding, parsing) against the
    bare model calls on the same, already prepared inputs (clip-llm: CLIP ``encode_image`` plus the
    LM's ``generate``; vlm: ``generate``), interleaved case by case; the ratio of the medians.
-   DESIGN.md's budget: under 1.10.
+   docs/architecture.md's budget: under 1.10.
 2. Throughput of ``predict`` unbatched (batch 1) against batched (8 and 16), in cases per second.
 
 Both paths generate the same tokens (greedy, same stopping), so the ratio measures what predict

@@ -1,4 +1,4 @@
-"""Store budgets (DESIGN.md): saving a rating under 5 ms; exporting 100,000 pairs under 5 s.
+"""Store budgets (docs/architecture.md): saving a rating under 5 ms; exporting 100,000 pairs under 5 s.
 
     .venv/bin/python -m benchmarks.bench_store [--ratings 500] [--pairs 100000] [--images 200]
 

@@ -38,7 +38,7 @@ MODALITY_ALIASES: dict[str, str] = {
 
 
 def new_case_id() -> str:
-    """A random case id, never derived from patient data (DESIGN.md, Cases)."""
+    """A random case id, never derived from patient data (docs/architecture.md, Cases)."""
     return "case-" + secrets.token_hex(8)
 
 

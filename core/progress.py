@@ -2,7 +2,7 @@
 
 Long engine functions take ``progress: Progress | None``. They call ``progress.update(...)`` and
 check ``progress.is_canceled`` between steps, raising ``Canceled`` when asked to stop. ``app``
-turns the events into Qt signals, a terminal bar, or the JSON lines of DESIGN.md:
+turns the events into Qt signals, a terminal bar, or the JSON lines of docs/architecture.md:
 ``{"stage", "step", "total", "loss", "reward", "kl", "eta_s", "message"}``.
 """
 

@@ -1,6 +1,6 @@
 """Export the standing ratings as ``expert_feedback.jsonl``: TRL preference pairs or KTO rows.
 
-The file is the contract between the store and the trainers (DESIGN.md): ``datasets.load_dataset(
+The file is the contract between the store and the trainers (docs/architecture.md): ``datasets.load_dataset(
 "json", data_files=...)`` feeds TRL's RewardTrainer and DPOTrainer unchanged. One line per pair::
 
     {"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Modality: ..."}]}],
@@ -207,7 +207,7 @@ def export_feedback(
     rows = done = 0
     ratings: set[int] = set()
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
-    # case_id -> ('{"prompt": ...', '"images": [...]'), serialised once per case; key order as DESIGN.md
+    # case_id -> ('{"prompt": ...', '"images": [...]'), serialised once per case; key order as docs/architecture.md
     heads: dict[str, tuple[str, str]] = {}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:

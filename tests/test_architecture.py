@@ -1,4 +1,4 @@
-"""The one rule of direction (DESIGN.md), checked by import-linter on every test run."""
+"""The one rule of direction (docs/architecture.md), checked by import-linter on every test run."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ version is also run on the test cases, for the record (``medreview evaluate``, C
 is decided on them.
 
 This is the child process the GUI starts: with ``--progress json`` it prints one JSON object per
-line on stdout (DESIGN.md), and everything else the libraries print goes to stderr. SIGTERM asks
+line on stdout (docs/architecture.md), and everything else the libraries print goes to stderr. SIGTERM asks
 for a cancel, honoured at the next step. The last line says how it ended: stage ``done``,
 ``failed`` or ``canceled``, with a message. Exit 0 on success, 2 on failure or cancel.
 

@@ -328,7 +328,7 @@ class ChildProcess(QObject):
         elif code == 0 and status == QProcess.ExitStatus.NormalExit and self._last_stage != "failed":
             self.finished.emit(code, "done")
         elif code == 1 and status == QProcess.ExitStatus.NormalExit and self._last_stage != "failed":
-            self.finished.emit(code, "partial")  # DESIGN.md: exit 1 = some rows were rejected
+            self.finished.emit(code, "partial")  # docs/architecture.md: exit 1 = some rows were rejected
         else:
             why = self._last_message if self._last_stage == "failed" else None
             why = why or (self._stderr_tail[-1] if self._stderr_tail else None)

@@ -1,6 +1,6 @@
 """The one-click retrain: runs ``medreview train retrain`` as a child process and follows it.
 
-Training never runs in the window's process (DESIGN.md): a crash or out-of-memory there cannot
+Training never runs in the window's process (docs/architecture.md): a crash or out-of-memory there cannot
 take the window down, the window never imports torch, and Cancel is SIGTERM. The dialog shows each
 stage's progress and time left, a live loss / reward / KL plot, and the log. At the end it reads
 the model registry from the store and says which version was made, its metrics, and whether the

@@ -1,6 +1,6 @@
 """What the model back ends share around ``model.generate``: the verdict-word probe and padding.
 
-Confidence (DESIGN.md, Verdicts) comes from the model's own probabilities, not from its text: at
+Confidence (docs/architecture.md, Verdicts) comes from the model's own probabilities, not from its text: at
 the generated position where the verdict word starts, the softmax over the vocabulary gives
 P(first token of ERROR) and P(first token of CORRECT); renormalised over the two, the confidence
 is the probability of the word the model actually wrote. Spelling variants (``ERROR``, ``Error``,

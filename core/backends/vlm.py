@@ -1,7 +1,7 @@
 """The ``vlm`` back end: a native image-text-to-text model that sees the image itself.
 
 Default ``google/medgemma-4b-it`` (Gemma 3: ``Gemma3ForConditionalGeneration`` and its
-``AutoProcessor``). The prompt is the conversation DESIGN.md's feedback file uses: one user turn
+``AutoProcessor``). The prompt is the conversation docs/architecture.md's feedback file uses: one user turn
 with an image part and the case text (``core.prompts.build_prompt``), rendered by the processor's
 chat template; the processor resizes and normalises the image and expands the image placeholder.
 The model may carry a LoRA adapter on its language model (the vision tower stays frozen).

@@ -14,7 +14,7 @@ Errors carry the proposed treatment's severity and cost from the knowledge table
 at least one case in each split once the stratum has four, so every finding of every modality
 appears in every split from 201 cases on (with the default mix and splits).
 
-The splits mirror real life (DESIGN.md): ``train`` is what the demo models are made from before
+The splits mirror real life (docs/architecture.md): ``train`` is what the demo models are made from before
 deployment; ``review`` the new cases clinicians (or the simulated reviewers) rate, which no model
 has seen; ``val`` is for every choice (checkpoints, settings, the safety gate); ``test`` is
 touched once, for the reported table. Changing the fractions changes only which split a planned

@@ -1,4 +1,4 @@
-"""Comparing two model versions' verdicts on the same cases (DESIGN.md, step 7: Compare).
+"""Comparing two model versions' verdicts on the same cases (docs/architecture.md, step 7: Compare).
 
 ``compare`` scores both sets with ``evaluate``, puts paired-bootstrap 95% intervals on accuracy,
 TP rate, TN rate, FPR and mean reward for A, B and B - A, runs the exact McNemar test on the paired

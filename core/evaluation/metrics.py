@@ -5,7 +5,7 @@ counted in ``skipped_no_truth``):
 
 - TP: an error case answered ERROR. FN: an error case answered CORRECT or UNPARSEABLE (a miss).
 - TN: a correct case answered CORRECT. FP: a correct case answered ERROR *or UNPARSEABLE*.
-  UNPARSEABLE is always wrong (DESIGN.md): it passes nothing, so it is not a true negative, and it
+  UNPARSEABLE is always wrong (docs/architecture.md): it passes nothing, so it is not a true negative, and it
   costs a clinician's time like a false alarm, so the false positive rate counts it.
 - accuracy = (TP + TN) / n; TP rate = TP / errors; TN rate = TN / correct cases;
   FPR = 1 - TN rate = FP / correct cases.

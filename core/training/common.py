@@ -1,7 +1,7 @@
 """What the trainers share: device and precision, LoRA configs, the TRL progress bridge, and
 unwrapping a policy's model down to its base weights.
 
-Device-aware defaults (DESIGN.md): bf16 on CUDA (when the card supports it), fp32 on MPS and on
+Device-aware defaults (docs/architecture.md): bf16 on CUDA (when the card supports it), fp32 on MPS and on
 the CPU (fp16 training on MPS is not reliable enough to be a default).
 """
 

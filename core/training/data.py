@@ -1,6 +1,6 @@
 """What the trainers learn from, read from files, and nothing a real workspace does not have.
 
-Core trains from files, never from the database (DESIGN.md). The store exports the standing
+Core trains from files, never from the database (docs/architecture.md). The store exports the standing
 ratings twice, by one rule (``feedback_db.pairs``): ``expert_feedback.jsonl`` (TRL preference
 pairs) and the KTO file of the same ratings (one row per rated answer, desirable or not, so a tie
 or a "both wrong" without a rationale, which make no pair, are there too). Every row carries the

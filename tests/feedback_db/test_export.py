@@ -54,7 +54,7 @@ def test_trl_lines_are_exactly_the_design(seeded: Seeded, tmp_path: Path) -> Non
         "answer_b": "ERROR - v2 says so",
     }
     assert list(line)[:12] == ["prompt", "chosen", "rejected", "images", "case_id", "modality", "error_type",
-                               "severity", "true_label", "reviewer", "rated_at", "chosen_source"]  # DESIGN.md's order
+                               "severity", "true_label", "reviewer", "rated_at", "chosen_source"]  # docs/architecture.md's order
     assert line["rated_at"].endswith("Z") and "margin" not in line
     data = (out.parent / image).read_bytes()
     assert image == f"images/{hashlib.sha256(data).hexdigest()}.png"
