@@ -268,7 +268,10 @@ def main() -> int:
         grab(retrain, "retrain-end", themes[-1], sizes[0])
         retrain.hide()
         grab(win, "review-after-retrain", themes[-1], sizes[0])
-    first_run.reject()  # stops its demo create if it is still running
+    if first_run.panel.running:  # stop its demo create and let it clean up
+        first_run.panel.cancel()
+        first_run.panel.process.wait(60000)
+    first_run.reject()
     win.close()
     QApplication.processEvents()
     print(f"retrain: {retrain_states or 'skipped'}; result: {retrain.result.text()[:200]!r}", file=sys.stderr)
