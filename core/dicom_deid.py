@@ -37,7 +37,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 from pydicom.dataelem import DataElement
@@ -145,8 +145,20 @@ def replacement_uid(original: str, secret: bytes) -> str:
     return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
 
 
+def _values(elem: DataElement) -> list[Any]:
+    """An element's values as a list: pydicom's MultiValue (PixelSpacing, ImageType) is neither a
+    list nor a tuple, so a multi-valued element must not be read as one value."""
+    value = elem.value
+    if isinstance(value, str | bytes) or value is None:
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
 def _value_ok(elem: DataElement, rule: frozenset[str]) -> bool:
-    values = elem.value if isinstance(elem.value, list | tuple) else [elem.value]
+    values = _values(elem)
     try:
         return all(str(v).strip().upper() in rule for v in values) and bool(values)
     except (TypeError, ValueError):
@@ -179,7 +191,7 @@ def filter_dataset(src: Dataset, allow: Mapping[str, Rule]) -> Dataset:
                 out[kw] = copy.deepcopy(elem)
             continue
         if elem.VR == "CS":
-            values = elem.value if isinstance(elem.value, list | tuple) else [elem.value]
+            values = _values(elem)
             if values and all(_CODED.match(str(v).strip().upper() or "-") for v in values):
                 out[kw] = copy.deepcopy(elem)
             continue
@@ -193,7 +205,7 @@ def filter_dataset(src: Dataset, allow: Mapping[str, Rule]) -> Dataset:
 
 def _numeric(elem: DataElement) -> bool:
     """A decimal or integer string that really holds numbers (a forced read keeps any text)."""
-    values = elem.value if isinstance(elem.value, list | tuple) else [elem.value]
+    values = _values(elem)
     try:
         return all(v is None or v == "" or np.isfinite(float(v)) for v in values)
     except (TypeError, ValueError):

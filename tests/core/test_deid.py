@@ -146,3 +146,20 @@ def test_declared_burned_in_is_refused_by_default_and_flagged_when_allowed(tmp_p
     stored = pydicom.dcmread(tmp_path / "ws" / case.image)
     assert stored.PatientIdentityRemoved == "NO" and getattr(stored, flag) == "YES"
     assert "burned_in" not in load_image(get_testdata_file("CT_small.dcm", download=False)).meta
+
+
+def test_multi_valued_numbers_and_codes_are_kept() -> None:
+    """PixelSpacing (two numbers) and ImageType (several codes) are pydicom MultiValues: the copy
+    keeps them, so the viewer's ruler knows the pixel size of an imported scan."""
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from core.dicom_deid import deidentified_bytes
+
+    path = get_testdata_file("CT_small.dcm")
+    src = pydicom.dcmread(path)
+    out = pydicom.dcmread(io.BytesIO(deidentified_bytes(path, secret=b"k" * 32)))
+    assert [float(v) for v in out.PixelSpacing] == [float(v) for v in src.PixelSpacing]
+    assert "PatientName" not in out
