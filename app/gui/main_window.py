@@ -474,14 +474,14 @@ class MainWindow(QMainWindow):
     def _maybe_start_demo_models(self) -> None:
         if not any(self.ctx.workspace.root.glob("demo_models_pending*.json")):
             return  # the usual case, decided without importing the demo verb
-        from app.cli.demo import pending_models
+        from app.demo_plan import pending_models
 
         if pending_models(self.ctx.workspace):
             self.start_demo_models()
 
     def start_demo_models(self) -> JobDialog:
         """Train the full demo models in the background (``medreview demo models``)."""
-        from app.cli.demo import MODELS_PLAN
+        from app.demo_plan import MODELS_PLAN
 
         dialog = self.dialogs.get("demo-models")
         if dialog is None:

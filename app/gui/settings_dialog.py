@@ -249,7 +249,7 @@ class FirstRunDialog(QDialog):
         where.setWordWrap(True)
         self.panel = ProcessPanel(self, log_lines=4, show_problems=False)
         self.panel.setVisible(False)  # shown when the demo is being created
-        from app.cli.demo import QUICK_PLAN
+        from app.demo_plan import QUICK_PLAN
 
         self.panel.set_plan(QUICK_PLAN)
         self.error = _error_label()
