@@ -127,6 +127,8 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p.add_argument("--json", metavar="OUT", help="write the results as JSON (the schema above)")
     p.add_argument("--markdown", metavar="OUT", help="write the table as Markdown")
     p.add_argument("--from-json", metavar="FILE", help="only render FILE's table (no run)")
+    p.add_argument("--until", choices=("ratings",), help="stop after the demo workspaces and the "
+                   "simulated ratings (then copy them to try settings on val)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -168,10 +170,17 @@ def run(args: argparse.Namespace) -> int:
     with progress_for(args) as progress:
         for seed in seeds:
             t = time.monotonic()
+            if args.until:
+                seconds = prepare_seed(root / f"seed-{seed}", seed, settings, progress)
+                print(f"medreview benchmark: seed {seed} prepared in {time.monotonic() - t:.0f} s "
+                      f"({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})", file=sys.stderr)  # fmt: skip
+                continue
             results.append(run_seed(root / f"seed-{seed}", seed, settings, progress))
             print(f"medreview benchmark: seed {seed} in {time.monotonic() - t:.0f} s "
                   f"({', '.join(f'{k} {v:.0f} s' for k, v in results[-1].seconds.items())})",
                   file=sys.stderr)  # fmt: skip
+    if args.until:
+        return EXIT_OK
     doc = results_json(results)
     print(format_table(doc, results))
     print(f"medreview benchmark: {len(seeds)} seed(s) in {time.monotonic() - t0:.0f} s on this "
@@ -285,12 +294,10 @@ def _phase_verdicts(store: Store, version: str, cases: list[Case]) -> list[Any]:
     return [verdict_from_prediction(preds[c.case_id]) for c in cases]
 
 
-def run_seed(root: Path, seed: int, settings: BenchmarkSettings, progress: Progress) -> SeedResult:
-    """The whole loop for one seed (see the module docstring); returns its phases' verdicts."""
-    from app.convert import case_from_record
-    from core.evaluation import evaluate
-    from core.registry import Registry
-    from core.training.retrain_config import RetrainConfig
+def prepare_seed(
+    root: Path, seed: int, settings: BenchmarkSettings, progress: Progress
+) -> dict[str, float]:
+    """Steps 1 and 2: the demo workspace and the panel's ratings (each skipped when done)."""
     from core.training.simulated_reviewer import PanelConfig
     from feedback_db import open_store
 
@@ -304,6 +311,18 @@ def run_seed(root: Path, seed: int, settings: BenchmarkSettings, progress: Progr
             simulate_reviews(store, "demo-v1", "demo-v2", "review",
                              PanelConfig(error_rate=settings.panel_error_rate, seed=seed))  # fmt: skip
     seconds["ratings"] = time.monotonic() - t
+    return seconds
+
+
+def run_seed(root: Path, seed: int, settings: BenchmarkSettings, progress: Progress) -> SeedResult:
+    """The whole loop for one seed (see the module docstring); returns its phases' verdicts."""
+    from app.convert import case_from_record
+    from core.evaluation import evaluate
+    from core.registry import Registry
+    from core.training.retrain_config import RetrainConfig
+    from feedback_db import open_store
+
+    seconds = prepare_seed(root, seed, settings, progress)
     registry = Registry(root / "models")
     gates: dict[str, str] = {}
     base = RetrainConfig(

@@ -185,3 +185,42 @@ def test_demo_v2_beats_the_heuristic_on_image_only_errors(tmp_path: Path) -> Non
     assert rate(ours, "unsupported_by_image") >= 0.6
     assert rate(ours, "none") >= 0.7
     assert evaluate(test, ours).overall.accuracy > evaluate(test, base).overall.accuracy
+
+
+def test_knowledge_examples_teach_the_table_on_train_images_only(tmp_path: Path) -> None:
+    from core.knowledge import default_knowledge
+    from core.models.demo_train import knowledge_examples
+
+    kb = default_knowledge()
+    cases = make_cases(tmp_path / "img", n=24, seed=5, split="train")
+    with_image = knowledge_examples(cases, with_image=True, seed=0)
+    text_only = knowledge_examples(cases, with_image=False, seed=0)
+    assert {c.image for c in with_image} <= {c.image for c in cases}  # no new image
+    assert not [c for c in text_only if c.error_type == "unsupported_by_image"]
+    kinds = {c.error_type for c in with_image}
+    assert kinds == {"none", "treatment_mismatch", "unsupported_by_image"}
+    for c in with_image:
+        ok = kb.is_acceptable(c.modality, c.finding, c.treatment)
+        assert ok == (c.error_type != "treatment_mismatch")
+        assert parse_verdict(gold_verdict(c))[0] is Label(c.truth_label)
+    share = sum(c.error_type == "none" for c in with_image) / len(with_image)
+    assert 0.4 <= share <= 0.6  # about the real mix
+
+
+def test_clip_checkpoint_is_chosen_on_val(tmp_path: Path) -> None:
+    from core.models.demo_train import train_clip
+
+    train = make_cases(tmp_path / "img", n=24, seed=6, split="train")
+    val = make_cases(tmp_path / "val", n=8, seed=7, split="val")
+    folder = build_demo_clip(tmp_path / "clip", seed=0)
+    fit = train_clip(folder, train, DemoTrainConfig(clip_steps=20, eval_every=5, batch_size=4), None, "c", val)
+    assert [c[0] for c in fit.check_losses] == [5, 10, 15, 20]
+    best = min(fit.check_losses, key=lambda c: c[2])
+    assert fit.best_step == best[0] and fit.val_loss == pytest.approx(best[2])
+    assert 0.0 <= fit.val_accuracy <= 1.0 and fit.descriptions == {}  # "final": the CLIP's own
+    matched = train_clip(build_demo_clip(tmp_path / "clip2", seed=0), train,
+                         DemoTrainConfig(clip_steps=10, eval_every=5, batch_size=4, description_checks="matched"),
+                         None, "c", val)  # fmt: skip
+    known = [c for c in train if c.error_type != "unsupported_by_image"]  # shown finding known
+    assert len(matched.description_steps) == 1 and len(matched.descriptions) == len(known)
+    assert all(d[0].startswith("image suggests: ") for d in matched.descriptions.values())
