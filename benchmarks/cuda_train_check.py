@@ -1,100 +1,75 @@
-"""A bf16 SFT, reward-model and PPO step on the demo models, on CUDA.
+"""MedGemma-4B's architecture at full depth in bf16 on CUDA: one predict, SFT step, reward-model
+step and PPO step on ONE backbone, each in its own process, with peak memory, seconds and
+generation tokens/s.
 
-    .venv/bin/python -m benchmarks.cuda_train_check [--rehearse-on-cpu]
+    .venv/bin/python -m benchmarks.cuda_train_check [--json OUT] [--layers 34] [--rehearse-on-cpu]
 
-Builds the tiny demo causal LM (clip-llm, text prompt) and the tiny Gemma 3 (vlm, with images),
-loads them on ``cuda`` in the device's dtype (bf16 where supported), and runs one short SFT, one
-reward-model training and two PPO steps on each, checking that every loss is finite and that the
-LoRA weights moved. With no CUDA device it says so and exits 0 (``--rehearse-on-cpu`` runs the
-same steps on the CPU in fp32, to check the script itself).
+The same children as ``benchmarks/real_size.py`` (its docstring says what each step runs), on
+``cuda`` in bfloat16 at all 34 text layers, random weights, no download. Each step's JSON entry
+has ``peak_rss_bytes`` (the process's host memory), ``seconds`` and ``peak_cuda_bytes``
+(``torch.cuda.max_memory_allocated``); the top level adds ``generation_tokens_per_s`` (predict's
+greedy generation), and ``full_depth_bf16_estimate`` is then the measurement itself. It checks
+the budget: reward and PPO peaks within 1.5x of predict's (exit 1 if not).
+
+With no CUDA device it says so and exits 0; ``--rehearse-on-cpu`` runs the same script at tiny
+widths on the CPU in fp32, to check the script itself.
 """
 
 from __future__ import annotations
 
-import math
+import argparse
+import json
 import sys
-import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
 
+RATIO = 1.5
 
-def main() -> int:
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="OUT", help="write the figures as JSON")
+    parser.add_argument("--layers", type=int, default=34, help="text layers (default all 34)")
+    parser.add_argument("--rehearse-on-cpu", action="store_true")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import torch
 
-    device = "cpu" if "--rehearse-on-cpu" in sys.argv else "cuda"
-    if device == "cuda" and not torch.cuda.is_available():
+    from benchmarks import real_size
+
+    if args.rehearse_on_cpu:
+        device, dtype, rehearse, layers = "cpu", "float32", True, 2
+        print("cuda_train_check: rehearsal on the CPU (tiny widths, fp32)")
+    elif not torch.cuda.is_available():
         print("cuda_train_check: no CUDA device here; nothing to check (exit 0)")
         return 0
-    import numpy as np
-    from PIL import Image
-
-    from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_lm import build_demo_causal_lm, build_demo_gemma3
-    from core.training.ppo import PPOTrainer
-    from core.training.ppo_config import PPOConfig
-    from core.training.reward import train_reward_model
-    from core.training.reward_config import RewardModelConfig
-    from core.training.sft import train_sft
-    from core.training.sft_config import SFTSettings
-    from tests.core.training.conftest import make_cases, make_pairs, verdict_text
-
-    if device == "cuda":
-        name, bf16 = torch.cuda.get_device_name(0), torch.cuda.is_bf16_supported()
-        print(f"cuda_train_check: {name}, bf16 {bf16}")
     else:
-        print("cuda_train_check: rehearsal on the CPU (fp32)")
-    ok = True
-    with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "img.png"
-        Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")).save(
-            image
+        bf16 = torch.cuda.is_bf16_supported()
+        device, dtype, rehearse, layers = (
+            "cuda",
+            "bfloat16" if bf16 else "float32",
+            False,
+            args.layers,
         )
-        cases = [replace(c, image=str(image)) for c in make_cases(32, seed=1)]
-        policies = {
-            "clip-llm": lambda: ClipLLMBackend(ClipLLMConfig(
-                lm_model=str(build_demo_causal_lm(Path(tmp) / "lm")), describe_image=False,
-                device=device)),
-            "vlm": lambda: VLMBackend(VLMConfig(model=str(build_demo_gemma3(Path(tmp) / "vlm")), device=device)),
-        }  # fmt: skip
-        for name, make in policies.items():
-            t0 = time.perf_counter()
-            policy = make()
-            dtype = next(policy.model.parameters()).dtype
-            gold = [(c, verdict_text(c, c.truth_label)) for c in cases[:16]]
-            sft = train_sft(policy, gold, SFTSettings(epochs=1, batch_size=8))
-            lora = {
-                n: p.detach().float().clone()
-                for n, p in policy.model.named_parameters()
-                if "lora_B" in n
-            }
-            rm, rep = train_reward_model(policy, make_pairs(cases), RewardModelConfig(epochs=1))
-            ppo = PPOTrainer(policy, PPOConfig(steps=2, batch_size=8, mini_batch_size=4, max_new_tokens=8),
-                             reward_model=rm).train(cases)  # fmt: skip
-            moved = any(not torch.equal(p.detach().float(), lora[n])
-                        for n, p in policy.model.named_parameters() if n in lora)  # fmt: skip
-            losses = [sft.final_loss, rep.train_loss, *(r["loss"] for r in ppo.history)]
-            finite = all(x is not None and math.isfinite(x) for x in losses)
-            ok &= finite and moved
-            print(
-                f"  {name}: model dtype {dtype}, SFT loss {sft.final_loss:.4f}, reward ({rep.kind}) loss "
-                f"{rep.train_loss:.4f}, PPO rewards {[round(r['reward'], 3) for r in ppo.history]}, "
-                f"kl {[round(r['kl'], 4) for r in ppo.history]}, LoRA moved {moved}, finite {finite}, "
-                f"peak {_peak_mib(device):.0f} MiB, {time.perf_counter() - t0:.1f} s"
-            )
-    print("cuda_train_check:", "OK" if ok else "FAILED")
+        print(f"cuda_train_check: {torch.cuda.get_device_name(0)}, {dtype}, {layers} text layers")
+    results = real_size.run(layers, device, dtype, rehearse)
+    doc = real_size.report(results, layers, dtype, extra=True)
+    print(real_size.describe(results, doc))
+    key = "peak_cuda_bytes" if device == "cuda" else "peak_rss_bytes"
+    base = results["predict"][key]
+    ratios = {s: results[s][key] / base for s in ("reward_step", "ppo_step")}
+    ok = all(r <= RATIO for r in ratios.values())
+    tps = doc.get("generation_tokens_per_s")
+    if tps is not None:
+        print(f"generation: {tps:.1f} tokens/s (batch of {real_size.BATCH}, greedy)")
+    print(
+        "cuda_train_check:",
+        "OK" if ok else "FAILED",
+        ", ".join(f"{s} {r:.2f}x predict" for s, r in ratios.items()),
+        f"(budget {RATIO}x)",
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return 0 if ok else 1
-
-
-def _peak_mib(device: str) -> float:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
