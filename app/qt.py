@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6 import __version__ as PYSIDE_VERSION  # noqa: F401
 from PySide6.QtCore import *  # noqa: F403
 from PySide6.QtCore import QObject, QThread, Signal, Slot  # noqa: F401  (explicit for readers)
+
 # The three modules each define a few list helpers (QIntList, ...) under the same names; which one
 # wins does not matter to us, so mypy's redefinition complaint is silenced here only.
 from PySide6.QtGui import *  # type: ignore[assignment]  # noqa: F403

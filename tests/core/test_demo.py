@@ -10,8 +10,8 @@ import pytest
 
 from core.cases import MODALITIES, SPLITS, Case
 from core.demo import KINDS, MANIFEST_NAME, DemoConfig, generate_demo, plan_scenarios
-from core.demo.scenarios import MIN_CASES_ALL_SPLITS, SPLIT_FRACTIONS
 from core.demo.phantoms import VISUALS, render
+from core.demo.scenarios import MIN_CASES_ALL_SPLITS, SPLIT_FRACTIONS
 from core.images import load_image
 from core.knowledge import default_knowledge
 from core.manifest import read_manifest
