@@ -215,9 +215,9 @@ def train_grpo(
         out: list[float | None] = []
         for cid, comp in zip(case_id, completions, strict=True):
             j = judged.get(cid)
-            out.append(
-                None if j is None else clinical_reward(parse_verdict(_completion_text(comp))[0], j)
-            )  # type: ignore[arg-type]
+            label = parse_verdict(_completion_text(comp))[0]
+            # clinical_reward reads is_error and severity: a Judgement has both (never a Case's).
+            out.append(None if j is None else clinical_reward(label, j))  # type: ignore[arg-type]
         return out
 
     def learned(

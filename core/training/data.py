@@ -306,8 +306,8 @@ def read_ratings(path: str | Path, cases: Mapping[str, Case] | None = None) -> l
         if true_label not in ("ERROR", "CORRECT"):
             raise FeedbackFileError(f"{where}: true_label must be ERROR or CORRECT")
         case = _case_of(row, p.parent, where, i, cases)
-        key = (case.case_id, str(row.get("reviewer") or ""), row.get("rated_at"))
-        g = groups.setdefault(key, {"case": case, "true_label": true_label,
+        group = (case.case_id, str(row.get("reviewer") or ""), row.get("rated_at"))
+        g = groups.setdefault(group, {"case": case, "true_label": true_label,
                                     "severity": row.get("severity") if true_label == "ERROR" else None,
                                     "answers": [], "rewritten": set(),
                                     "preference": row.get("preference")})  # fmt: skip

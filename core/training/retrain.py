@@ -226,14 +226,17 @@ def _active_verdicts(
 ) -> list[Verdict]:
     """The active version's verdicts on the val cases (the parent's own model when it is the
     active one, before any training)."""
-    kw = dict(batch_size=cfg.batch_size, progress=progress, stage="evaluate-active")
-    if active == parent:
-        return list(policy.predict(held, **kw))
-    other = registry.load_backend(active, device=cfg.device, image_root=image_root)
+    model = policy
+    if active != parent:
+        model = registry.load_backend(active, device=cfg.device, image_root=image_root)
     try:
-        return list(other.predict(held, **kw))
+        return list(
+            model.predict(
+                held, batch_size=cfg.batch_size, progress=progress, stage="evaluate-active"
+            )
+        )
     finally:
-        del other
+        del model
 
 
 def _train_reward(

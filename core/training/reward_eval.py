@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.cases import Case
 from core.training.data import PreferencePair
 from core.verdicts import parse_verdict
 
@@ -67,7 +68,8 @@ class RewardAccuracy:
 def pair_wins(rm: RewardModel, pairs: Sequence[PreferencePair], batch_size: int = 16) -> list[bool]:
     """For each pair, whether the reward model scores the chosen answer above the rejected one."""
     keys: dict[tuple[str, str], int] = {}
-    cases, texts = [], []
+    cases: list[Case] = []
+    texts: list[str] = []
     for p in pairs:
         for text in (p.chosen, p.rejected):
             key = (p.case.case_id, text)
