@@ -512,8 +512,10 @@ def load_training_data(
         if not (any(ok for _, ok in r.answers) and any(not ok for _, ok in r.answers))
     )
     if no_pair:
-        left["ratings that make no preference pair (a tie, or both wrong without a rationale): "
-             "they still count as judgements and gold answers"] += no_pair  # fmt: skip
+        data.notes.append(
+            f"{no_pair} ratings make no preference pair (a tie, or both wrong without a "
+            "rationale): they count as judgements, and a tie's right answers as gold answers"
+        )
 
     seen_pairs: set[tuple[str, str, str]] = set()
     for p in pairs:
