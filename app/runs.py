@@ -43,15 +43,11 @@ PREFIX = "run-"
 LEFTOVER_AGE_S = 6 * 3600
 
 
-def _write_json(path: Path, data: dict[str, Any], fh: Any | None = None) -> None:
-    """Rewrite the lease file in place (the lock is on the open file, so no rename)."""
-    text = json.dumps(data)
-    if fh is None:
-        path.write_text(text, encoding="utf-8")
-        return
+def _write_json(fh: Any, data: dict[str, Any]) -> None:
+    """Rewrite the open lease file in place (the lock is on the open file, so no rename)."""
     fh.seek(0)
     fh.truncate()
-    fh.write(text)
+    fh.write(json.dumps(data))
     fh.flush()
     os.fsync(fh.fileno())
 
@@ -91,19 +87,19 @@ class RunLease:
         fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._state = {"pid": os.getpid(), "host": socket.gethostname(), "kind": self.kind,
                        "started": time.time(), "run_id": None, "version": None}
-        _write_json(self.lock_path, self._state, self._fh)
+        _write_json(self._fh, self._state)
         self.work.mkdir(parents=True, exist_ok=True)
         with open_store(self.ws.db_url) as store:
             run = store.add_training_run(self.kind, self.config, self.parent)
         self.run_id = run.id
         self._state["run_id"] = run.id
-        _write_json(self.lock_path, self._state, self._fh)
+        _write_json(self._fh, self._state)
         return self
 
     def registering(self, version: str) -> None:
         """Note the version about to be moved into ``models/`` (before the rename)."""
         self._state["version"] = version
-        _write_json(self.lock_path, self._state, self._fh)
+        _write_json(self._fh, self._state)
 
     def finish(self, status: str, message: str) -> None:
         """Close the run (failed or canceled); success is closed with the version's rows."""

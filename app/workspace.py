@@ -139,12 +139,6 @@ class Workspace:
             return True
         return self.db_path.exists() and not os.access(self.db_path, os.W_OK)
 
-    def open_store(self, **kwargs: Any) -> Any:
-        """The workspace's store, opened read-only when the workspace is (feedback_db.open_store)."""
-        from feedback_db import open_store
-
-        return open_store(self.db_url, read_only=self.read_only, **kwargs)
-
     def exists(self) -> bool:
         return self.db_path.exists() or self.settings_path.exists()
 

@@ -312,7 +312,6 @@ class _NewCase:
     image: str
     finding: str
     treatment: str
-    severity: str | None
 
     def row(self) -> CaseRow:
         return CaseRow(case_id=self.case_id, modality=self.modality, image=self.image, finding=self.finding,
@@ -344,7 +343,7 @@ def _new_cases(
             except (ImageError, OSError) as exc:
                 reason = f"case {cid!r}: its image cannot be copied in: {exc}"
             else:
-                out[cid] = _NewCase(cid, item.modality, image, fields[0], fields[1], item.severity)
+                out[cid] = _NewCase(cid, item.modality, image, fields[0], fields[1])
                 continue
         bad.add(cid)
         errors.append(LineError(path, item.line, reason))

@@ -140,7 +140,7 @@ class ReviewModel(QObject):
         # last UNDO_HOURS, so it also works after a restart.
         self.session_started = datetime.now(UTC) - timedelta(hours=UNDO_HOURS)
         # ``versions`` False: not given, read them now (the start-up preload passes them in).
-        self.versions: tuple[str, str] | None = self.pick_pair() if versions is False or versions is True else versions
+        self.versions: tuple[str, str] | None = self.pick_pair() if isinstance(versions, bool) else versions
 
     # -- queue -----------------------------------------------------------------------------
     def set_filters(self, filters: Filters) -> None:
@@ -396,9 +396,6 @@ class ReviewModel(QObject):
 
     def is_saving(self, case_id: str) -> bool:
         return case_id in self.pending and case_id not in self.failed
-
-    def can_undo(self) -> bool:
-        return True  # the store knows (undo_last); "Nothing to undo" otherwise
 
     def undo(self) -> bool:
         """Undo this reviewer's newest rating of the session (the last ``UNDO_HOURS``), in the
