@@ -59,7 +59,8 @@ class RatingPanel(QFrame):
         self.save_button.setObjectName("saveButton")
         self.save_button.setDefault(True)
         self.undo_button = QPushButton("Undo last  [Ctrl+Z]")
-        self.new_pair_button = QPushButton("Rate the new pair  [N]")
+        self.new_pair_button = QPushButton("New pair  [N]")
+        self.new_pair_button.setToolTip("Rate the current review pair on this case (your earlier rating stays in the history)")
         self.new_pair_button.setObjectName("newPairButton")
         self.new_pair_button.setVisible(False)
         self.state = QLabel()
@@ -85,10 +86,12 @@ class RatingPanel(QFrame):
         grid.addLayout(labels, 3, 0)
         grid.addWidget(self.rationale, 4, 0)
         grid.setColumnStretch(0, 1)
+        # The state sentence gets the whole width (it wraps); the new-pair button sits with the
+        # other actions, so neither widens the narrow column at 1024 px.
         state_row = QHBoxLayout()
         state_row.addWidget(self.state, 1)
-        state_row.addWidget(self.new_pair_button)
         actions = QHBoxLayout()
+        actions.addWidget(self.new_pair_button)
         actions.addStretch(1)
         actions.addWidget(self.undo_button)
         actions.addWidget(self.save_button)
@@ -191,7 +194,10 @@ class RatingPanel(QFrame):
         for w in (*self.pref_buttons.values(), *self.label_buttons.values(), self.severity,
                   self.rationale, self.save_button):
             w.setEnabled(enabled)
-        self.new_pair_button.setVisible(bool(shown is not None and shown.stale))
+        stale = bool(shown is not None and shown.stale)
+        # A rating shown with an earlier pair cannot be saved again; N takes Save's place.
+        self.new_pair_button.setVisible(stale)
+        self.save_button.setVisible(not stale)
         self.new_pair_button.setEnabled(bool(shown is not None and shown.new_pair is not None))
         self.state.setProperty("kind", "")
         if rating is not None:

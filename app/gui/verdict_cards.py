@@ -176,6 +176,7 @@ class VerdictPair(QWidget):
         reveal = shown is not None and shown.rating is not None
         for card in (self.card_a, self.card_b):
             # The cards say which pair they are: the one rated earlier, or the one to rate.
-            card.title.setText(f"Verdict {card.side}" + ("  (as rated)" if shown is not None and shown.stale else ""))
+            stale = shown is not None and shown.stale
+            card.title.setText(f"{card.side} as rated" if stale else f"Verdict {card.side}")
         self.card_a.show_prediction(shown.a if shown else None, reveal)
         self.card_b.show_prediction(shown.b if shown else None, reveal)
