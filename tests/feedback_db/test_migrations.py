@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from feedback_db import StoreError, open_store
-from feedback_db.migrate import head_revision
+from feedback_db.migrate import current_revision, head_revision, script_head
 from feedback_db.models import Base
 from tests.feedback_db.old_stores import DATA, REVISIONS, build
 
@@ -41,6 +41,27 @@ def test_empty_database_migrates_to_head_and_matches_the_models(tmp_path: Path) 
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == [], f"models and migrations disagree: {diffs}"
     store.close()
+
+
+def test_the_head_constant_is_the_scripts_head_and_the_revision_reads_as_alembic_reads_it(tmp_path: Path) -> None:
+    # Opening a store compares with migrate.HEAD without importing alembic; a new migration
+    # script without updating HEAD would make every store look out of date, or worse.
+    assert head_revision() == script_head()
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    with store.sessions.engine.connect() as conn:
+        assert current_revision(store.sessions.engine) == MigrationContext.configure(conn).get_current_revision()
+    store.close()
+
+
+def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    open_store(url).close()
+    code = f"import sys; from feedback_db import open_store; open_store({url!r}).close(); print('alembic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_second_run_changes_nothing(tmp_path: Path) -> None:
