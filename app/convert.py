@@ -1,14 +1,14 @@
 """Between the store's records and the engine's objects: the one place ``app`` converts them.
 
 ``core`` and ``feedback_db`` never import each other (docs/architecture.md), so ``app`` turns a
-``feedback_db.CaseRecord`` into a ``core.cases.Case`` and a stored ``Prediction`` into a
-``core.verdicts.Verdict`` (and back, for the verbs that write). Every verb and view uses these.
+``feedback_db.CaseRecord`` into a ``core.cases.records.Case`` and a stored ``Prediction`` into a
+``core.clinical.verdicts.Verdict`` (and back, for the verbs that write). Every verb and view uses these.
 """
 
 from __future__ import annotations
 
-from core.cases import Case
-from core.verdicts import Label, Verdict
+from core.cases.records import Case
+from core.clinical.verdicts import Label, Verdict
 from feedback_db import CaseIn, CaseRecord, Prediction, PredictionIn
 
 

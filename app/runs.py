@@ -115,7 +115,7 @@ class RunLease:
         self.finished = True
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
-        from core.progress import Canceled
+        from core.runtime.progress import Canceled
 
         try:
             if exc is not None and not self.finished:

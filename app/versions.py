@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.convert import prediction_in_from_verdict
-from core.cases import Case
-from core.verdicts import Verdict
+from core.cases.records import Case
+from core.clinical.verdicts import Verdict
 from feedback_db import ModelVersion, Store
 
 
@@ -29,7 +29,7 @@ def mirror_card(
     active: bool = False,
     metrics: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Add a store row for the registry ``card`` (a ``core.registry.ModelCard``), unless the store
+    """Add a store row for the registry ``card`` (a ``core.models.registry.ModelCard``), unless the store
     has it already; returns the store's version record. The row's path is ``models/<name>``,
     relative to the workspace, so a workspace folder can be moved or copied whole."""
     existing = store.get_model_version(card.name)
@@ -37,7 +37,7 @@ def mirror_card(
         if active and not existing.active:
             return store.set_active(card.name)
         return existing
-    from core.registry import card_sha256
+    from core.models.registry import card_sha256
 
     return store.add_model_version(
         card.name,

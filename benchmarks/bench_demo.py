@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cases.images import load_image
 from core.demo import MANIFEST_NAME, generate_demo
 from core.demo.generator import png_bytes
 from core.demo.phantoms import VISUALS, render
-from core.images import load_image
-from core.manifest import read_manifest
+from core.manifests.reader import read_manifest
 
 
 def _timed(fn, repeats: int) -> tuple[float, float]:  # noqa: ANN001 - any callable

@@ -36,7 +36,7 @@ def _cases(folder: Path, n: int) -> list:
 
 def _bare_clip_llm(b, case) -> callable:
     """The bare model calls for one case, on inputs prepared outside the timing."""
-    from core.backends._policy import load_pil, resolve_image
+    from core.models.backends._policy import load_pil, resolve_image
 
     pixels = b.scorer.preprocess(load_pil(resolve_image(case.image, None))).unsqueeze(0)
     inputs = b.encode([case])
@@ -100,11 +100,11 @@ def main() -> None:
     ap.add_argument("--lm-layers", type=int, default=2, help="LM layers (2: the demo model)")
     args = ap.parse_args()
 
-    from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.devices import configure_threads
-    from core.models.demo_clip import build_demo_clip
-    from core.models.demo_lm import DemoLMConfig, build_demo_causal_lm, build_demo_gemma3
+    from core.demo.clip import build_demo_clip
+    from core.demo.lm import DemoLMConfig, build_demo_causal_lm, build_demo_gemma3
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+    from core.models.backends.vlm import VLMBackend, VLMConfig
+    from core.runtime.devices import configure_threads
 
     print(f"torch threads: {configure_threads()}")
     with tempfile.TemporaryDirectory() as tmp:

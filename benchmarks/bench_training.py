@@ -28,7 +28,7 @@ def _policy(width: int, layers: int, seed: int = 0):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from core.models.demo_tokenizer import build_demo_tokenizer
+    from core.demo.tokenizer import build_demo_tokenizer
     from core.training.text_policy import CausalLMPolicy
 
     tok = build_demo_tokenizer()

@@ -110,10 +110,10 @@ def main() -> int:
         print("cuda_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check.")
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from core.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_clip import build_demo_clip
-    from core.models.demo_lm import build_demo_causal_lm, build_demo_gemma3
+    from core.demo.clip import build_demo_clip
+    from core.demo.lm import build_demo_causal_lm, build_demo_gemma3
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+    from core.models.backends.vlm import VLMBackend, VLMConfig
     from tests.core._phantoms import make_cases
 
     device = "cpu" if args.cpu_smoke else "cuda"

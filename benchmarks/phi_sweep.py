@@ -12,13 +12,13 @@ the software that wrote the file), and the text of private tags. Values under
 match image bytes by chance, and identify no one) and counted.
 
 Then it does what a clinician does: imports every file with pixel data into a fresh workspace
-(``core.manifest.read_manifest``, burned-in files allowed so none escapes the sweep), rates each
-case, and exports ``expert_feedback.jsonl`` with its images (``core.images.to_png_bytes`` for
+(``core.manifests.reader.read_manifest``, burned-in files allowed so none escapes the sweep), rates each
+case, and exports ``expert_feedback.jsonl`` with its images (``core.cases.images.to_png_bytes`` for
 DICOM). Each value is searched for, as bytes (ASCII/UTF-8 and UTF-16-LE), in the database file
 (with its WAL), every stored image (a stored DICOM's pixel data left aside: pixels are not
 tags, and text burned into them is out of reach, docs/cases.md), the export file and every
 exported image. As a control, each value must be found by the same search in its own source
-file. The test ``tests/core/test_phi_sweep.py`` runs
+file. The test ``tests/core/cases/test_phi_sweep.py`` runs
 this and asserts zero hits.
 """
 
@@ -176,8 +176,9 @@ class SweepResult:
 def sweep(work: Path) -> SweepResult:
     """Run the sweep in the empty folder ``work`` (see the module docstring)."""
     from app.convert import case_in_from_case
-    from core.images import to_png_bytes
-    from core.manifest import ImportOptions, read_manifest
+    from core.cases.images import to_png_bytes
+    from core.manifests.manifest import ImportOptions
+    from core.manifests.reader import read_manifest
     from feedback_db import PredictionIn, RatingIn, open_store
     from feedback_db.export import export_feedback
 

@@ -168,7 +168,7 @@ def build_tokenizer() -> Any:
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from core.models.demo_tokenizer import CHAT_TEMPLATE, build_demo_tokenizer
+    from core.demo.tokenizer import CHAT_TEMPLATE, build_demo_tokenizer
 
     vocab_size = MEDGEMMA_4B_IT["text_config"]["vocab_size"]
     trained = json.loads(build_demo_tokenizer(vocab_size=4096).backend_tokenizer.to_str())
@@ -199,7 +199,7 @@ def build_processor(tokenizer: Any) -> Any:
     """Gemma 3's processor at MedGemma's shape: 896 x 896 images, 256 image tokens."""
     from transformers import Gemma3ImageProcessor, Gemma3Processor
 
-    from core.models.demo_tokenizer import CHAT_TEMPLATE
+    from core.demo.tokenizer import CHAT_TEMPLATE
 
     side = MEDGEMMA_4B_IT["vision_config"]["image_size"]
     images = Gemma3ImageProcessor(
@@ -289,8 +289,8 @@ def _policy(layers: int, device: str, dtype: str, rehearse: bool) -> Any:
     import torch
     from transformers import Gemma3ForConditionalGeneration
 
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.devices import select_device
+    from core.models.backends.vlm import VLMBackend, VLMConfig
+    from core.runtime.devices import select_device
 
     class BuiltVLM(VLMBackend):
         def __init__(self, model: Any, processor: Any) -> None:  # no loading: the model is here

@@ -51,7 +51,7 @@ _BATCH = 2000
 
 
 class ProgressLike(Protocol):
-    """What export reports to: ``core.progress.Progress`` fits (feedback_db cannot import it)."""
+    """What export reports to: ``core.runtime.progress.Progress`` fits (feedback_db cannot import it)."""
 
     def update(self, stage: str, step: int, total: int | None = None) -> None: ...
 

@@ -100,7 +100,7 @@ _BRACKET = re.compile(r"[\[\]{}]")
 
 def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when the JSON ``text`` nests ``[``/``{`` deeper than ``limit`` (strings aside).
-    Linear and never recursive (the same rule as ``core.manifest_rows.too_deep``)."""
+    Linear and never recursive (the same rule as ``core.manifests.rows.too_deep``)."""
     if text.count("[") + text.count("{") <= limit:
         return False
     depth = 0

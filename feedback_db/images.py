@@ -17,7 +17,7 @@ goes through the caller's converter, which must return de-identified PNG or JPEG
 passes core's DICOM/TIFF-to-PNG converter (feedback_db cannot import core).
 
 Source images are read only from inside the exporter's root: ``resolve_inside`` resolves links
-itself before anything they point at is touched (the same function as ``core.paths``, which
+itself before anything they point at is touched (the same function as ``core.runtime.paths``, which
 feedback_db cannot import; a test keeps the two equal).
 """
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-# The verdict word on the first non-empty line (as core.verdicts parses it; a test in tests/app
+# The verdict word on the first non-empty line (as core.clinical.verdicts parses it; a test in tests/app
 # keeps the two equal, since feedback_db cannot import core).
 VERDICT_RE = re.compile(
     r"^[\s*_>`#\"']*(?P<word>error|correct)\b[\s*_`\"']*(?:[-\u2013\u2014:]+\s*(?P<reason>.*))?$",

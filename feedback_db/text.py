@@ -1,6 +1,6 @@
 """The case text of ``expert_feedback.jsonl``, byte for byte the text the models are prompted with.
 
-``core.prompts.case_text`` is the original; feedback_db may not import core (they are independent
+``core.clinical.prompts.case_text`` is the original; feedback_db may not import core (they are independent
 packages), so this is a copy, and ``tests/app/test_store_text_matches_core.py`` keeps the two equal.
 """
 

@@ -68,7 +68,7 @@ class VersionsMixin:
         card_sha256: str | None = None,
     ) -> ModelVersion:
         """Register a model version (``active=True`` makes it the one active version).
-        ``card_sha256`` is the hash of its model card (``core.registry.card_sha256``), checked
+        ``card_sha256`` is the hash of its model card (``core.models.registry.card_sha256``), checked
         when the version is loaded.
 
         Raises:

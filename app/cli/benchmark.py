@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.common import EXIT_OK, CommandError, add_common, progress_for, quiet_ml_libraries
-from core.progress import Progress
+from core.runtime.progress import Progress
 
 if TYPE_CHECKING:
-    from core.cases import Case
+    from core.cases.records import Case
     from core.training.simulated_reviewer import PanelConfig
     from feedback_db import Store
 
@@ -69,7 +69,7 @@ class BenchmarkSettings:
     """Everything the loop is run with. Chosen on the val split of seeds 0-2, never on test."""
 
     cases: int = 800
-    demo: Any = None  # core.models.demo_train.DemoTrainConfig; None: its defaults
+    demo: Any = None  # core.demo.train_models.DemoTrainConfig; None: its defaults
     sft: Any = None  # core.training.sft_config.SFTSettings
     reward: Any = None  # core.training.reward_config.RewardModelConfig
     ppo: Any = None  # core.training.ppo_config.PPOConfig
@@ -78,7 +78,7 @@ class BenchmarkSettings:
 
     @classmethod
     def default(cls, quick: bool = False) -> BenchmarkSettings:
-        from core.models.demo_train import DemoTrainConfig
+        from core.demo.train_models import DemoTrainConfig
         from core.training.ppo_config import PPOConfig
         from core.training.reward_config import RewardModelConfig
         from core.training.sft_config import SFTSettings
@@ -131,9 +131,9 @@ def threshold_rule(root: Path, val: list[Case], test: list[Case], device: str) -
     reach: ERROR when the knowledge table rejects the treatment or the CLIP gives the stated
     finding a probability under t; t chosen on val (the best of 0.01..0.99, the lowest on a tie),
     then applied to test. Returns ``threshold``, ``val`` and ``test`` accuracy."""
-    from core.backends._policy import load_pil, resolve_image
-    from core.knowledge import default_knowledge
-    from core.registry import Registry
+    from core.clinical.knowledge import default_knowledge
+    from core.models.backends._policy import load_pil, resolve_image
+    from core.models.registry import Registry
 
     kb = default_knowledge()
     scorer = Registry(root / "models").load_backend("demo-v2", device=device).scorer
@@ -246,9 +246,9 @@ def make_demo_workspace(
     from app.convert import case_in_from_case
     from app.versions import store_verdicts
     from app.workspace import Workspace
-    from core.backends.heuristic import HeuristicBackend
-    from core.cases import Case
+    from core.cases.records import Case
     from core.demo import MANIFEST_NAME, generate_demo
+    from core.models.backends.heuristic import HeuristicBackend
     from feedback_db import open_store
 
     ws = Workspace(root).ensure()
@@ -362,7 +362,7 @@ def run_seed(root: Path, seed: int, settings: BenchmarkSettings, progress: Progr
     """The whole loop for one seed (see the module docstring); returns its phases' verdicts."""
     from app.convert import case_from_record
     from core.evaluation import evaluate
-    from core.registry import Registry
+    from core.models.registry import Registry
     from core.training.retrain_config import RetrainConfig
     from feedback_db import open_store
 
@@ -417,11 +417,11 @@ def reward_by_kind(root: Path, registry: Any, val: list[Case], device: str) -> d
     (``rated``) and over itself with the other verdict word (``flipped``); accuracy by scenario
     kind (the demo's ground truth, read here for the report only)."""
     from app.convert import verdict_from_prediction
-    from core.models.demo_train import gold_verdict
+    from core.clinical.verdicts import parse_verdict
+    from core.demo.train_models import gold_verdict
     from core.training.data import PreferencePair, flip_verdict, training_case
     from core.training.reward import RewardModel
     from core.training.reward_eval import reward_accuracy
-    from core.verdicts import parse_verdict
     from feedback_db import open_store
 
     folder = registry.path(RL_VERSION) / "reward_model"

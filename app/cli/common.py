@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.workspace import Workspace
-from core.progress import Progress, ProgressEvent, json_lines
+from core.runtime.progress import Progress, ProgressEvent, json_lines
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # some rows or items were rejected, and reported

@@ -33,11 +33,11 @@ from app.cli.common import (
     workspace,
 )
 from app.workspace import Workspace
-from core.progress import Canceled, ProgressEvent
+from core.runtime.progress import Canceled, ProgressEvent
 
 if TYPE_CHECKING:
-    from core.cases import Case
-    from core.progress import Progress
+    from core.cases.records import Case
+    from core.runtime.progress import Progress
     from feedback_db import Store
 
 # The demo's names and plans live in app/demo_plan.py, which the window reads without importing
@@ -165,8 +165,8 @@ def _say_canceled(args: argparse.Namespace, fresh: bool) -> None:
 def _build(args: argparse.Namespace, ws: Workspace) -> None:
     from app.convert import case_in_from_case
     from app.versions import store_verdicts
-    from core.backends.heuristic import HeuristicBackend
     from core.demo import generate_demo
+    from core.models.backends.heuristic import HeuristicBackend
     from feedback_db import open_store
 
     if getattr(args, "quick", False) and not args.skip_models:
@@ -197,7 +197,7 @@ def _build(args: argparse.Namespace, ws: Workspace) -> None:
                 ),
             )
             if getattr(args, "quick", False) and not args.skip_models:
-                from core.models.demo_train import DemoTrainConfig
+                from core.demo.train_models import DemoTrainConfig
 
                 quick = DemoTrainConfig(
                     lm_steps=QUICK_LM_STEPS, eval_every=50, text_only=True,
@@ -219,7 +219,7 @@ def _warm_imports() -> None:
 
     def work() -> None:
         try:
-            import core.backends.clip_llm  # noqa: F401 (torch, transformers)
+            import core.models.backends.clip_llm  # noqa: F401 (torch, transformers)
         except Exception:  # noqa: BLE001 (the real import below says what is wrong)
             return
 
@@ -243,8 +243,8 @@ def _train_and_predict(
     on ``cases``; the last becomes the active version. A version already in the registry is not
     trained again, and one whose verdicts are all stored is skipped, so a canceled run goes on."""
     from app.versions import mirror_card, store_verdicts
-    from core.models.demo_train import DemoTrainConfig, train_demo_models
-    from core.registry import Registry, RegistryError
+    from core.demo.train_models import DemoTrainConfig, train_demo_models
+    from core.models.registry import Registry, RegistryError
 
     cfg = config if isinstance(config, DemoTrainConfig) else DemoTrainConfig()
     names = cfg.names[:1] if cfg.text_only else cfg.names
@@ -272,7 +272,7 @@ def models(args: argparse.Namespace) -> int:
     import json
 
     quiet_ml_libraries()
-    from core.cases import Case
+    from core.cases.records import Case
     from core.demo.generator import MANIFEST_NAME
     from feedback_db import open_store
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_common, workspace
-from core.cases import Case
+from core.cases.records import Case
 
 if TYPE_CHECKING:
-    from core.knowledge import KnowledgeTable
-    from core.verdicts import Verdict
+    from core.clinical.knowledge import KnowledgeTable
+    from core.clinical.verdicts import Verdict
     from feedback_db import Store
 
 HEURISTIC = "heuristic"
@@ -109,7 +109,7 @@ def load_cases(store: Store, split: str) -> list[Case]:
 
 def _knowledge_table(path: str | None) -> KnowledgeTable | None:
     """The table at ``path`` (None: the shipped one). Raises CommandError naming file and field."""
-    from core.knowledge import KnowledgeError, load_knowledge
+    from core.clinical.knowledge import KnowledgeError, load_knowledge
 
     try:
         return load_knowledge(path) if path else None
@@ -123,7 +123,7 @@ def run_heuristic(cases: Sequence[Case], knowledge: str | None) -> dict[str, Ver
     Raises:
         CommandError: the knowledge table cannot be read (the message names the file and field).
     """
-    from core.backends.heuristic import HeuristicBackend
+    from core.models.backends.heuristic import HeuristicBackend
 
     verdicts = HeuristicBackend(_knowledge_table(knowledge)).predict(cases, batch_size=256)
     return {c.case_id: v for c, v in zip(cases, verdicts, strict=True)}
@@ -175,7 +175,7 @@ def read_manifest_cases(path: str, knowledge: str | None) -> tuple[list[Case], i
     import tempfile
 
     try:
-        from core.manifest import read_manifest
+        from core.manifests.reader import read_manifest
     except ImportError as exc:
         raise CommandError(f"case manifests cannot be read in this version ({exc})") from exc
     p = Path(path)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.images import to_png_bytes  # DICOM/TIFF -> de-identified PNG (pixels only)
+    from core.cases.images import to_png_bytes  # DICOM/TIFF -> de-identified PNG (pixels only)
     from feedback_db import StoreError, open_store
     from feedback_db.export import export_feedback
 

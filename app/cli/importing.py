@@ -3,7 +3,7 @@
 A ``.jsonl`` whose first valid line has ``chosen`` and ``rejected`` is ``expert_feedback.jsonl``
 from another workstation: its ratings are imported (feedback_db.import_jsonl). Anything else is a
 case manifest (CSV, JSON, JSONL) or a folder of images with a sidecar ``cases.csv``, read by
-core.manifest; the images are copied into the workspace by content hash (DICOM de-identified),
+core.manifests.manifest; the images are copied into the workspace by content hash (DICOM de-identified),
 and only for the cases that are imported. Manifest images must lie inside the images root (the
 manifest's folder, or ``--images-root``).
 
@@ -30,7 +30,7 @@ from app.cli.common import (
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
-    from core.manifest import ImportOptions
+    from core.manifests.manifest import ImportOptions
 
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
@@ -98,8 +98,8 @@ def _ratings(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
 
 
 def _options(args: argparse.Namespace) -> ImportOptions:
-    from core.images import DEFAULT_MAX_PIXELS
-    from core.manifest import ImportOptions
+    from core.cases.images import DEFAULT_MAX_PIXELS
+    from core.manifests.manifest import ImportOptions
 
     root = None
     if args.images_root:
@@ -124,7 +124,7 @@ def _remove_unused(ws: Workspace, new_images: list[str], kept: set[str]) -> None
 
 def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     try:
-        from core.manifest import read_manifest
+        from core.manifests.reader import read_manifest
     except ImportError as exc:
         raise CommandError(f"case manifests cannot be read in this version ({exc})") from exc
     from app.convert import case_in_from_case

@@ -74,11 +74,11 @@ def list_versions(args: argparse.Namespace) -> int:
 def _base_models(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, object]]:
     """The base models (hub ids, or absolute folders) and settings, each checked to be on this
     machine with safetensors weights."""
-    from core.backends.clip_llm import ClipLLMConfig
-    from core.backends.vlm import VLMConfig
+    from core.models.backends.clip_llm import ClipLLMConfig
+    from core.models.backends.vlm import VLMConfig
     from core.models.clip_scorer import open_clip_name
     from core.models.hub import resolve_model
-    from core.registry import check_weights
+    from core.models.registry import check_weights
 
     def local(ref: str) -> str:
         p = Path(ref).expanduser()
@@ -103,7 +103,7 @@ def _copy_in(folder: Path, base_models: dict[str, str]) -> tuple[dict[str, str],
     """Copy each base model that is a folder into ``folder/base/<key>`` (hard links where
     possible; pickle files left out) and name it there on the card; hub ids stay as they are.
     Returns the card's base models and the files left out."""
-    from core.registry import PICKLE_SUFFIXES
+    from core.models.registry import PICKLE_SUFFIXES
 
     out, left_out = {}, []
     for key, ref in base_models.items():
@@ -134,7 +134,7 @@ def _copy_in(folder: Path, base_models: dict[str, str]) -> tuple[dict[str, str],
 def add_version(args: argparse.Namespace) -> int:
     from app.versions import mirror_card
     from core.models.hub import ModelNotAvailable
-    from core.registry import Registry, RegistryError
+    from core.models.registry import Registry, RegistryError
     from feedback_db import open_store
 
     ws = workspace(args)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from app.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_common, progress_for, workspace
 
 if TYPE_CHECKING:
-    from core.backends.base import Backend
-    from core.cases import Case
-    from core.verdicts import Verdict
+    from core.cases.records import Case
+    from core.clinical.verdicts import Verdict
+    from core.models.backends.base import Backend
 
 HEURISTIC = "heuristic"
 
@@ -57,14 +57,14 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 def _backend(args: argparse.Namespace, image_root: str | None) -> tuple[Backend, Any]:
     """The back end of ``--version`` and its registry card (None for the built-in heuristic)."""
     from app.versions import recorded_card_hashes
-    from core.devices import DeviceUnavailable
     from core.models.hub import ModelNotAvailable
-    from core.registry import Registry, RegistryError
+    from core.models.registry import Registry, RegistryError
+    from core.runtime.devices import DeviceUnavailable
 
     ws = workspace(args)
     registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
     if args.version == HEURISTIC and not (registry.root / HEURISTIC).exists():
-        from core.backends.heuristic import HeuristicBackend
+        from core.models.backends.heuristic import HeuristicBackend
 
         return HeuristicBackend(), None
     try:
@@ -76,7 +76,7 @@ def _backend(args: argparse.Namespace, image_root: str | None) -> tuple[Backend,
 
 def _usable(cases: Sequence[Case], image_root: str | None) -> tuple[list[Case], list[str]]:
     """The cases whose image file exists, and a line for each that does not."""
-    from core.backends._policy import resolve_image
+    from core.models.backends._policy import resolve_image
 
     ok, bad = [], []
     for c in cases:
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     store = None
     scratch: tempfile.TemporaryDirectory[str] | None = None
     if args.manifest:
-        from core.manifest import read_manifest
+        from core.manifests.reader import read_manifest
 
         # The manifest's images are read (and de-identified) into a scratch folder, not the
         # workspace: predicting over a manifest changes nothing on disk but --out.

@@ -48,11 +48,11 @@ from app.cli.common import (
     quiet_ml_libraries,
     workspace,
 )
-from core.progress import Canceled, Progress, ProgressEvent, json_lines
+from core.runtime.progress import Canceled, Progress, ProgressEvent, json_lines
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
-    from core.cases import Case
+    from core.cases.records import Case
 
 STAGES = {
     "retrain": ("sft", "reward", "ppo"),
@@ -232,7 +232,7 @@ def resolve_versions(args: argparse.Namespace, ws: Workspace, registry: Any) -> 
         CommandError: no active version and no ``--parent``, an unknown version, a store error.
     """
     from app.versions import mirror_card
-    from core.registry import RegistryError
+    from core.models.registry import RegistryError
     from feedback_db import StoreError, open_store
 
     try:
@@ -281,7 +281,7 @@ def _train(
 
     from app.runs import RunLease
     from app.versions import recorded_card_hashes
-    from core.registry import Registry, RegistryError
+    from core.models.registry import Registry, RegistryError
     from core.training.data import FeedbackFileError
     from core.training.retrain import RetrainError, default_name, is_main_process, retrain
 
@@ -315,7 +315,9 @@ def _export(
 ) -> tuple[Path, Path]:
     """The ratings as ``expert_feedback.jsonl`` (TRL pairs) and ``ratings_kto.jsonl`` (every
     rating, ties included) in the run's folder, DICOM and TIFF images included."""
-    from core.images import to_png_bytes  # DICOM/TIFF -> de-identified PNG, as `medreview export`
+    from core.cases.images import (
+        to_png_bytes,  # DICOM/TIFF -> de-identified PNG, as `medreview export`
+    )
     from feedback_db import StoreError, open_store
     from feedback_db.export import export_feedback
 
@@ -343,7 +345,7 @@ def _record(ws: Workspace, registry: Any, lease: Any, res: Any, progress: Progre
     the run's end in one transaction. On a failure the version folder is removed."""
     from app.convert import prediction_in_from_verdict
     from app.versions import base_model_text
-    from core.registry import card_sha256
+    from core.models.registry import card_sha256
     from feedback_db import StoreError, open_store
 
     name = res.card.name

@@ -1,6 +1,6 @@
 """Decoded images, cached and prefetched off the GUI thread.
 
-``core.images.load_image`` (PNG/JPEG/TIFF/DICOM, numpy and PIL/pydicom only) runs on the ``io``
+``core.cases.images.load_image`` (PNG/JPEG/TIFF/DICOM, numpy and PIL/pydicom only) runs on the ``io``
 lane; the decoded ``LoadedImage`` is kept in a small LRU cache that only the GUI thread touches
 (results arrive through the lane's success callback, on the GUI thread), so no lock is needed.
 The review model prefetches the neighbours of the current case, so moving to the next case
@@ -19,7 +19,7 @@ from app.gui.operations import Lane, describe
 
 def load(path: Path) -> Any:
     """Decode one image (any thread)."""
-    from core.images import load_image
+    from core.cases.images import load_image
 
     return load_image(path)
 

@@ -1,8 +1,8 @@
-"""What the viewer needs beyond ``core.images.load_image``: frame N of a multi-frame image, the
+"""What the viewer needs beyond ``core.cases.images.load_image``: frame N of a multi-frame image, the
 value under the cursor in its own units, window presets by modality, and the tags kept in the
 workspace's (de-identified) copy of a DICOM file. Runs on the io lane; no Qt here.
 
-Frame N of a DICOM file is decoded with pydicom and handed to ``core.dicom.decode_dataset`` as a
+Frame N of a DICOM file is decoded with pydicom and handed to ``core.cases.dicom.decode_dataset`` as a
 one-frame data set, so every frame goes through the same display pipeline as the first (rescale,
 VOI, MONOCHROME1), with the first frame's window (enhanced multi-frame files keep it per frame;
 ``flatten_functional_groups`` takes frame 0's, as for the first frame).
@@ -92,9 +92,9 @@ def load_frame(path: str | Path, frame: int) -> Any:
     has ``frames`` (the count) and ``frame``.
 
     Raises:
-        core.images.ImageError: the file cannot be read, or has no such frame.
+        core.cases.images.ImageError: the file cannot be read, or has no such frame.
     """
-    from core.images import ImageError, is_dicom_file, load_image
+    from core.cases.images import ImageError, is_dicom_file, load_image
 
     p = Path(path)
     if frame == 0 or not is_dicom_file(p):
@@ -104,7 +104,7 @@ def load_frame(path: str | Path, frame: int) -> Any:
         return image
     import pydicom
 
-    from core.dicom import decode_dataset, flatten_functional_groups, read_dataset
+    from core.cases.dicom import decode_dataset, flatten_functional_groups, read_dataset
 
     ds = read_dataset(p)
     frames = int(ds.get("NumberOfFrames") or 1)
@@ -148,7 +148,7 @@ def _one_frame(ds: Any, arr: np.ndarray) -> None:
 def describe_image(path: str | Path, image: Any) -> list[tuple[str, str]]:
     """(name, value) rows for the image info panel: format, size, frames, spacing, and for a
     DICOM file every tag its workspace copy holds. Import keeps only an allowlist of display
-    and provenance tags (``core.dicom_deid``), so this list is exactly what was kept."""
+    and provenance tags (``core.cases.dicom_deid``), so this list is exactly what was kept."""
     meta = getattr(image, "meta", {}) or {}
     w, h = image.size
     rows = [("Format", str(meta.get("format", "?")).upper()), ("Size", f"{w} × {h} pixels")]
@@ -160,8 +160,8 @@ def describe_image(path: str | Path, image: Any) -> list[tuple[str, str]]:
     if meta.get("format") != "dicom":
         rows.append(("Tags", "none: only the pixels are stored"))
         return rows
-    from core.dicom import read_dataset
-    from core.images import ImageError
+    from core.cases.dicom import read_dataset
+    from core.cases.images import ImageError
 
     try:
         ds = read_dataset(Path(path), defer=True)

@@ -1,6 +1,6 @@
 """The image viewer: fit, zoom on the wheel, pan by dragging, 1:1, window/level by right-drag.
 
-Greyscale images (X-ray, MRI, ultrasound, DICOM) arrive from ``core.images.LoadedImage``:
+Greyscale images (X-ray, MRI, ultrasound, DICOM) arrive from ``core.cases.images.LoadedImage``:
 window/level re-maps the values before any window (``raw``: DICOM modality values such as HU,
 inverted for MONOCHROME1), starting from the file's own window, so nothing the first window
 clipped is lost; images without ``raw`` are re-mapped from their 0..1 grey levels. While the right button is

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from app.qt import QObject, QProcess, QProcessEnvironment, Qt, Signal
-from core.progress import Canceled, Progress, ProgressEvent
+from core.runtime.progress import Canceled, Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from app.qt import (
     QWidget,
     Signal,
 )
-from core.progress import ProgressEvent
+from core.runtime.progress import ProgressEvent
 
 
 def format_eta(seconds: float | None) -> str:

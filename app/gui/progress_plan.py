@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.progress import ProgressEvent
+from core.runtime.progress import ProgressEvent
 
 Plan = Sequence[tuple[str, str, float]]  # (stage as the verb reports it, words for the log, planned seconds)
 

@@ -25,7 +25,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
 )
-from core.cases import MODALITIES, SPLITS
+from core.cases.records import MODALITIES, SPLITS
 
 
 class QueueView(QWidget):

@@ -30,7 +30,7 @@ from app.qt import (
     Signal,
 )
 from app.workspace import Workspace
-from core.progress import ProgressEvent
+from core.runtime.progress import ProgressEvent
 
 SHOWN_METRICS = ("accuracy", "tp_rate", "tn_rate", "fpr", "critical_misses", "unparseable", "mean_reward")
 

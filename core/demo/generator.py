@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.cases import SPLITS, Case
+from core.cases.records import SPLITS, Case
+from core.clinical.knowledge import KnowledgeTable, default_knowledge
 from core.demo.phantoms import render
 from core.demo.scenarios import SPLIT_FRACTIONS, Scenario, plan_scenarios
-from core.knowledge import KnowledgeTable, default_knowledge
-from core.progress import Progress
+from core.runtime.progress import Progress
 
 MANIFEST_NAME = "demo_manifest.jsonl"
 MIN_CASES = 1
@@ -86,7 +86,7 @@ def generate_demo(
 
     Raises:
         ValueError: a bad configuration.
-        core.progress.Canceled: ``progress`` was canceled (images already written stay; the
+        core.runtime.progress.Canceled: ``progress`` was canceled (images already written stay; the
             manifest is only written at the end).
     """
     cfg = config or DemoConfig(seed=seed, n_cases=n_cases)

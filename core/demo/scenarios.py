@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.cases import MODALITIES, SPLITS
-from core.knowledge import Finding, KnowledgeTable
+from core.cases.records import MODALITIES, SPLITS
+from core.clinical.knowledge import Finding, KnowledgeTable
 
 KINDS: tuple[str, ...] = ("none", "treatment_mismatch", "unsupported_by_image")
 SPLIT_FRACTIONS: tuple[float, float, float, float] = (0.45, 0.25, 0.15, 0.15)
@@ -81,7 +81,7 @@ def plan_scenarios(
 ) -> list[Scenario]:
     """The planned cases, shuffled. Deterministic for a given ``rng`` state.
 
-    ``splits`` has one fraction per name in ``core.cases.SPLITS`` (train, review, val, test).
+    ``splits`` has one fraction per name in ``core.cases.records.SPLITS`` (train, review, val, test).
 
     Raises:
         ValueError: a modality has fewer than two findings with different visuals, or a finding

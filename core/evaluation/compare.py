@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from core.cases import Case
+from core.cases.records import Case
+from core.clinical.rewards import clinical_reward
+from core.clinical.verdicts import Verdict
 from core.evaluation.metrics import EvaluationReport, check_pairs, evaluate, outcome
 from core.evaluation.paired import Interval, McNemar, mcnemar_exact, paired_bootstrap
-from core.rewards import clinical_reward
-from core.verdicts import Verdict
 
 
 @dataclass(frozen=True)

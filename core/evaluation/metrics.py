@@ -12,7 +12,7 @@ counted in ``skipped_no_truth``):
 - precision = TP / (TP + false alarms), where false alarms are ERROR verdicts on correct cases only:
   precision is about the verdicts that actually said ERROR, and an unparseable answer said nothing.
 - critical misses: error cases of severity critical whose verdict is not ERROR.
-- mean reward: ``core.rewards.clinical_reward``, exactly, averaged.
+- mean reward: ``core.clinical.rewards.clinical_reward``, exactly, averaged.
 - latency p50/p95 and mean confidence: over the verdicts that carry them (the heuristic has no
   confidence, so its mean confidence is None).
 
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from core.cases import MODALITIES, Case
-from core.rewards import clinical_reward
-from core.verdicts import Label, Verdict
+from core.cases.records import MODALITIES, Case
+from core.clinical.rewards import clinical_reward
+from core.clinical.verdicts import Label, Verdict
 
 NAN = float("nan")
 
@@ -144,7 +144,7 @@ class EvaluationReport:
 
     Attributes:
         overall: counts and rates over every case with ground truth.
-        per_modality: the same per modality, in ``core.cases.MODALITIES`` order where present.
+        per_modality: the same per modality, in ``core.cases.records.MODALITIES`` order where present.
         per_error_type: TP rate per error type (``treatment_mismatch``, ``unsupported_by_image``).
         critical_misses: ids of critical error cases whose verdict was not ERROR.
         n_critical: critical error cases.

@@ -1,7 +1,7 @@
-"""Model plumbing the back ends share: where weights come from, and the embedded demo models.
+"""Models: the back ends behind one ``predict`` interface (``backends``), where weights come from
+(``hub``: a model id or folder resolved offline, ``ModelNotAvailable`` with a fix when missing),
+the CLIP scorer the clip-llm back end describes images with (``clip_scorer``), and the registry of
+trained versions and their model cards (``registry``).
 
-``hub`` resolves a model id or folder offline and raises ``ModelNotAvailable`` with a fix when the
-weights are not on this machine. ``demo_*`` build tiny models of the same classes as the real ones
-(open_clip, a causal LM, Gemma 3), locally and with no download; ``demo_train`` fits them briefly
-on the synthetic demo cases so their verdicts mean something.
+Above ``core.clinical`` and ``core.cases``; below training and the demo.
 """

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.devices import DeviceChoice
-from core.knowledge import KnowledgeTable, default_knowledge
+from core.clinical.knowledge import KnowledgeTable, default_knowledge
 from core.models.hub import HF_HUB_PREFIX, ModelNotAvailable, download_hint, resolve_model
+from core.runtime.devices import DeviceChoice
 
 DEFAULT_CLIP = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 

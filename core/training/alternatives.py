@@ -28,16 +28,16 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.cases import Case
-from core.progress import Progress
-from core.rewards import clinical_reward
+from core.cases.records import Case
+from core.clinical.rewards import clinical_reward
+from core.clinical.verdicts import parse_verdict
+from core.runtime.progress import Progress
 from core.training import adapters
 from core.training.common import make_progress_callback, model_device, quiet_trainer, trainer_args
 from core.training.data import TrainingData, balanced
-from core.verdicts import parse_verdict
 
 if TYPE_CHECKING:
-    from core.backends.base import TrainablePolicy
+    from core.models.backends.base import TrainablePolicy
     from core.training.retrain_config import RetrainConfig
     from core.training.reward import RewardModel
 
@@ -63,7 +63,7 @@ def _prompt_texts(policy: TrainablePolicy, cases: Sequence[Case]) -> list[str]:
 
 
 def _images(policy: TrainablePolicy, cases: Sequence[Case]) -> list[Any]:
-    from core.backends._policy import load_pil, resolve_image
+    from core.models.backends._policy import load_pil, resolve_image
 
     root = getattr(policy, "image_root", None)
     return [load_pil(resolve_image(c.image, root)) for c in cases]
@@ -186,7 +186,7 @@ def train_grpo(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from core.prompts import build_prompt
+    from core.clinical.prompts import build_prompt
 
     cases = list(data.prompts)
     if not cases:

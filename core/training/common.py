@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from core.progress import Progress
+from core.runtime.progress import Progress
 
 STAGE_HELP = "progress stage name reported on each step"
 
@@ -102,7 +102,7 @@ def text_config(model: Any) -> Any:
 
 def make_progress_callback(progress: Progress | None, stage: str) -> Any:
     """A ``transformers.TrainerCallback`` that reports each optimizer step to ``progress`` and
-    stops training by raising ``core.progress.Canceled`` when it has been canceled."""
+    stops training by raising ``core.runtime.progress.Canceled`` when it has been canceled."""
     from transformers import TrainerCallback
 
     class _ProgressCallback(TrainerCallback):  # type: ignore[misc]

@@ -50,10 +50,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.cases import Case
-from core.prompts import MODALITY_NAMES
-from core.training.ppo_rewards import Judgement
-from core.verdicts import Label, parse_verdict
+from core.cases.records import Case
+from core.clinical.prompts import MODALITY_NAMES
+from core.clinical.verdicts import Label, parse_verdict
+from core.training.judgement import Judgement
 
 REWRITE_SOURCES = frozenset({"rationale", "reviewer", "clinician", "expert"})
 SEVERITY_ORDER = ("moderate", "high", "critical")  # least to most severe
@@ -176,7 +176,7 @@ def _message_text(messages: Any) -> str:
 
 
 def parse_case_text(text: str) -> dict[str, str]:
-    """The modality, finding and treatment of a ``core.prompts.case_text`` prompt, for files that
+    """The modality, finding and treatment of a ``core.clinical.prompts.case_text`` prompt, for files that
     do not carry the fields themselves. A finding or treatment may span several lines (the
     finding ends at the last line that starts with ``Treatment:``). Empty when it does not fit."""
     m = _CASE_TEXT.match(text.strip("\n"))
@@ -612,7 +612,7 @@ def write_cases(path: str | Path, cases: Iterable[Case]) -> Path:
 
 
 def _turns(case: Case) -> list[dict[str, Any]]:
-    from core.prompts import case_text
+    from core.clinical.prompts import case_text
 
     return [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": case_text(case)}]}

@@ -34,11 +34,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.cases import Case
-from core.progress import Progress
-from core.rewards import clinical_reward
+from core.cases.records import Case
+from core.clinical.rewards import clinical_reward
+from core.clinical.verdicts import parse_verdict
+from core.runtime.progress import Progress
 from core.training import adapters
 from core.training.common import text_config
+from core.training.judgement import Judgement
 from core.training.ppo_config import PPOConfig
 from core.training.ppo_math import (
     AdaptiveKLController,
@@ -49,12 +51,11 @@ from core.training.ppo_math import (
     ppo_losses,
     token_rewards,
 )
-from core.training.ppo_rewards import Judgement, RewardComposer, RewardFn
+from core.training.ppo_rewards import RewardComposer, RewardFn
 from core.training.rollout import Rollout, make_rollout
-from core.verdicts import parse_verdict
 
 if TYPE_CHECKING:
-    from core.backends.base import TrainablePolicy
+    from core.models.backends.base import TrainablePolicy
     from core.training.reward import RewardModel
 
 REFERENCES = ("base", "current")
@@ -308,7 +309,7 @@ class PPOTrainer:
 
         Raises:
             ValueError: no cases.
-            core.progress.Canceled: ``progress`` was canceled (the adapter is left mid-training;
+            core.runtime.progress.Canceled: ``progress`` was canceled (the adapter is left mid-training;
                 callers discard it).
         """
         import torch

@@ -26,42 +26,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.cases import Case
-from core.rewards import clinical_reward
+from core.cases.records import Case
+from core.clinical.rewards import clinical_reward
+from core.clinical.verdicts import Label, parse_verdict
+from core.training.judgement import Judgement
 from core.training.ppo_math import RunningMoments
-from core.verdicts import Label, parse_verdict
 
 if TYPE_CHECKING:
     from core.training.ppo_config import PPOConfig
     from core.training.reward import RewardModel
 
 RewardFn = Callable[[Sequence[Case], Sequence[str]], list[float]]
-SEVERITIES = ("critical", "high", "moderate")
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """A clinician's judgement of one case, from a rating: the true verdict and, for an error,
-    its severity. ``clinical_reward(label, judgement)`` reads exactly these fields.
-
-    Raises:
-        ValueError: an unknown verdict or severity.
-    """
-
-    case_id: str
-    true_label: str
-    severity: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.true_label not in (Label.ERROR, Label.CORRECT):
-            raise ValueError(f"case {self.case_id}: true verdict must be ERROR or CORRECT")
-        if self.severity is not None and self.severity not in SEVERITIES:
-            raise ValueError(f"case {self.case_id}: unknown severity {self.severity!r}")
-
-    @property
-    def is_error(self) -> bool:
-        """True when the clinician said the treatment is an error."""
-        return self.true_label == Label.ERROR
 
 
 # What a reason says, in the words verdicts and clinicians use (demo verdicts, the heuristic's,

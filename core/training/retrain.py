@@ -35,15 +35,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.backends.base import TrainablePolicy
-from core.cases import Case
+from core.cases.records import Case
+from core.clinical.verdicts import Verdict
 from core.evaluation import evaluate
-from core.progress import Progress
-from core.registry import ModelCard, Registry
+from core.models.backends.base import TrainablePolicy
+from core.models.registry import ModelCard, Registry
+from core.runtime.progress import Progress
 from core.training.data import TrainingData, load_training_data, read_cases
 from core.training.retrain_config import RetrainConfig
 from core.training.safety import GateDecision, safety_gate
-from core.verdicts import Verdict
 
 CaseSource = str | Path | Sequence[Case]
 
@@ -180,7 +180,7 @@ def retrain(
     Raises:
         RetrainError: too little or nothing new to learn from, no val cases, or a parent with no
             trainable model. Nothing is written.
-        core.progress.Canceled: canceled; nothing was registered.
+        core.runtime.progress.Canceled: canceled; nothing was registered.
         Any error of a stage, after the temporary folder was removed.
     """
     cfg = config or RetrainConfig()

@@ -31,15 +31,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cases import Case
-from core.progress import Progress
+from core.cases.records import Case
+from core.runtime.progress import Progress
 from core.training import adapters
 from core.training.common import model_device, text_config
 from core.training.data import PreferencePair, split_pairs
 from core.training.reward_config import RewardModelConfig
 
 if TYPE_CHECKING:
-    from core.backends.base import TrainablePolicy
+    from core.models.backends.base import TrainablePolicy
 
 CARD = "reward_card.json"
 FORMAT = 2  # 1: a separate sequence classifier or backbone copy (before one backbone)
@@ -232,7 +232,7 @@ def train_reward_model(
 
     Raises:
         ValueError: no pairs to train on.
-        core.progress.Canceled: ``progress`` was canceled.
+        core.runtime.progress.Canceled: ``progress`` was canceled.
     """
     import torch
 

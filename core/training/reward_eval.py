@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.cases import Case
+from core.cases.records import Case
+from core.clinical.verdicts import parse_verdict
 from core.training.data import PreferencePair
-from core.verdicts import parse_verdict
 
 if TYPE_CHECKING:
     from core.training.reward import RewardModel

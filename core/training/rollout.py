@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.cases import Case
+from core.cases.records import Case
 
 _TEXT_KEYS = ("input_ids", "attention_mask", "labels")
 

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.cases import Case
+from core.cases.records import Case
+from core.clinical.verdicts import Label, Verdict
 from core.evaluation import evaluate
-from core.verdicts import Label, Verdict
 
 MAX_FPR = 0.10
 

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cases import Case
-from core.progress import Progress
+from core.cases.records import Case
+from core.runtime.progress import Progress
 from core.training.common import (
     lora_config,
     make_progress_callback,
@@ -33,7 +33,7 @@ from core.training.common import (
 from core.training.sft_config import SFTSettings
 
 if TYPE_CHECKING:
-    from core.backends.base import TrainablePolicy
+    from core.models.backends.base import TrainablePolicy
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def train_sft(
 
     Raises:
         ValueError: no examples.
-        core.progress.Canceled: ``progress`` was canceled.
+        core.runtime.progress.Canceled: ``progress`` was canceled.
     """
     import torch
 

@@ -31,10 +31,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.cases import Case
-from core.knowledge import KnowledgeTable, default_knowledge
+from core.cases.records import Case
+from core.clinical.knowledge import KnowledgeTable, default_knowledge
+from core.clinical.verdicts import Label, Verdict
 from core.training.data import PreferencePair, RatedCase, training_case
-from core.verdicts import Label, Verdict
 
 ROLE = "simulated"
 SEVERITY_LEVELS = ("moderate", "high", "critical")

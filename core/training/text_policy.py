@@ -2,7 +2,7 @@
 
 The back ends (clip-llm, vlm) implement ``TrainablePolicy`` themselves; this small adapter lets the
 trainers run on any text causal LM too (a GPU box training the language model alone, the tests and
-the benchmarks). The prompt is ``core.prompts.build_prompt`` (with an optional image description
+the benchmarks). The prompt is ``core.clinical.prompts.build_prompt`` (with an optional image description
 function, which is what clip-llm adds), through the tokenizer's chat template when it has one.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.cases import Case
-from core.prompts import build_prompt
+from core.cases.records import Case
+from core.clinical.prompts import build_prompt
 
 
 class CausalLMPolicy:

@@ -13,7 +13,7 @@ import pytest
 
 from app.settings import Settings, save_settings
 from app.workspace import Workspace
-from core.cases import MODALITIES
+from core.cases.records import MODALITIES
 
 N_CASES = 20
 

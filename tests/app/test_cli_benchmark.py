@@ -11,8 +11,8 @@ import pytest
 from app.cli.benchmark import PHASES, SeedResult, markdown_table, parse_seeds, results_json
 from app.cli.common import CommandError
 from app.cli.main import main
-from core.cases import Case
-from core.verdicts import make_verdict
+from core.cases.records import Case
+from core.clinical.verdicts import make_verdict
 
 PER_SEED_KEYS = {"seed", "workspace", "version", "accuracy", "tp_rate", "tn_rate", "fpr", "fp",
                  "critical_misses", "mean_clinical_reward"}  # fmt: skip

@@ -9,9 +9,9 @@ import pytest
 
 from app.cli.main import main
 from app.convert import case_in_from_case, prediction_in_from_verdict
-from core.backends.heuristic import HeuristicBackend
-from core.cases import Case
-from core.verdicts import Label, Verdict
+from core.cases.records import Case
+from core.clinical.verdicts import Label, Verdict
+from core.models.backends.heuristic import HeuristicBackend
 from feedback_db import open_store
 
 # Three test cases the heuristic can judge from the text (one image-only error it misses), one

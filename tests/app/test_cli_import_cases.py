@@ -1,4 +1,4 @@
-"""``medreview import`` of a case manifest: routed to core.manifest, good rows stored, bad rows on
+"""``medreview import`` of a case manifest: routed to core.manifests.manifest, good rows stored, bad rows on
 stderr as file:line: message. The manifest reader itself is core's (tests/core)."""
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ def _manifest(tmp_path: Path) -> Path:
 
 def test_without_core_manifest_the_verb_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "core.manifest", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "core.manifests.reader", None)  # import raises ImportError
     ws = tmp_path / "ws"
     assert main(["import", str(_manifest(tmp_path)), "--workspace", str(ws)]) == 2
     assert "case manifests cannot be read" in capsys.readouterr().err
 
 
 def test_manifest_rows_become_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("core.manifest")
+    pytest.importorskip("core.manifests.reader")
     ws = Workspace(tmp_path / "ws")
     manifest = _manifest(tmp_path)
     assert main(["import", str(manifest), "--workspace", str(ws.root), "--progress", "none"]) == 1

@@ -8,9 +8,9 @@ import pytest
 
 from app.cli.main import main
 from app.convert import case_in_from_case
-from core.models.demo_clip import build_demo_clip
-from core.models.demo_lm import build_demo_causal_lm
-from core.registry import Registry, card_sha256
+from core.demo.clip import build_demo_clip
+from core.demo.lm import build_demo_causal_lm
+from core.models.registry import Registry, card_sha256
 from feedback_db import open_store
 from tests.core._phantoms import make_cases
 

@@ -32,8 +32,8 @@ def demo_ws(tmp_path_factory) -> Path:
     from app.convert import case_in_from_case
     from app.versions import mirror_card, store_verdicts
     from core.demo import generate_demo
-    from core.models.demo_train import DemoTrainConfig, train_demo_models
-    from core.registry import Registry
+    from core.demo.train_models import DemoTrainConfig, train_demo_models
+    from core.models.registry import Registry
     from feedback_db import open_store
 
     threads = torch.get_num_threads()
@@ -244,8 +244,8 @@ def _inputs(root: Path):
 
     from app.cli.train import training_inputs
     from app.workspace import Workspace
-    from core.progress import Progress
-    from core.registry import Registry
+    from core.models.registry import Registry
+    from core.runtime.progress import Progress
     from core.training.data import load_training_data
 
     ws = Workspace(root)
@@ -296,7 +296,7 @@ def test_multi_line_fields_and_dicom_and_tiff_ratings_reach_the_trainer_unchange
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from app.workspace import Workspace
-    from core.prompts import build_prompt
+    from core.clinical.prompts import build_prompt
     from feedback_db import CaseIn, PredictionIn, RatingIn, open_store
     from tests.feedback_db.factory import seed
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.gui.progress_plan import OverallProgress, format_left
-from core.progress import ProgressEvent
+from core.runtime.progress import ProgressEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = (("images", "Drawing the images", 10.0), ("train", "Training", 30.0), ("predict", "Predicting", 10.0))

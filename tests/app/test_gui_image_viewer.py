@@ -66,10 +66,10 @@ def test_colour_images_have_no_window_level(viewer) -> None:
 
 
 def test_dicom_opens_in_its_own_window_and_rewindows_in_its_units(qtbot, window) -> None:
-    """A real DICOM (pydicom's CT test file) through core.images into the review's image pane."""
+    """A real DICOM (pydicom's CT test file) through core.cases.images into the review's image pane."""
     from pydicom.data import get_testdata_file
 
-    from core.images import load_image
+    from core.cases.images import load_image
 
     path = get_testdata_file("CT_small.dcm", download=False)
     if path is None:

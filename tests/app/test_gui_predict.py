@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SETUP = """
 import sys
 from app.cli.main import main
-from core.models.demo_clip import build_demo_clip
-from core.models.demo_lm import build_demo_causal_lm
+from core.demo.clip import build_demo_clip
+from core.demo.lm import build_demo_causal_lm
 ws, tmp = sys.argv[1], sys.argv[2]
 clip = build_demo_clip(tmp + "/clip")
 lm = build_demo_causal_lm(tmp + "/lm")

@@ -107,8 +107,8 @@ def test_first_run_needs_a_name_and_shows_demo_failure_in_words(qtbot, tmp_path)
 def test_settings_registers_a_model_version_or_says_why_not(qtbot, window, tmp_path) -> None:
     """A model that is not on this machine is refused in words; one in a folder becomes a
     version the compare view offers."""
-    from core.models.demo_clip import build_demo_clip
-    from core.models.demo_lm import build_demo_causal_lm
+    from core.demo.clip import build_demo_clip
+    from core.demo.lm import build_demo_causal_lm
 
     dialog = window.open_settings()
     dialog.vlm.setText("google/medgemma-4b-it")

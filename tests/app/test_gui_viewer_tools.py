@@ -114,7 +114,7 @@ def test_ct_window_presets(qtbot, window, ct_case) -> None:
 
 
 def test_ruler_measures_in_mm(qtbot, window, ct_case) -> None:
-    from core.images import load_image
+    from core.cases.images import load_image
 
     pane, _hu, case_id = ct_case
     _wait_image(qtbot, pane, case_id)
@@ -174,7 +174,7 @@ def test_info_panel_lists_only_the_kept_tags(qtbot, window, ct_case) -> None:
 
 
 def test_load_frame_refuses_a_frame_that_is_not_there(tmp_path) -> None:
-    from core.images import ImageError
+    from core.cases.images import ImageError
 
     write_ct(tmp_path / "scan.dcm")
     assert image_info.load_frame(tmp_path / "scan.dcm", 1).meta["frame"] == 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.cases import MODALITIES, Case
-from core.prompts import MODALITY_NAMES, case_text
-from core.verdicts import parse_verdict
+from core.cases.records import MODALITIES, Case
+from core.clinical.prompts import MODALITY_NAMES, case_text
+from core.clinical.verdicts import parse_verdict
 from feedback_db import text as store_text
 from feedback_db.feedback_lines import parse_label
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from core.cases import Case
-from core.knowledge import default_knowledge
+from core.cases.records import Case
+from core.clinical.knowledge import default_knowledge
 
 SHAPES = {
     "opacity": ("ellipse", (60, 70, 150, 190), 220),

@@ -13,8 +13,8 @@ import random
 import pytest
 import torch
 
-from core.cases import Case
-from core.knowledge import default_knowledge
+from core.cases.records import Case
+from core.clinical.knowledge import default_knowledge
 from core.training.data import PreferencePair
 from core.training.text_policy import CausalLMPolicy
 
@@ -71,7 +71,7 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from core.models.demo_tokenizer import build_demo_tokenizer
+    from core.demo.tokenizer import build_demo_tokenizer
 
     return build_demo_tokenizer()
 

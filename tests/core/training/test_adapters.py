@@ -115,8 +115,8 @@ def test_dora_cannot_be_stacked(policy):
 
 
 def test_a_multimodal_models_adapters_stay_off_its_vision_tower(tmp_path):
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_lm import build_demo_gemma3
+    from core.demo.lm import build_demo_gemma3
+    from core.models.backends.vlm import VLMBackend, VLMConfig
 
     vlm = VLMBackend(VLMConfig(model=str(build_demo_gemma3(tmp_path / "vlm")), device="cpu"))
     names = adapters.language_model_targets(vlm.model, ("q_proj", "v_proj", "o_proj"))

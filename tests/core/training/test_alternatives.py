@@ -14,8 +14,8 @@ from PIL import Image
 from core.training import adapters
 from core.training.alternatives import train_dpo, train_grpo
 from core.training.data import TrainingData, flip_verdict
+from core.training.judgement import Judgement
 from core.training.ppo_config import PPOConfig
-from core.training.ppo_rewards import Judgement
 from core.training.retrain_config import RetrainConfig
 from core.training.sft import train_sft
 from core.training.sft_config import SFTSettings
@@ -96,8 +96,8 @@ def test_dpo_without_an_adapter_gets_a_fresh_one(verdict_policy):
 
 @pytest.fixture(scope="module")
 def vlm(tmp_path_factory):
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_lm import build_demo_gemma3
+    from core.demo.lm import build_demo_gemma3
+    from core.models.backends.vlm import VLMBackend, VLMConfig
 
     folder = build_demo_gemma3(tmp_path_factory.mktemp("vlm") / "model")
     return VLMBackend(VLMConfig(model=str(folder), device="cpu"))

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from core.cases import Case
+from core.cases.records import Case
 from core.training.data import (
     FeedbackFileError,
     PreferencePair,

@@ -22,11 +22,11 @@ import pytest
 import torch
 from PIL import Image
 
-from core.progress import Progress
+from core.runtime.progress import Progress
 from core.training import adapters
+from core.training.judgement import Judgement
 from core.training.ppo import PPOTrainer
 from core.training.ppo_config import PPOConfig
-from core.training.ppo_rewards import Judgement
 from core.training.reward import RewardModel, train_reward_model
 from core.training.reward_config import RewardModelConfig
 from core.training.text_policy import CausalLMPolicy
@@ -174,8 +174,8 @@ def test_a_vlm_reward_model_and_ppo_share_one_backbone(image_cases, tmp_path):
     """Tiny Gemma 3 (SigLIP vision tower): the image reaches the reward model, the reward
     adapter and PPO's stay off the vision tower, PPO reuses the image features it computed once
     (same log-probs as from the pixels), and the reward model loaded alone scores the same."""
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_lm import build_demo_gemma3
+    from core.demo.lm import build_demo_gemma3
+    from core.models.backends.vlm import VLMBackend, VLMConfig
 
     folder = build_demo_gemma3(Path(tmp_path) / "vlm")
     vlm = VLMBackend(VLMConfig(model=str(folder), device="cpu"))

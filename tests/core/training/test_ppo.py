@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from core.progress import Canceled, Progress
+from core.runtime.progress import Canceled, Progress
+from core.training.judgement import Judgement
 from core.training.ppo import PPOTrainer, clinical_rewards
 from core.training.ppo_config import PPOConfig
-from core.training.ppo_rewards import Judgement
 
 from .conftest import make_cases
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.progress import Canceled, Progress
-from core.registry import Registry
+from core.clinical.verdicts import make_verdict
+from core.models.registry import Registry
+from core.runtime.progress import Canceled, Progress
 from core.training.data import write_feedback
 from core.training.ppo_config import PPOConfig
 from core.training.retrain import retrain
@@ -15,14 +16,13 @@ from core.training.retrain_config import RetrainConfig
 from core.training.reward_config import RewardModelConfig
 from core.training.safety import safety_gate
 from core.training.sft_config import SFTSettings
-from core.verdicts import make_verdict
 
 from .conftest import make_cases, make_pairs
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> Registry:
-    from core.models.demo_lm import build_demo_causal_lm
+    from core.demo.lm import build_demo_causal_lm
 
     root = tmp_path_factory.mktemp("ws")
     work = root / "runs" / "base"

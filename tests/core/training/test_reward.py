@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.progress import Canceled, Progress
+from core.runtime.progress import Canceled, Progress
 from core.training.data import PreferencePair
 from core.training.reward import RewardModel, bradley_terry_loss, train_reward_model
 from core.training.reward_config import RewardModelConfig

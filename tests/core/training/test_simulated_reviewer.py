@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from core.clinical.verdicts import make_verdict
 from core.training.simulated_reviewer import (
     DEFAULT_PANEL,
     PanelConfig,
@@ -18,7 +19,6 @@ from core.training.simulated_reviewer import (
     to_pairs,
     to_rated_cases,
 )
-from core.verdicts import make_verdict
 
 from .conftest import make_cases
 

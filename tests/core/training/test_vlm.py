@@ -20,8 +20,8 @@ from .conftest import make_cases, make_pairs
 
 @pytest.fixture(scope="module")
 def vlm(tmp_path_factory):
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_lm import build_demo_gemma3
+    from core.demo.lm import build_demo_gemma3
+    from core.models.backends.vlm import VLMBackend, VLMConfig
 
     folder = build_demo_gemma3(tmp_path_factory.mktemp("vlm") / "model")
     return VLMBackend(VLMConfig(model=str(folder), device="cpu"))
@@ -68,8 +68,8 @@ def test_ppo_on_a_vlm_passes_pixels_and_starts_at_the_reference(vlm, image_cases
 
 
 def test_sft_on_a_vlm_lowers_the_loss_on_its_examples(image_cases):
-    from core.backends.vlm import VLMBackend, VLMConfig
-    from core.models.demo_lm import build_demo_gemma3
+    from core.demo.lm import build_demo_gemma3
+    from core.models.backends.vlm import VLMBackend, VLMConfig
     from core.training.sft import train_sft
     from core.training.sft_config import SFTSettings
 

@@ -1,0 +1,123 @@
+"""The ``clip-llm`` back end (the plan's Phase 1): an open_clip image encoder and a causal LM.
+
+The image encoder scores each image against its modality's findings (zero-shot, see
+``core.models.clip_scorer``); the best scores become a one-line description placed in the prompt
+(``core.clinical.prompts.build_prompt``) of any ``AutoModelForCausalLM``, rendered through the tokenizer's
+chat template when it has one; the LM writes the verdict by greedy generation. The LM may carry a
+LoRA adapter; the image encoder stays frozen (training changes the LM only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.cases.records import Case
+from core.clinical.knowledge import KnowledgeTable
+from core.clinical.prompts import build_prompt
+from core.models.backends._policy import TransformersPolicy, load_pil, resolve_image
+from core.models.clip_scorer import DEFAULT_CLIP, ClipScorer, describe_scores, open_clip_name
+from core.models.hub import offline, resolve_model
+from core.runtime.devices import configure_threads, select_device
+
+DEFAULT_LM = "google/gemma-3-1b-it"
+
+
+@dataclass
+class ClipLLMConfig:
+    """What a clip-llm back end loads and how it answers."""
+
+    clip_model: str = field(default=DEFAULT_CLIP, metadata={"help": "open_clip hub id or folder"})
+    lm_model: str = field(default=DEFAULT_LM, metadata={"help": "causal LM hub id or folder"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder, or None"})
+    device: str = field(default="auto", metadata={"help": "auto | cuda | mps | cpu"})
+    dtype: str | None = field(default=None, metadata={"help": "override the device's dtype"})
+    max_new_tokens: int = field(default=32, metadata={"help": "longest verdict, in tokens"})
+    top_k: int = field(default=2, metadata={"help": "findings named in the image description"})
+    describe_image: bool = field(
+        default=True, metadata={"help": "put the image description in the prompt (False: text only)"}
+    )
+    image_root: str | None = field(default=None, metadata={"help": "folder relative image paths start from"})
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens <= 0:
+            raise ValueError("max_new_tokens must be positive")
+        if self.top_k <= 0:
+            raise ValueError("top_k must be positive")
+
+
+class ClipLLMBackend(TransformersPolicy):
+    """open_clip image description + causal LM verdict. Implements ``TrainablePolicy``."""
+
+    name = "clip-llm"
+
+    def __init__(self, config: ClipLLMConfig | None = None, knowledge: KnowledgeTable | None = None) -> None:
+        """Load both models (and the adapter) on the chosen device.
+
+        Raises:
+            core.models.hub.ModelNotAvailable: a model is neither a folder nor in the cache.
+            core.runtime.devices.DeviceUnavailable: the device asked for is not here.
+        """
+        offline()
+        self.config = cfg = config or ClipLLMConfig()
+        # Resolve both models before importing torch/transformers, so a missing one fails at once.
+        lm_path = resolve_model(cfg.lm_model)
+        if cfg.describe_image:
+            open_clip_name(cfg.clip_model)
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()
+        self.choice = select_device(cfg.device, cfg.dtype)
+        configure_threads()
+        self.scorer = ClipScorer(cfg.clip_model, self.choice, knowledge) if cfg.describe_image else None
+        self.tokenizer = AutoTokenizer.from_pretrained(lm_path)
+        # use_safetensors: a folder with only pickled weights is refused, never torch.load-ed.
+        model: Any = AutoModelForCausalLM.from_pretrained(lm_path, dtype=self.choice.torch_dtype, use_safetensors=True)
+        self.model = model.to(self.choice.device).eval()
+        self.max_new_tokens = cfg.max_new_tokens
+        self.image_root = cfg.image_root
+        self._descriptions: dict[tuple[str, str], str] = {}
+        self._setup_generation()
+        if cfg.adapter:
+            self.load_adapter(cfg.adapter)
+
+    # -- the image description ---------------------------------------------------------------
+    def describe(self, cases: Sequence[Case]) -> list[str | None]:
+        """The image description of each case (cached per image and modality)."""
+        if self.scorer is None:
+            return [None] * len(cases)
+        keys = [(str(resolve_image(c.image, self.image_root)), c.modality) for c in cases]
+        todo = sorted({k for k in keys if k not in self._descriptions})
+        if todo:
+            images = [load_pil(resolve_image(path, None)) for path, _ in todo]
+            scores = self.scorer.score(images, [m for _, m in todo])
+            for key, s in zip(todo, scores, strict=True):
+                self._descriptions[key] = describe_scores(s, self.config.top_k)
+        return [self._descriptions[k] for k in keys]
+
+    def prompt_texts(self, cases: Sequence[Case]) -> list[str]:
+        """The full prompt text of each case, chat template applied when the tokenizer has one."""
+        out = []
+        for case, desc in zip(cases, self.describe(cases), strict=True):
+            user = build_prompt(case, desc)
+            if getattr(self.tokenizer, "chat_template", None):
+                out.append(
+                    self.tokenizer.apply_chat_template(
+                        [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+                    )
+                )
+            else:
+                out.append(user + "\n")
+        return out
+
+    def _encode_prompts(self, cases: Sequence[Case]) -> dict[str, Any]:
+        templated = bool(getattr(self.tokenizer, "chat_template", None))
+        batch = self.tokenizer(
+            self.prompt_texts(cases),
+            add_special_tokens=not templated,  # the template writes its own BOS
+            padding=True,
+            return_tensors="pt",
+        )
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}

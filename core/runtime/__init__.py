@@ -1,0 +1,5 @@
+"""What every part of the engine runs on: progress reporting and cancelling (``progress``), the
+compute device and its dtype (``devices``), and keeping paths inside a root (``paths``).
+
+The bottom layer of ``core``: it imports nothing else from the engine.
+"""

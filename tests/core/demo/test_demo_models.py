@@ -1,0 +1,226 @@
+"""The embedded demo models: built locally with the real classes, trained briefly, registered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.clinical.verdicts import Label, parse_verdict
+from core.demo.clip import CONFIG_FILE, WEIGHTS_FILE, build_demo_clip
+from core.demo.lm import DemoLMConfig, build_demo_causal_lm, build_demo_gemma3
+from core.demo.tokenizer import build_demo_tokenizer
+from core.demo.train_models import DemoTrainConfig, gold_verdict, train_demo_models, train_lm
+from core.models.registry import Registry, RegistryError
+from core.runtime.progress import Canceled, Progress
+from tests.core._phantoms import make_cases
+
+
+def test_tokenizer_keeps_case_and_has_the_tokens_gemma_needs() -> None:
+    tok = build_demo_tokenizer()
+    text = "ERROR - Lobectomy is not an accepted treatment for Pneumothorax"
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+    assert tok.decode(tok.encode("naïve ünïcode 12.5%", add_special_tokens=False)) == "naïve ünïcode 12.5%"
+    for attr in ("boi_token_id", "eoi_token_id", "image_token_id", "bos_token_id", "eos_token_id", "pad_token_id"):
+        assert isinstance(getattr(tok, attr), int)
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    assert chat == "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+    assert build_demo_tokenizer().get_vocab() == tok.get_vocab()  # deterministic
+
+
+def test_builders_write_safetensors_of_the_real_classes(tmp_path: Path) -> None:
+    import open_clip
+    from transformers import AutoConfig
+
+    clip = build_demo_clip(tmp_path / "clip")
+    assert {p.name for p in clip.iterdir()} == {CONFIG_FILE, WEIGHTS_FILE}
+    model = open_clip.create_model(f"local-dir:{clip}")
+    assert type(model).__name__ == "CLIP"
+    lm = build_demo_causal_lm(tmp_path / "lm")
+    vlm = build_demo_gemma3(tmp_path / "vlm")
+    assert AutoConfig.from_pretrained(lm).architectures == ["LlamaForCausalLM"]
+    cfg = AutoConfig.from_pretrained(vlm)
+    assert cfg.architectures == ["Gemma3ForConditionalGeneration"]
+    assert json.loads((vlm / "processor_config.json").read_text())["image_seq_length"] == 16
+    for folder in (clip, lm, vlm):
+        assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    with pytest.raises(ValueError):
+        DemoLMConfig(image_tokens=15)
+
+
+def test_gold_verdicts_parse_to_the_truth(tmp_path: Path) -> None:
+    cases = make_cases(tmp_path, n=12)
+    for c in cases:
+        text = gold_verdict(c)
+        label, reason = parse_verdict(text)
+        assert label is Label(c.truth_label) and c.finding in reason
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="no ground truth"):
+        gold_verdict(replace(cases[0], error_type=None))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, list]:
+    root = tmp_path_factory.mktemp("demo")
+    cases = make_cases(root / "img", n=48, seed=1, split="train")
+    events: list = []
+    cfg = DemoTrainConfig(clip_steps=20, lm_steps=20, batch_size=8)
+    cards = train_demo_models(cases, root / "models", Progress(events.append), cfg)
+    return root, cards, events
+
+
+def test_training_registers_two_versions(trained: tuple) -> None:
+    root, cards, events = trained
+    reg = Registry(root / "models")
+    assert [c.name for c in cards] == ["demo-v1", "demo-v2"]
+    assert [c.name for c in reg.list()] == ["demo-v1", "demo-v2"]
+    assert cards[0].settings["describe_image"] is False and "clip" not in cards[0].base_models
+    assert cards[1].base_models == {"clip": "base/clip", "lm": "base/lm"}
+    assert all(f.endswith((".json", ".safetensors", ".jinja")) for f in cards[1].files)
+    assert not [p for p in (root / "models").iterdir() if p.name.startswith(".demo-train")]
+    stages = {e.stage for e in events}
+    assert stages == {"demo: image encoder", "demo: demo-v1 language model", "demo: demo-v2 language model"}
+    assert all(e.loss is not None for e in events)
+
+
+def test_training_changed_the_weights(trained: tuple, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    root, _, _ = trained
+    fresh_clip = load_file(build_demo_clip(tmp_path / "c", seed=0) / WEIGHTS_FILE)
+    fresh_lm = load_file(build_demo_causal_lm(tmp_path / "l", seed=0) / "model.safetensors")
+    clip = load_file(root / "models" / "demo-v2" / "base" / "clip" / WEIGHTS_FILE)
+    lm = load_file(root / "models" / "demo-v2" / "base" / "lm" / "model.safetensors")
+    visual = [k for k in clip if k.startswith("visual.")]
+    assert visual and any(not torch.equal(clip[k], fresh_clip[k]) for k in visual)
+    key = next(k for k in lm if k.endswith("q_proj.weight"))
+    assert not torch.equal(lm[key], fresh_lm[key])
+
+
+def test_trained_versions_load_and_predict(trained: tuple, tmp_path: Path) -> None:
+    root, _, _ = trained
+    cases = make_cases(tmp_path, n=4, seed=9)
+    reg = Registry(root / "models")
+    for name in ("demo-v1", "demo-v2"):
+        backend = reg.load_backend(name, device="cpu")
+        verdicts = backend.predict(cases)
+        assert len(verdicts) == 4
+        for v in verdicts:
+            assert v.label is Label.UNPARSEABLE or 0.0 <= v.confidence <= 1.0
+
+
+def test_taken_names_and_cancel(trained: tuple, tmp_path: Path) -> None:
+    root, _, _ = trained
+    cases = make_cases(tmp_path / "img", n=12, split="train")
+    with pytest.raises(RegistryError, match="already exists"):
+        train_demo_models(cases, root / "models", config=DemoTrainConfig(clip_steps=1, lm_steps=1))
+    p = Progress()
+    p.cancel()
+    with pytest.raises(Canceled):
+        train_demo_models(cases, tmp_path / "models", p, DemoTrainConfig(clip_steps=2, lm_steps=2))
+    assert not (tmp_path / "models" / "demo-v1").exists()
+    assert not [x for x in (tmp_path / "models").iterdir()]
+    with pytest.raises(ValueError, match="no train-split cases"):
+        train_demo_models(make_cases(tmp_path / "t", n=3, split="test"), tmp_path / "m2")
+
+
+def test_verdict_confidence_does_not_saturate(tmp_path: Path) -> None:
+    """Calibration guard: a demo LM drilled on a handful of cases until it knows them by heart
+    must still not claim certainty. With the old loss (verdict word weighted 5x, no smoothing)
+    16 of these 24 confidences were > 0.99 (max 0.997); the two-way smoothing of the verdict
+    word keeps them under ~0.92, spread out."""
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    cases = make_cases(tmp_path / "img", n=24, seed=3, split="train")
+    lm = build_demo_causal_lm(tmp_path / "lm", seed=0)
+    backend = ClipLLMBackend(ClipLLMConfig(lm_model=str(lm), describe_image=False, device="cpu"))
+    torch.manual_seed(0)
+    fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=300, batch_size=8), None, "t")
+    assert set(fit) == {"final_lm_loss"}  # no val cases: the last step is kept
+    confidences = [v.confidence for v in backend.predict(cases, batch_size=24) if v.confidence is not None]
+    assert len(confidences) >= 20
+    assert max(confidences) < 0.95 and not [c for c in confidences if c > 0.99], confidences
+    assert max(confidences) - min(confidences) > 0.2, confidences
+
+
+def test_val_split_picks_the_checkpoint(tmp_path: Path) -> None:
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    cases = make_cases(tmp_path / "img", n=12, seed=3, split="train")
+    val = make_cases(tmp_path / "val", n=6, seed=4, split="val")
+    lm = build_demo_causal_lm(tmp_path / "lm", seed=0)
+    backend = ClipLLMBackend(ClipLLMConfig(lm_model=str(lm), describe_image=False, device="cpu"))
+    fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=30, batch_size=4, eval_every=10), None, "t", val)
+    assert fit["best_step"] in (10, 20, 30) and fit["val_verdict_log_loss"] > 0
+    with pytest.raises(ValueError, match="verdict_smoothing"):
+        DemoTrainConfig(verdict_smoothing=0.5)
+    with pytest.raises(ValueError, match="eval_every"):
+        DemoTrainConfig(eval_every=0)
+
+
+@pytest.mark.slow
+def test_demo_v2_beats_the_heuristic_on_image_only_errors(tmp_path: Path) -> None:
+    """The demo benchmark's point, on held-out cases: the heuristic catches no image-only error
+    by construction; the demo model with the image description catches most of them without
+    flagging the consistent cases."""
+    from core.demo import generate_demo
+    from core.evaluation import evaluate
+    from core.models.backends.heuristic import HeuristicBackend
+
+    cases = generate_demo(tmp_path, seed=0, n_cases=600)  # the demo workspace's default
+    train_demo_models(cases, tmp_path / "models", config=DemoTrainConfig(), image_root=str(tmp_path))
+    test = [c for c in cases if c.split == "test"]
+    v2 = Registry(tmp_path / "models").load_backend("demo-v2", device="cpu", image_root=str(tmp_path))
+    ours = v2.predict(test, batch_size=16)
+    base = HeuristicBackend().predict(test)
+
+    def rate(verdicts: list, kind: str) -> float:
+        pairs = [(c, v) for c, v in zip(test, verdicts, strict=True) if c.error_type == kind]
+        return sum(v.label.value == c.truth_label for c, v in pairs) / len(pairs)
+
+    assert rate(base, "unsupported_by_image") == 0.0
+    assert rate(ours, "unsupported_by_image") >= 0.6
+    assert rate(ours, "none") >= 0.7
+    assert evaluate(test, ours).overall.accuracy > evaluate(test, base).overall.accuracy
+
+
+def test_knowledge_examples_teach_the_table_on_train_images_only(tmp_path: Path) -> None:
+    from core.clinical.knowledge import default_knowledge
+    from core.demo.train_models import knowledge_examples
+
+    kb = default_knowledge()
+    cases = make_cases(tmp_path / "img", n=24, seed=5, split="train")
+    with_image = knowledge_examples(cases, with_image=True, seed=0)
+    text_only = knowledge_examples(cases, with_image=False, seed=0)
+    assert {c.image for c in with_image} <= {c.image for c in cases}  # no new image
+    assert not [c for c in text_only if c.error_type == "unsupported_by_image"]
+    kinds = {c.error_type for c in with_image}
+    assert kinds == {"none", "treatment_mismatch", "unsupported_by_image"}
+    for c in with_image:
+        ok = kb.is_acceptable(c.modality, c.finding, c.treatment)
+        assert ok == (c.error_type != "treatment_mismatch")
+        assert parse_verdict(gold_verdict(c))[0] is Label(c.truth_label)
+    share = sum(c.error_type == "none" for c in with_image) / len(with_image)
+    assert 0.4 <= share <= 0.6  # about the real mix
+
+
+def test_clip_checkpoint_is_chosen_on_val(tmp_path: Path) -> None:
+    from core.demo.train_models import train_clip
+
+    train = make_cases(tmp_path / "img", n=24, seed=6, split="train")
+    val = make_cases(tmp_path / "val", n=8, seed=7, split="val")
+    folder = build_demo_clip(tmp_path / "clip", seed=0)
+    fit = train_clip(folder, train, DemoTrainConfig(clip_steps=20, eval_every=5, batch_size=4), None, "c", val)
+    assert [c[0] for c in fit.check_losses] == [5, 10, 15, 20]
+    best = min(fit.check_losses, key=lambda c: c[2])
+    assert fit.best_step == best[0] and fit.val_loss == pytest.approx(best[2])
+    assert 0.0 <= fit.val_accuracy <= 1.0 and fit.descriptions == {}  # "final": the CLIP's own
+    matched = train_clip(build_demo_clip(tmp_path / "clip2", seed=0), train,
+                         DemoTrainConfig(clip_steps=10, eval_every=5, batch_size=4, description_checks="matched"),
+                         None, "c", val)  # fmt: skip
+    known = [c for c in train if c.error_type != "unsupported_by_image"]  # shown finding known
+    assert len(matched.description_steps) == 1 and len(matched.descriptions) == len(known)
+    assert all(d[0].startswith("image suggests: ") for d in matched.descriptions.values())

@@ -1,0 +1,163 @@
+"""The clip-llm back end end to end on tiny models: real preprocessing, generation, parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.clinical.verdicts import Label
+from core.demo.clip import build_demo_clip
+from core.demo.lm import build_demo_causal_lm
+from core.models.backends import get_backend_class
+from core.models.backends.base import TrainablePolicy
+from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+from tests.core._phantoms import make_cases
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("clipllm")
+    build_demo_clip(root / "clip")
+    build_demo_causal_lm(root / "lm")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> list:
+    return make_cases(tmp_path_factory.mktemp("img"), n=6)
+
+
+def _backend(demo_dir: Path, **kw: object) -> ClipLLMBackend:
+    cfg = ClipLLMConfig(clip_model=str(demo_dir / "clip"), lm_model=str(demo_dir / "lm"), device="cpu", **kw)
+    return ClipLLMBackend(cfg)
+
+
+def test_registered_and_trainable(demo_dir: Path) -> None:
+    assert get_backend_class("clip-llm") is ClipLLMBackend
+    b = _backend(demo_dir, max_new_tokens=4)
+    assert isinstance(b, TrainablePolicy)
+    assert (b.device, b.dtype) == ("cpu", "float32")
+
+
+def test_prompt_carries_the_image_description(demo_dir: Path, cases: list) -> None:
+    b = _backend(demo_dir)
+    desc = b.describe(cases[:2])
+    assert all(d is not None and d.startswith("image suggests: ") for d in desc)
+    names = {f.name for f in b.scorer.knowledge.findings_for(cases[0].modality)}
+    assert desc[0].split(": ", 1)[1].rsplit(" (", 1)[0].split(" (")[0] in names
+    prompt = b.prompt_texts(cases[:1])[0]
+    assert "Image: image suggests: " in prompt and prompt.endswith("<start_of_turn>model\n")
+    assert _backend(demo_dir, describe_image=False).prompt_texts(cases[:1])[0].find("Image:") == -1
+
+
+def test_confidence_is_the_models_verdict_word_probability(demo_dir: Path, cases: list) -> None:
+    """The probe's P(ERROR) equals the softmax of a plain forward pass at the first position."""
+    b = _backend(demo_dir)
+    err_ids, cor_ids = b._verdict_ids
+    inputs = b.encode(cases[:3])
+    with torch.no_grad():
+        probs = torch.softmax(b.model(**inputs).logits[:, -1].float(), dim=-1)
+    pe, pc = probs[:, err_ids].sum(-1), probs[:, cor_ids].sum(-1)
+    _, _, p_error = b._generate(cases[:3], max_new_tokens=1)
+    torch.testing.assert_close(torch.tensor(p_error), (pe / (pe + pc)), rtol=1e-4, atol=1e-5)
+
+
+def test_predict_end_to_end(demo_dir: Path, cases: list) -> None:
+    b = _backend(demo_dir, max_new_tokens=8)
+    verdicts = b.predict(cases, batch_size=4)
+    assert len(verdicts) == len(cases)
+    for v in verdicts:
+        assert v.latency_ms is not None and v.latency_ms > 0
+        if v.label is Label.UNPARSEABLE:
+            assert v.confidence is None
+        else:
+            assert v.confidence is not None and 0.0 <= v.confidence <= 1.0
+
+
+def test_batched_equals_unbatched(demo_dir: Path, cases: list) -> None:
+    b = _backend(demo_dir, max_new_tokens=8)
+    one = [b.generate([c])[1][0] for c in cases[:3]]
+    _, many = b.generate(cases[:3])
+    assert one == many
+
+
+def test_encode_masks_prompt(demo_dir: Path, cases: list) -> None:
+    b = _backend(demo_dir)
+    completions = ["ERROR - the image does not show Pneumothorax", "CORRECT - fits"]
+    enc = b.encode(cases[:2], completions)
+    prompt = b.encode(cases[:2])
+    for i, text in enumerate(completions):
+        want = b.tokenizer.encode(text, add_special_tokens=False) + [b.tokenizer.eos_token_id]
+        labels = enc["labels"][i]
+        kept = labels[labels != -100].tolist()
+        assert kept == want
+        assert enc["input_ids"][i, -len(want) :].tolist() == want
+        n_prompt = int(prompt["attention_mask"][i].sum())
+        assert int(enc["attention_mask"][i].sum()) == n_prompt + len(want)
+    assert enc["input_ids"].shape == enc["labels"].shape
+    with pytest.raises(ValueError):
+        b.encode(cases[:2], ["only one"])
+
+
+def test_adapter_round_trip(demo_dir: Path, cases: list, tmp_path: Path) -> None:
+    from core.models.backends._policy import LoraSettings
+
+    b = _backend(demo_dir, max_new_tokens=8)
+    base_logits = b.model(**b.encode(cases[:2])).logits
+    b.add_adapter(LoraSettings(r=4, alpha=8, dropout=0.0))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for n, p in b.model.named_parameters():
+            if "lora_" in n:
+                p.add_(torch.randn_like(p) * 0.5)
+    b.model.eval()
+    inputs = b.encode(cases[:2])
+    with torch.no_grad():
+        logits = b.model(**inputs).logits
+    assert not torch.allclose(logits, base_logits.detach())
+    texts = b.generate(cases[:2])[1]
+    b.save_adapter(str(tmp_path / "adapter"))
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+    fresh = _backend(demo_dir, max_new_tokens=8, adapter=str(tmp_path / "adapter"))
+    with torch.no_grad():
+        again = fresh.model(**fresh.encode(cases[:2])).logits
+    torch.testing.assert_close(again, logits)
+    assert fresh.generate(cases[:2])[1] == texts
+
+
+def test_adapter_errors(demo_dir: Path, tmp_path: Path) -> None:
+    b = _backend(demo_dir, max_new_tokens=2)
+    with pytest.raises(ValueError, match="no LoRA adapter"):
+        b.save_adapter(str(tmp_path / "a"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "adapter_config.json").write_text("{}")
+    (tmp_path / "bad" / "adapter_model.bin").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="safetensors"):
+        b.load_adapter(str(tmp_path / "bad"))
+
+
+def test_missing_image_is_a_clear_error(demo_dir: Path, cases: list) -> None:
+    from dataclasses import replace
+
+    b = _backend(demo_dir, max_new_tokens=2)
+    with pytest.raises(FileNotFoundError, match="image not found"):
+        b.predict([replace(cases[0], image="/nonexistent/x.png")])
+
+
+def test_probe_hook_is_removed_after_generation(demo_dir: Path, cases: list) -> None:
+    b = _backend(demo_dir, max_new_tokens=8)
+    head = b.model.get_output_embeddings()
+    b.generate(cases[:2])
+    assert len(head._forward_hooks) == 0
+
+
+def test_importing_the_back_end_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, core.models.backends.clip_llm, core.models.backends.vlm, core.models.registry; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
