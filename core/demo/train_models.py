@@ -461,8 +461,9 @@ def train_lm(
     ``cfg.eval_every`` steps and at the end, and the model is left at the best checkpoint.
 
     Returns:
-        ``final_lm_loss`` (the last training batch's), and with ``val``: ``best_step`` and
-        ``val_verdict_log_loss`` (of the checkpoint kept).
+        ``final_lm_loss`` (the last training batch's), and with ``val``: ``best_step``,
+        ``val_verdict_log_loss`` (of the checkpoint kept) and ``check_losses``, every check's
+        ``(step, val verdict log loss)``.
     """
     import torch
 
@@ -480,6 +481,7 @@ def train_lm(
     order: list[Case] = []
     loss_value = float("nan")
     best: tuple[float, int, dict[str, Any]] | None = None
+    checks: list[tuple[int, float]] = []
     for step in range(1, cfg.lm_steps + 1):
         if progress is not None:
             progress.check()
@@ -497,6 +499,7 @@ def train_lm(
         loss_value = float(loss.detach())
         if val and (step % cfg.eval_every == 0 or step == cfg.lm_steps):
             val_loss = verdict_log_loss(backend, val, ids)
+            checks.append((step, val_loss))
             if best is None or val_loss < best[0]:
                 best = (
                     val_loss,
@@ -508,7 +511,7 @@ def train_lm(
     out: dict[str, Any] = {"final_lm_loss": loss_value}
     if best is not None:
         model.load_state_dict(best[2])
-        out.update(best_step=best[1], val_verdict_log_loss=best[0])
+        out.update(best_step=best[1], val_verdict_log_loss=best[0], check_losses=checks)
     model.eval()
     return out
 

@@ -154,7 +154,18 @@ def test_val_split_picks_the_checkpoint(tmp_path: Path) -> None:
     lm = build_demo_causal_lm(tmp_path / "lm", seed=0)
     backend = ClipLLMBackend(ClipLLMConfig(lm_model=str(lm), describe_image=False, device="cpu"))
     fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=30, batch_size=4, eval_every=10), None, "t", val)
-    assert fit["best_step"] in (10, 20, 30) and fit["val_verdict_log_loss"] > 0
+    # Checked every 10 steps; the step kept is the one with the lowest val loss, and the model
+    # is left at that checkpoint (its val loss, measured again, is the one reported).
+    steps = [s for s, _ in fit["check_losses"]]
+    assert steps == [10, 20, 30]
+    best_step, best_loss = min(fit["check_losses"], key=lambda c: c[1])
+    assert fit["best_step"] == best_step and fit["val_verdict_log_loss"] == pytest.approx(best_loss)
+    from core.demo.train_models import verdict_log_loss
+    from core.models.backends._generation import verdict_token_ids
+
+    val_cases = [c for c in val if c.is_error is not None]
+    again = verdict_log_loss(backend, val_cases, verdict_token_ids(backend.tokenizer))
+    assert again == pytest.approx(best_loss, rel=1e-4) and best_loss > 0
     with pytest.raises(ValueError, match="verdict_smoothing"):
         DemoTrainConfig(verdict_smoothing=0.5)
     with pytest.raises(ValueError, match="eval_every"):
