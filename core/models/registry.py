@@ -29,17 +29,18 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.models.backends import BACKENDS, backend_spec, base_model_slots
 from core.models.backends.base import Backend
+from core.runtime.files import atomic_write
 
 CARD_FILE = "model_card.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# What each base model key is loaded by, and the file that marks its folder.
-_BASE_CONFIG = {"clip": "open_clip_config.json", "lm": "config.json", "vlm": "config.json"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -88,19 +89,17 @@ def hash_tree(folder: Path) -> dict[str, str]:
     }
 
 
-_NOT_SETTINGS = {"adapter", "device", "image_root", "clip_model", "lm_model", "model"}
-
-
-def _settings(settings: dict[str, Any], fields: Any) -> dict[str, Any]:
-    """The card's settings that a back end config takes (paths and device come from elsewhere)."""
-    return {k: v for k, v in settings.items() if k in fields and k not in _NOT_SETTINGS}
+# Config fields given by the machine that loads a version, never by its card.
+_RUNTIME = frozenset({"adapter", "device", "image_root"})
 
 
 def card_sha256(card: ModelCard) -> str:
     """The hash of what a card says a version is: everything but ``metrics`` (which evaluation
     rewrites), in canonical JSON. Recorded by the store at registration, checked at load."""
     body = {k: v for k, v in asdict(card).items() if k != "metrics"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    text = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
@@ -146,7 +145,9 @@ def check_weights(folder: Path, what: str) -> None:
     names = [p for p in folder.rglob("*") if p.is_file()]
     if any(p.name.lower().endswith(".safetensors") for p in names):
         return
-    pickles = [p.relative_to(folder).as_posix() for p in names if p.suffix.lower() in PICKLE_SUFFIXES]
+    pickles = [
+        p.relative_to(folder).as_posix() for p in names if p.suffix.lower() in PICKLE_SUFFIXES
+    ]
     if pickles:
         raise RegistryError(
             f"{what} at {folder} has only pickle weights ({', '.join(sorted(pickles)[:3])}), which "
@@ -226,10 +227,14 @@ class Registry:
             )
         pickles = _pickles(folder)
         if pickles:
-            raise RegistryError(f"version {version!r} holds pickle files, refused: {', '.join(pickles)}")
+            raise RegistryError(
+                f"version {version!r} holds pickle files, refused: {', '.join(pickles)}"
+            )
         actual = hash_tree(folder)
         problems = [f"missing {f}" for f in card.files if f not in actual]
-        problems += [f"changed {f}" for f, h in card.files.items() if f in actual and actual[f] != h]
+        problems += [
+            f"changed {f}" for f, h in card.files.items() if f in actual and actual[f] != h
+        ]
         problems += [f"unexpected {f}" for f in actual if f not in card.files]
         if problems:
             raise RegistryError(
@@ -269,7 +274,9 @@ class Registry:
             self.path(parent)
         pickles = _pickles(src)
         if pickles:
-            raise RegistryError(f"refusing pickle files in {src}: {', '.join(pickles)} (use safetensors)")
+            raise RegistryError(
+                f"refusing pickle files in {src}: {', '.join(pickles)} (use safetensors)"
+            )
         dest = self.root / name
         if dest.exists():
             raise RegistryError(f"model version {name!r} already exists in {self.root}")
@@ -300,10 +307,8 @@ class Registry:
         """Replace the metrics on ``version``'s card (atomically; the card is not hashed)."""
         card = self.card(version)
         new = ModelCard(**{**asdict(card), "metrics": dict(metrics)})
-        p = self.path(version) / CARD_FILE
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(new.to_json(), encoding="utf-8")
-        os.replace(tmp, p)
+        # 0o666 less the umask, as the card written at registration.
+        atomic_write(self.path(version) / CARD_FILE, new.to_json(), permissions=0o666)
         return new
 
     def base_source(self, version: str, key: str, ref: str) -> str:
@@ -320,7 +325,8 @@ class Registry:
 
         folder = self.path(version)
         what = f"version {version!r}: base model {key!r}"
-        config = _BASE_CONFIG.get(key, "config.json")
+        slot = base_model_slots().get(key)
+        config = slot.marker if slot is not None else "config.json"
         raw = ref.removeprefix(HF_HUB_PREFIX)
         if not Path(raw).is_absolute() and not raw.startswith("~"):
             try:
@@ -348,7 +354,9 @@ class Registry:
         check_weights(real, what)
         return ref
 
-    def load_backend(self, version: str, device: str = "auto", image_root: str | None = None) -> Backend:
+    def load_backend(
+        self, version: str, device: str = "auto", image_root: str | None = None
+    ) -> Backend:
         """Verify ``version`` and build its back end on ``device``.
 
         Raises:
@@ -364,24 +372,26 @@ class Registry:
                 raise RegistryError(f"version {version!r}: card names no {key!r} base model")
             return self.base_source(version, key, ref)
 
+        try:
+            spec = backend_spec(card.backend)
+        except ValueError:
+            raise RegistryError(
+                f"version {version!r}: unknown back end {card.backend!r} "
+                f"(this program knows {', '.join(BACKENDS)})"
+            ) from None
+        config_class = spec.load_config_class()
+        if config_class is None:
+            return spec.load_class()()  # type: ignore[no-any-return]
+        names = {f.name for f in dataclass_fields(config_class)}
+        filled = {s.field for s in spec.base_models}
+        # The card's settings that the config takes; paths and the device come from here.
+        kwargs: dict[str, Any] = {
+            k: v for k, v in card.settings.items() if k in names and k not in filled | _RUNTIME
+        }
+        for slot in spec.base_models:
+            if slot.used_if is None or card.settings.get(slot.used_if, True):
+                kwargs[slot.field] = base(slot.key)
         adapter = str(folder / "adapter") if (folder / "adapter").is_dir() else None
-        if card.backend == "clip-llm":
-            from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
-
-            settings = dict(card.settings)
-            clip = base("clip") if settings.get("describe_image", True) else ""
-            kwargs = _settings(settings, ClipLLMConfig.__dataclass_fields__)
-            kwargs.update(clip_model=clip or ClipLLMConfig.clip_model, lm_model=base("lm"))
-            cfg = ClipLLMConfig(**kwargs, adapter=adapter, device=device, image_root=image_root)
-            return ClipLLMBackend(cfg)
-        if card.backend == "vlm":
-            from core.models.backends.vlm import VLMBackend, VLMConfig
-
-            kwargs = _settings(card.settings, VLMConfig.__dataclass_fields__)
-            vcfg = VLMConfig(**kwargs, model=base("vlm"), adapter=adapter, device=device, image_root=image_root)
-            return VLMBackend(vcfg)
-        if card.backend == "heuristic":
-            from core.models.backends.heuristic import HeuristicBackend
-
-            return HeuristicBackend()
-        raise RegistryError(f"version {version!r}: unknown back end {card.backend!r}")
+        runtime = {"adapter": adapter, "device": device, "image_root": image_root}
+        kwargs.update({k: v for k, v in runtime.items() if k in names})
+        return spec.load_class()(config_class(**kwargs))  # type: ignore[no-any-return]
