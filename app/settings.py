@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from app.workspace import APP_NAME
+from core.runtime.files import atomic_write
 
 SETTINGS_VERSION = 3
 DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
@@ -188,15 +188,9 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write the settings atomically (temporary file, then rename); returns the path."""
+    """Write the settings atomically (temporary file, then rename; owner-only, 0o600); returns
+    the path."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(settings.to_dict(), fh, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(settings.to_dict(), indent=2, sort_keys=True))
     return path

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.runtime.files import atomic_write
 
 APP_NAME = "MedGemmaReviewer"
 ENV_VAR = "MEDREVIEW_WORKSPACE"
@@ -122,9 +125,13 @@ class Workspace:
         else:
             data["review_pair"] = [pair[0], pair[1]]
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.settings_path.with_name(f".{self.settings_path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.settings_path)
+        # The file's own mode is kept (its db_url may hold a password, and its owner may have made
+        # it private); a new file gets what open() gives, 0o666 less the umask.
+        try:
+            mode = stat.S_IMODE(self.settings_path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o666
+        atomic_write(self.settings_path, json.dumps(data, indent=2) + "\n", permissions=mode)
 
     @property
     def read_only(self) -> bool:

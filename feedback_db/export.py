@@ -28,8 +28,6 @@ the clinician's rationale, when given, a desirable one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +38,7 @@ from sqlalchemy import func, select
 from feedback_db.convert import aware
 from feedback_db.current import is_current
 from feedback_db.errors import StoreError
+from feedback_db.files import atomic_writer
 from feedback_db.images import ImageConverter, ImageError, ImageExporter
 from feedback_db.models import CaseRow, PreferencePairRow, RatingRow, ReviewerRow
 from feedback_db.pairs import judgements
@@ -209,50 +208,43 @@ def export_feedback(
     encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
     # case_id -> ('{"prompt": ...', '"images": [...]'), serialised once per case; key order as docs/architecture.md
     heads: dict[str, tuple[str, str]] = {}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh, store.sessions.scope("exporting ratings") as s:
-            # Counted in the same transaction as the rows, so the margin decision fits them.
-            total, margins = s.execute(count).one()
-            with_margin = fmt == "trl" and margins > 0
-            if progress is not None:
-                progress.update("export", 0, total)
-            # Plain rows through the session's connection: the ORM's per-row work is not needed.
-            result = s.connection().execution_options(yield_per=_BATCH).execute(stmt)
-            for row in result:
-                done += 1
-                head = heads.get(row.case_id)
-                if head is None:
-                    if row.burned_in and not row.burned_in_cleared_by:
-                        problems.append(f"case {row.case_id} (rating {row.rating_id}): its DICOM declares text "
-                                        "burned into the pixels and no clinician has confirmed that the image "
-                                        "shows no identifier; left out")
-                        continue
-                    try:
-                        image = images.export(row.image)
-                    except ImageError as exc:
-                        problems.append(f"case {row.case_id} (rating {row.rating_id}): {exc}")
-                        continue
-                    prompt = user_turn(case_text(row.modality, row.finding, row.treatment))
-                    head = heads[row.case_id] = (encode({"prompt": prompt})[:-1], '"images": ' + encode([image]))
-                margin = float(row.margin or 0.0) if with_margin else None
-                meta = encode(_meta(row, row.reviewer, margin, pair=fmt == "trl"))[1:]
-                if fmt == "trl":
-                    bodies = [{"chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected)}]
-                else:
-                    bodies = _kto_lines(row)
-                for body in bodies:
-                    fh.write(f"{head[0]}, {encode(body)[1:-1]}, {head[1]}, {meta}\n")
-                rows += len(bodies)
-                ratings.add(row.rating_id)
-                if progress is not None and done % _BATCH == 0:
-                    progress.update("export", done, total)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Owner-only (0o600): ratings are clinical judgements. Replaced only when complete.
+    with atomic_writer(out, "w", newline="\n") as fh, store.sessions.scope("exporting ratings") as s:
+        # Counted in the same transaction as the rows, so the margin decision fits them.
+        total, margins = s.execute(count).one()
+        with_margin = fmt == "trl" and margins > 0
+        if progress is not None:
+            progress.update("export", 0, total)
+        # Plain rows through the session's connection: the ORM's per-row work is not needed.
+        result = s.connection().execution_options(yield_per=_BATCH).execute(stmt)
+        for row in result:
+            done += 1
+            head = heads.get(row.case_id)
+            if head is None:
+                if row.burned_in and not row.burned_in_cleared_by:
+                    problems.append(f"case {row.case_id} (rating {row.rating_id}): its DICOM declares text "
+                                    "burned into the pixels and no clinician has confirmed that the image "
+                                    "shows no identifier; left out")
+                    continue
+                try:
+                    image = images.export(row.image)
+                except ImageError as exc:
+                    problems.append(f"case {row.case_id} (rating {row.rating_id}): {exc}")
+                    continue
+                prompt = user_turn(case_text(row.modality, row.finding, row.treatment))
+                head = heads[row.case_id] = (encode({"prompt": prompt})[:-1], '"images": ' + encode([image]))
+            margin = float(row.margin or 0.0) if with_margin else None
+            meta = encode(_meta(row, row.reviewer, margin, pair=fmt == "trl"))[1:]
+            if fmt == "trl":
+                bodies = [{"chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected)}]
+            else:
+                bodies = _kto_lines(row)
+            for body in bodies:
+                fh.write(f"{head[0]}, {encode(body)[1:-1]}, {head[1]}, {meta}\n")
+            rows += len(bodies)
+            ratings.add(row.rating_id)
+            if progress is not None and done % _BATCH == 0:
+                progress.update("export", done, total)
     if progress is not None:
         progress.update("export", done, total)
     return ExportResult(out, fmt, rows, len(ratings), images.written, problems)

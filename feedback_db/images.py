@@ -27,9 +27,10 @@ import hashlib
 import os
 import stat
 import struct
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePath
+
+from feedback_db.files import atomic_write
 
 ImageConverter = Callable[[Path], tuple[bytes, str]]
 
@@ -298,25 +299,6 @@ def deidentified(path: Path, converter: ImageConverter | None) -> tuple[bytes, s
     raise ImageError(f"{path}: the converter returned {ext!r}; expected png or jpg")
 
 
-def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    ``fsync=False`` skips forcing the bytes to disk (still never a torn file under the name).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class ImageExporter:
     """Copies each source image once into ``<folder>/images/<sha256>.<ext>``; remembers the names."""
 
@@ -352,9 +334,10 @@ class ImageExporter:
         dst = self.out_dir / name
         # Content-addressed: a file of that name and size holds these bytes. Images are not
         # fsynced one by one (an export can be rerun; the store is the record), and a file a
-        # crash left short is caught by the size check and written again.
+        # crash left short is caught by the size check and written again. Owner-only (0o600).
         if not (dst.is_file() and dst.stat().st_size == len(data)):
-            write_atomic(dst, data, fsync=False)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(dst, data, fsync=False)
             self.written += 1
         self._names[image] = name
         return name

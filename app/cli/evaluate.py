@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_common, workspace
 from core.cases.records import Case
+from core.runtime.files import atomic_write
 
 if TYPE_CHECKING:
     from core.clinical.knowledge import KnowledgeTable
@@ -194,9 +195,7 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON (NaN refused: the reports already turned it into null)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    atomic_write(out, json.dumps(data, indent=2, allow_nan=False) + "\n", permissions=0o666)
 
 
 def report_missing(verb: str, name: str, missing: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_common, progress_for, workspace
+from core.runtime.files import atomic_write
 
 if TYPE_CHECKING:
     from core.cases.records import Case
@@ -159,9 +160,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             out = Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-            tmp.replace(out)
+            atomic_write(out, "".join(line + "\n" for line in lines), permissions=0o666)
         elif args.manifest:
             sys.stdout.write("".join(line + "\n" for line in lines))
         if store is not None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from core.cases.records import SPLITS, Case
 from core.clinical.knowledge import KnowledgeTable, default_knowledge
 from core.demo.phantoms import render
 from core.demo.scenarios import SPLIT_FRACTIONS, Scenario, plan_scenarios
+from core.runtime.files import atomic_write
 from core.runtime.progress import Progress
 
 MANIFEST_NAME = "demo_manifest.jsonl"
@@ -128,7 +127,8 @@ def _write_png(pixels: np.ndarray, images_dir: Path) -> str:
     name = hashlib.sha256(data).hexdigest() + ".png"
     target = images_dir / name
     if not target.exists():
-        _atomic_write(target, data)
+        # Not fsynced one by one: hundreds of images, all of them made again by the same seed.
+        atomic_write(target, data, fsync=False)
     return f"images/{name}"
 
 
@@ -156,16 +156,4 @@ def _case(sc: Scenario, case_id: str, image: str, lesion: dict[str, object]) -> 
 
 def _write_manifest(path: Path, cases: list[Case]) -> None:
     lines = [json.dumps(c.to_dict(), ensure_ascii=False, allow_nan=False) for c in cases]
-    _atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from core.cases.images import DEFAULT_MAX_PIXELS, ImageError, LoadedImage, load_
 from core.cases.records import ERROR_TYPES, MODALITY_ALIASES, SEVERITIES, SPLITS, Case, new_case_id
 from core.clinical.knowledge import KnowledgeTable
 from core.manifests.rows import COLUMNS, RawRow
+from core.runtime.files import atomic_write
 from core.runtime.paths import OutsideRoot, resolve_inside
 from core.runtime.progress import Progress
 
@@ -301,12 +300,7 @@ def _store(path: Path, images_dir: Path, opts: ImportOptions) -> tuple[str, Load
     target = images_dir / name
     new = not target.exists()
     if new:
-        fd, tmp = tempfile.mkstemp(dir=images_dir, prefix=".tmp-", suffix=suffix)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Owner-only (0o600): a clinical image. Not fsynced one by one (an import may store
+        # thousands, and each is made again from its source by importing it again).
+        atomic_write(target, data, fsync=False)
     return f"{images_dir.name}/{name}", loaded, new

@@ -23,6 +23,9 @@ def test_defaults_round_trip(tmp_path) -> None:
     save_settings(s, path)
     assert load_settings(path) == s
     assert json.loads(path.read_text())["version"] == SETTINGS_VERSION
+    # Owner-only (the reviewer's name), and replaced atomically: no temporary file is left.
+    assert path.stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
 
 
 def test_tests_never_use_the_real_settings_file(settings_file) -> None:

@@ -23,3 +23,22 @@ def test_workspace_json_names_another_database(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     ws.settings_path.write_text('{"db_url": "postgresql+psycopg://u@h/db"}')
     assert ws.db_url == "postgresql+psycopg://u@h/db"
+
+
+def test_review_pair_is_written_atomically_keeping_the_files_mode(tmp_path: Path) -> None:
+    """workspace.json may hold a database password: a private file stays private."""
+    import os
+    import stat
+
+    ws = Workspace(tmp_path / "ws")
+    old = os.umask(0o022)
+    try:
+        ws.set_review_pair(("demo-v1", "demo-v2"))
+        assert stat.S_IMODE(ws.settings_path.stat().st_mode) == 0o644  # as open() makes it
+        ws.settings_path.chmod(0o600)
+        ws.set_review_pair(("demo-v2", "demo-v3"))
+    finally:
+        os.umask(old)
+    assert ws.review_pair == ("demo-v2", "demo-v3")
+    assert stat.S_IMODE(ws.settings_path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in ws.root.iterdir()) == ["workspace.json"]

@@ -176,6 +176,23 @@ def test_export_is_atomic(seeded: Seeded, tmp_path: Path, monkeypatch: pytest.Mo
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_export_and_its_images_are_owner_only(seeded: Seeded, tmp_path: Path) -> None:
+    """Ratings and their images are clinical data: 0o600, whatever the umask allows others."""
+    import os
+    import stat
+
+    seeded.store.add_rating(_rate(seeded, "c-mri-1", "b"))
+    out = tmp_path / "exp" / "f.jsonl"
+    old = os.umask(0o022)
+    try:
+        export_feedback(seeded.store, out, workspace_root=seeded.root)
+    finally:
+        os.umask(old)
+    written = [out, *(out.parent / "images").iterdir()]
+    assert len(written) == 2
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: 0o600 for p in written}
+
+
 def test_metadata_stripping_keeps_pixels() -> None:
     from io import BytesIO
 
