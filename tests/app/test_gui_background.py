@@ -47,7 +47,10 @@ def test_cancel_asks_first_and_only_cancel_stops_it(qtbot, window) -> None:
     dialog.confirm = lambda title, text: True
     with qtbot.waitSignal(dialog.panel.finished, timeout=60000) as done:
         assert dialog.cancel() is True
-    assert done.args[1] in ("canceled", ) or done.args[1].startswith("failed")
+    # Not "failed": the fixture's retrain fails by itself (no weights), so a cancel that did
+    # nothing would end that way too.
+    assert done.args[1] == "canceled", done.args
+    assert dialog.result.text() == "Training was canceled. No version was registered."
     assert not dialog.running
 
 

@@ -34,7 +34,11 @@ def test_first_case_shows_case_verdicts_and_image(window, workspace) -> None:
     view = window.review_view
     assert view.case_panel.finding.text() == shown.case.finding
     assert view.case_panel.treatment.text() == shown.case.treatment
-    assert view.verdicts.card_a.verdict.text() in ("ERROR", "CORRECT", "⚠ UNPARSEABLE")
+    # Each card shows its own prediction (the fixture's reasons name the version and the case).
+    for card, pred in ((view.verdicts.card_a, shown.a), (view.verdicts.card_b, shown.b)):
+        assert card.verdict.text() == ("⚠ UNPARSEABLE" if pred.label == "UNPARSEABLE" else pred.label)
+        assert pred.reason in card.reason.text()
+    assert shown.a.version != shown.b.version
     assert "hidden" in view.verdicts.card_a.author.text()
     assert window.review_view.queue.count.text().startswith(f"Rated 0 / total {workspace['n']}")
     qtbot_viewer = view.image.viewer
@@ -178,7 +182,10 @@ def test_disagree_filter_and_unparseable_flag(window, workspace) -> None:
 def test_queue_model_reads_pages_lazily(window) -> None:
     model = window.review_view.queue.model
     assert model.rowCount() == 20
-    assert model.data(model.index(0, 1)) in ("X-ray", "MRI", "Histopathology", "Ultrasound")
+    first = window.review.reader.get_cases(window.review.ids[:1])[0]
+    words = {"xray": "X-ray", "mri": "MRI", "histopathology": "Histopathology", "ultrasound": "Ultrasound"}
+    assert model.data(model.index(0, 1)) == words[first.modality]  # the first row's own case
+    assert model.data(model.index(0, 2)) == first.finding
     assert 0 in model._pages and len(model._pages) == 1
 
 
