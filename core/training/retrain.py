@@ -13,6 +13,10 @@ Before anything trains, the retrain says what it will learn from (``TrainingData
 (``RetrainConfig.min_judged_cases``, ``min_reward_pairs``) or when nothing is new since the parent
 (the same data fingerprint, and the parent already ran the stages asked for).
 
+The stages are the rows of the one table, ``core.training.retrain_config.STAGES``: the ones
+``RetrainConfig.stages`` asks for run in the table's order, each by its function (in
+``core.training.stages``) on one ``StageContext`` they share; no stage is named here.
+
 The safety gate compares the new version with the ACTIVE one (the version clinicians use, given
 by the caller; the parent when not given) on the val cases.
 
@@ -42,8 +46,9 @@ from core.models.backends.base import TrainablePolicy
 from core.models.registry import ModelCard, Registry
 from core.runtime.progress import Progress
 from core.training.data import TrainingData, load_training_data, read_cases
-from core.training.retrain_config import RetrainConfig
+from core.training.retrain_config import STAGES, RetrainConfig
 from core.training.safety import GateDecision, safety_gate
+from core.training.stages import StageContext
 
 CaseSource = str | Path | Sequence[Case]
 
@@ -130,11 +135,12 @@ def check_data(
             f"val/test, at least {cfg.min_judged_cases} needed (RetrainConfig.min_judged_cases); "
             "rate more review cases first"
         )
-    wants_rm = any(s in cfg.stages for s in ("reward", "dpo"))
-    if wants_rm and len(data.reward_pairs) < cfg.min_reward_pairs:
+    wants_pairs = [s for s in cfg.stages if STAGES[s].min_reward_pairs]
+    if wants_pairs and len(data.reward_pairs) < cfg.min_reward_pairs:
         raise RetrainError(
             f"too little to learn from ({summary}): {len(data.reward_pairs)} preference pairs, "
-            f"at least {cfg.min_reward_pairs} needed (RetrainConfig.min_reward_pairs)"
+            f"at least {cfg.min_reward_pairs} needed for {' and '.join(wants_pairs)} "
+            "(RetrainConfig.min_reward_pairs)"
         )
     if parent_card is not None:
         before = (parent_card.training or {}).get("data") or {}
@@ -204,11 +210,10 @@ def retrain(
     name = cfg.name or default_name(parent)
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=runs_dir))
+    run = _Run(registry, name, held, report, active or parent, image_root, t0)
+    ctx = StageContext(policy, data, cfg, work, parent_card, registry.path(parent), progress)
     try:
-        return _run(
-            registry, parent_card, policy, name, work, cfg, data, held, report,
-            active or parent, image_root, progress, t0,
-        )  # fmt: skip
+        return _run(run, ctx)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -239,107 +244,45 @@ def _active_verdicts(
         del model
 
 
-def _train_reward(
-    policy: Any, data: TrainingData, cfg: RetrainConfig, progress: Progress | None, work: Path
-) -> tuple[Any, dict[str, Any]]:
-    """The reward model on balanced rated + verdict-flipped pairs, whole cases held out; its
-    held-out accuracy overall, on rated and on flipped pairs, by chosen verdict."""
-    from core.training.data import balanced, split_pairs
-    from core.training.reward import train_reward_model
-    from core.training.reward_eval import reward_accuracy
+@dataclass
+class _Run:
+    """One retrain's fixed inputs besides what the stages share: where it registers, the new
+    version's name, the val cases and the test cases it is run on, the active version the gate
+    compares with, where relative image paths start, and when it started."""
 
-    pairs = data.reward_pairs if cfg.flipped_pairs else list(data.pairs)
-    train, held = split_pairs(pairs, cfg.reward.eval_fraction, cfg.reward.seed)
-    train = balanced(train, cfg.reward.seed) if cfg.balance_pairs else train
-    reward_model, rep = train_reward_model(policy, train, cfg.reward, progress, eval_pairs=[])
-    out = rep.to_dict()
-    out["train_pairs_by_kind"] = {k: sum(p.kind == k for p in train) for k in ("rated", "flipped")}
-    acc = reward_accuracy(reward_model, held, batch_size=cfg.batch_size)
-    out.update(eval_pairs=acc.pairs, eval_accuracy=acc.accuracy, held_out=acc.to_dict())
-    from core.training.reward import RewardReport
-
-    fields = {k: out[k] for k in RewardReport.__dataclass_fields__}
-    reward_model.save(work / "reward_model", RewardReport(**fields))
-    if progress is not None:
-        progress.update("reward", rep.steps, rep.steps, loss=rep.train_loss, message=acc.line())
-    return reward_model, out
+    registry: Registry
+    name: str
+    held: list[Case]
+    report_cases: list[Case]
+    active: str
+    image_root: str | None
+    started: float
 
 
-def _run(
-    registry: Registry,
-    parent_card: ModelCard,
-    policy: Any,
-    name: str,
-    work: Path,
-    cfg: RetrainConfig,
-    data: TrainingData,
-    held: list[Case],
-    report_cases: list[Case],
-    active: str,
-    image_root: str | None,
-    progress: Progress | None,
-    t0: float,
-) -> RetrainResult:
-    from core.training.ppo import PPOTrainer, can_stack_adapter
-    from core.training.sft import train_sft
-
-    reports: dict[str, Any] = {"data": data.to_dict()}
-    parent_dir = registry.path(parent_card.name)
+def _run(run: _Run, ctx: StageContext) -> RetrainResult:
+    cfg, progress, parent_card, policy = ctx.cfg, ctx.progress, ctx.parent, ctx.policy
+    held, report_cases, active = run.held, run.report_cases, run.active
+    reports: dict[str, Any] = {"data": ctx.data.to_dict()}
     active_verdicts = _active_verdicts(
-        registry, active, parent_card.name, policy, held, cfg, image_root, progress
+        run.registry, active, parent_card.name, policy, held, cfg, run.image_root, progress
     )
     active_report = evaluate(held, active_verdicts)
 
-    gold = data.gold_answers(cfg.sft.confirmed)
-    want_sft = cfg.run_sft == "yes" or (cfg.run_sft == "auto" and len(gold) >= cfg.sft_min_examples)
-    sft_ran = False
-    if "sft" in cfg.stages and want_sft and gold:
-        _stage(progress, "sft", f"{len(gold)} gold answers")
-        reports["sft"] = train_sft(policy, gold, cfg.sft, progress).to_dict()
-        sft_ran = True
-
-    reward_model = None
-    if "reward" in cfg.stages:
-        _stage(progress, "reward", f"{len(data.pairs)} rated and {len(data.flipped)} flipped pairs")
-        reward_model, reports["reward"] = _train_reward(policy, data, cfg, progress, work)
-    elif (parent_dir / "reward_model" / "reward_card.json").exists():
-        from core.training.reward import RewardModel
-
-        reward_model = RewardModel.load(parent_dir / "reward_model", policy)
-        shutil.copytree(parent_dir / "reward_model", work / "reward_model")
-        reports["reward"] = {"from_parent": parent_card.name}
-
-    prompt_cases = data.prompts
-    if "ppo" in cfg.stages:
-        _stage(progress, "ppo", f"{len(prompt_cases)} prompts, {len(data.judgements)} judged")
-        # The reference is the policy PPO starts from (standard RLHF): after SFT the SFT model,
-        # else a parent version's own adapter (e.g. an SFT version). That adapter stays on,
-        # frozen, PPO trains its own adapter on top, and both are folded into one at the end.
-        # A parent without an adapter and no SFT: a fresh adapter, the base as reference.
-        stack = can_stack_adapter(policy.model)
-        trainer = PPOTrainer(
-            policy, cfg.ppo, reward_model=reward_model, progress=progress,
-            reference="current" if stack else "base", judgements=data.judgements,
-        )  # fmt: skip
-        ppo_report = trainer.train(prompt_cases)
-        trainer.fold_adapters()
-        reports["ppo"] = {"steps": ppo_report.steps, "seconds": ppo_report.seconds,
-                          "reference": ("sft" if sft_ran else "parent") if stack else "base",
-                          "history": ppo_report.history}  # fmt: skip
-        del trainer
-    for alt in ("dpo", "grpo"):
-        if alt in cfg.stages:
-            import core.training.alternatives as alternatives
-
-            _stage(progress, alt, f"{len(data.reward_pairs)} preference pairs")
-            if alt == "dpo":
-                reports[alt] = alternatives.train_dpo(policy, data, cfg, progress)
-            else:
-                reports[alt] = alternatives.train_grpo(policy, data, reward_model, cfg, progress)
-    if reward_model is not None:
-        reward_model.release()  # its adapter leaves the shared backbone (saved above)
+    # The stages asked for, in the table's order (core.training.retrain_config.STAGES).
+    for stage in STAGES.values():
+        asked = stage.name in cfg.stages
+        step = stage.runner() if asked else stage.skipped_runner()
+        if step is None:
+            continue
+        stage_report = step(ctx)
+        if stage_report is not None:
+            reports[stage.name] = stage_report
+            if asked:
+                ctx.ran.append(stage.name)
+    if ctx.reward_model is not None:
+        ctx.reward_model.release()  # its adapter leaves the shared backbone (saved above)
     if hasattr(policy.model, "peft_config"):
-        policy.save_adapter(str(work / "adapter"))
+        policy.save_adapter(str(ctx.work / "adapter"))
 
     verdicts = policy.predict(held, batch_size=cfg.batch_size, progress=progress, stage="evaluate")
     report = evaluate(held, verdicts)
@@ -358,27 +301,28 @@ def _run(
         progress.update("register", 0, None, message=gate.reason)
     reports["gate"] = gate.to_dict()
     reports["active"] = {"name": active, "metrics": active_report.to_dict()}
-    reports["seconds"] = time.perf_counter() - t0
+    reports["seconds"] = time.perf_counter() - run.started
     fields: dict[str, Any] = dict(
         parent=parent_card.name,
         training={"kind": "retrain", "config": asdict(cfg), **reports},
         metrics=report.to_dict(),
         settings=parent_card.settings,
         description=(
-            f"{'+'.join(cfg.stages)} from {parent_card.name} on {data.ratings} ratings "
-            f"({len(data.judgements)} judged cases)"
+            f"{'+'.join(cfg.stages)} from {parent_card.name} on {ctx.data.ratings} ratings "
+            f"({len(ctx.data.judgements)} judged cases)"
         ),
     )
+    name, work = run.name, ctx.work
     if not is_main_process():
         # Under `accelerate launch`, every process trains; only the main one registers.
         shutil.rmtree(work, ignore_errors=True)
         card = ModelCard(name, parent_card.backend, parent_card.base_models, **fields)
     else:
-        _copy_bases(parent_card, parent_dir, work)
-        card = registry.create_version(
+        _copy_bases(parent_card, ctx.parent_dir, work)
+        card = run.registry.create_version(
             name, parent_card.backend, parent_card.base_models, from_folder=work, **fields
         )
     return RetrainResult(
         card, gate, report.to_dict(), active_report.to_dict(), [*held, *report_cases],
-        [*verdicts, *extra], reports, data.to_dict(),
+        [*verdicts, *extra], reports, ctx.data.to_dict(),
     )  # fmt: skip

@@ -19,7 +19,11 @@ class RewardModelConfig:
     """
 
     kind: str = field(
-        default="auto", metadata={"help": "text | image | auto (image when the policy sees pixels)"}
+        default="auto",
+        metadata={
+            "help": "text | image | auto (image when the policy sees pixels)",
+            "choices": KINDS,
+        },
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
