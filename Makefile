@@ -20,12 +20,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check app core feedback_db resources tests benchmarks
+	$(BIN)/mypy app core feedback_db
 	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check app core feedback_db resources tests benchmarks
-	$(BIN)/mypy core feedback_db
+	$(BIN)/mypy app core feedback_db
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.run_all

@@ -133,10 +133,14 @@ def threshold_rule(root: Path, val: list[Case], test: list[Case], device: str) -
     then applied to test. Returns ``threshold``, ``val`` and ``test`` accuracy."""
     from core.clinical.knowledge import default_knowledge
     from core.models.backends._policy import load_pil, resolve_image
+    from core.models.backends.clip_llm import ClipLLMBackend
     from core.models.registry import Registry
 
     kb = default_knowledge()
-    scorer = Registry(root / "models").load_backend("demo-v2", device=device).scorer
+    backend = Registry(root / "models").load_backend("demo-v2", device=device)
+    scorer = backend.scorer if isinstance(backend, ClipLLMBackend) else None
+    if scorer is None:
+        raise CommandError("demo-v2 has no CLIP image scorer: it should be a clip-llm version that describes the image")
 
     def p_stated(cases: list[Case]) -> list[float]:
         images = [load_pil(resolve_image(c.image, str(root))) for c in cases]

@@ -32,11 +32,15 @@ def application(settings: Settings | None = None) -> QApplication:
     from app.gui.theme import apply_theme
     from app.qt import QApplication
 
-    app = QApplication.instance()
-    if app is None:
+    existing = QApplication.instance()
+    if existing is None:
         app = QApplication(sys.argv[:1])
         app.setApplicationName("MedGemma Reviewer")
         app.setOrganizationName("MedGemmaReviewer")
+    elif isinstance(existing, QApplication):
+        app = existing
+    else:  # a QCoreApplication (no widgets) was made first in this process: no window can open
+        raise RuntimeError(f"a {type(existing).__name__} is running; the window needs a QApplication")
     if settings is not None:
         apply_theme(app, settings.theme, settings.font_scale)
     elif not app.styleSheet():

@@ -74,9 +74,9 @@ def summary_line(doc: dict[str, Any], problems: list[str]) -> str:
 
 
 def _interval(iv: dict[str, Any] | None) -> str:
-    if not iv or iv.get("estimate") is None:
+    if not iv or (est := iv.get("estimate")) is None:
         return "—"
-    est, low, high = iv.get("estimate"), iv.get("low"), iv.get("high")
+    low, high = iv.get("low"), iv.get("high")
     if low is None or high is None or any(math.isnan(x) for x in (est, low, high)):
         return f"{est:.3f}"
     return f"{est:.3f}  [{low:.3f}, {high:.3f}]"
@@ -293,9 +293,10 @@ class CompareView(QWidget):
             self.split.setSizes([want, total - want])
 
     def _save_png(self) -> None:
-        if not self.heatmap.has_result():
+        doc = self.result
+        if doc is None or not self.heatmap.has_result():
             return
-        a, b = self.result["a"].get("name", "A"), self.result["b"].get("name", "B")
+        a, b = doc["a"].get("name", "A"), doc["b"].get("name", "B")
         default = self.workspace.exports_dir / "compare" / f"heatmap_{a}_vs_{b}.png".replace("/", "_")
         path, _ = QFileDialog.getSaveFileName(self, "Save heatmap", str(default), "PNG image (*.png)")
         if path:

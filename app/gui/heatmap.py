@@ -208,6 +208,7 @@ class Heatmap(QWidget):
         self.draw(p, w, h)
         p.end()
         out.parent.mkdir(parents=True, exist_ok=True)
-        if not image.save(str(out), "PNG"):
+        # PySide6 6.11 stubs type the format as bytes; the binding accepts only str (a stub gap).
+        if not image.save(str(out), "PNG"):  # type: ignore[call-overload]
             raise OSError(f"{out}: the PNG could not be written")
         return out

@@ -168,7 +168,7 @@ class ImagePane(QWidget):
         center, width = meta.get("window_center"), meta.get("window_width")
         window = (float(center), float(width)) if raw is not None and center is not None and width else None
         if keep_window and self.viewer.is_greyscale:
-            window = self.viewer.window
+            window = self.viewer.display_window
         fitted, transform = self.viewer._fitted, self.viewer.transform()
         self.viewer.set_image(image.pixels, image.is_greyscale, window, raw=raw,
                               invert=bool(getattr(image, "invert", False)))
@@ -181,7 +181,7 @@ class ImagePane(QWidget):
         frame = int(meta.get("frame", 0) or 0)
         self.frame_label.setText(f"{frame + 1} / {frames}")
         self.viewer.corner_text["bottom-right"] = (f"frame {frame + 1}/{frames}" if frames > 1 else "")
-        self._show_window(*self.viewer.window)
+        self._show_window(*self.viewer.display_window)
 
     def reset(self) -> None:
         self.viewer.reset()

@@ -106,7 +106,8 @@ class ImageViewer(QGraphicsView):
         return self._grey
 
     @property
-    def window(self) -> tuple[float, float]:
+    def display_window(self) -> tuple[float, float]:
+        """The window/level now shown: (centre, width). Not ``window``: that is QWidget's."""
         return self._center, self._width
 
     def has_image(self) -> bool:
@@ -125,19 +126,20 @@ class ImageViewer(QGraphicsView):
             invert: display inverted (MONOCHROME1).
         """
         self._ruler = None
-        grey = bool(is_greyscale) and pixels is not None and pixels.ndim == 2
-        use_raw = grey and raw is not None and raw.shape == pixels.shape
-        self._pixels = (raw if use_raw else pixels)
         self._message = message
-        self._grey = grey
-        self._invert = bool(invert) and use_raw
         if pixels is None:
-            self._preview = None
+            self._pixels = self._preview = None
+            self._grey = self._invert = False
             self._item.setPixmap(QPixmap())
             self.viewport().update()
             return
+        grey = bool(is_greyscale) and pixels.ndim == 2
+        source = raw if grey and raw is not None and raw.shape == pixels.shape else pixels
+        use_raw = source is raw
+        self._pixels = source
+        self._grey = grey
+        self._invert = bool(invert) and use_raw
         if self._grey:
-            source = self._pixels
             step = max(1, int(np.ceil(max(source.shape) / PREVIEW_SIDE)))
             self._preview = source[::step, ::step] if step > 1 else source
             if window is None or not window[1] > 0:

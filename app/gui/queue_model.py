@@ -12,7 +12,10 @@ from typing import Any
 
 from app.gui import theme
 from app.gui.review_model import ReviewModel, uncertainty
-from app.qt import QAbstractTableModel, QBrush, QColor, QModelIndex, Qt
+from app.qt import QAbstractTableModel, QBrush, QColor, QModelIndex, QPersistentModelIndex, Qt
+
+# What Qt passes for an index: either kind (QAbstractItemModel's own signature).
+Index = QModelIndex | QPersistentModelIndex
 
 PAGE = 200
 COLUMNS = ("Status", "Modality", "Finding", "Split", "Uncertainty")
@@ -40,10 +43,10 @@ class QueueModel(QAbstractTableModel):
     def _row_changed(self, row: int) -> None:
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(self._review.ids)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
@@ -70,7 +73,7 @@ class QueueModel(QAbstractTableModel):
             self._uncertainty[case_id] = uncertainty(preds, self._review.versions)
         return self._uncertainty[case_id]
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         row, col = index.row(), index.column()

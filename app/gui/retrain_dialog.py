@@ -85,10 +85,10 @@ class RetrainDialog(QDialog):
         self.stage.setObjectName("stageLabel")
         self.plot = LivePlot()
         self.panel = ProcessPanel(self, show_problems=False)
-        self.result = QLabel()
-        self.result.setObjectName("resultLabel")
-        self.result.setWordWrap(True)
-        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label = QLabel()
+        self.result_label.setObjectName("resultLabel")
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plot)
         split.addWidget(self.panel)
@@ -104,7 +104,7 @@ class RetrainDialog(QDialog):
         layout.addWidget(intro)
         layout.addLayout(top)
         layout.addWidget(split, 1)
-        layout.addWidget(self.result)
+        layout.addWidget(self.result_label)
         layout.addWidget(self.buttons)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
@@ -118,7 +118,7 @@ class RetrainDialog(QDialog):
 
     def start(self) -> None:
         self.plot.clear()
-        self.result.setText("")
+        self.result_label.setText("")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.close_button.setText("Hide (training goes on)")
@@ -153,19 +153,19 @@ class RetrainDialog(QDialog):
             new = [v for v in self.reader.model_versions() if v.name not in self._known]
             self._known |= {v.name for v in new}
             if new:
-                self.result.setText("\n\n".join(describe_version(v) for v in new))
+                self.result_label.setText("\n\n".join(describe_version(v) for v in new))
                 self.versionsChanged.emit([v.name for v in new])
             else:
-                self.result.setText("Training finished but registered no new version.")
+                self.result_label.setText("Training finished but registered no new version.")
         elif state == "canceled":
             self.stage.setText("Stage: canceled")
-            self.result.setText("Training was canceled. No version was registered.")
+            self.result_label.setText("Training was canceled. No version was registered.")
         else:
             self.stage.setText("Stage: failed")
-            self.result.setText(f"Training failed: {state.removeprefix('failed: ')}")
-        self.result.setProperty("error", "true" if state.startswith("failed") else "false")
-        self.result.style().unpolish(self.result)
-        self.result.style().polish(self.result)
+            self.result_label.setText(f"Training failed: {state.removeprefix('failed: ')}")
+        self.result_label.setProperty("error", "true" if state.startswith("failed") else "false")
+        self.result_label.style().unpolish(self.result_label)
+        self.result_label.style().polish(self.result_label)
 
     def reject(self) -> None:
         """Close, Esc and the close box: hide; a running retrain goes on (only Cancel stops it)."""

@@ -237,9 +237,9 @@ class ReviewView(QWidget):
     def save(self) -> None:
         """Save the panel's choice for the case on screen and move to the next case."""
         missing = self.rating.missing()
-        if missing:
-            self.review.message.emit(missing)
+        preference, true_label = self.rating.preference(), self.rating.true_label()
+        if missing or preference is None or true_label is None:  # missing() names what is not chosen
+            self.review.message.emit(missing or "Choose the better verdict and the true verdict first")
             return
-        self.review.save(self.rating.preference(), self.rating.true_label(),
-                         self.rating.severity_value(), self.rating.rationale_text())
+        self.review.save(preference, true_label, self.rating.severity_value(), self.rating.rationale_text())
         self.image.viewer.setFocus(Qt.FocusReason.OtherFocusReason)

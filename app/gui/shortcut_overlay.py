@@ -55,7 +55,9 @@ class ShortcutOverlay(QWidget):
         self.hide()
 
     def open(self) -> None:
-        self.setGeometry(self.parentWidget().rect())
+        parent = self.parentWidget()
+        if parent is not None:  # it covers the window it was made for
+            self.setGeometry(parent.rect())
         self.raise_()
         self.show()
         self.setFocus(Qt.FocusReason.PopupFocusReason)

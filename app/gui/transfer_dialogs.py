@@ -41,11 +41,11 @@ class _VerbDialog(QDialog):
         self.workspace = workspace
         self.path = QLineEdit()
         self.browse = QPushButton("Browse…")
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(self.browse)
+        self.path_row = QHBoxLayout()  # the path, Browse, and any button a verb adds
+        self.path_row.addWidget(self.path, 1)
+        self.path_row.addWidget(self.browse)
         self.form = QFormLayout()
-        self.form.addRow(self._path_label(), row)
+        self.form.addRow(self._path_label(), self.path_row)
         self.panel = ProcessPanel(self)
         self.buttons = QDialogButtonBox()
         self.run_button = self.buttons.addButton(self._run_text(), QDialogButtonBox.ButtonRole.AcceptRole)
@@ -113,7 +113,7 @@ class ImportDialog(_VerbDialog):
             workspace, parent,
         )
         self.folder = QPushButton("Folder…")
-        self.form.itemAt(0, QFormLayout.ItemRole.FieldRole).layout().addWidget(self.folder)
+        self.path_row.addWidget(self.folder)
         self.folder.clicked.connect(self._browse_folder)
         self.skip_existing = QCheckBox("Cases: skip case ids already in the workspace")
         self.create_reviewers = QCheckBox("Ratings: add reviewers this workspace does not know yet")

@@ -50,7 +50,7 @@ def test_cancel_asks_first_and_only_cancel_stops_it(qtbot, window) -> None:
     # Not "failed": the fixture's retrain fails by itself (no weights), so a cancel that did
     # nothing would end that way too.
     assert done.args[1] == "canceled", done.args
-    assert dialog.result.text() == "Training was canceled. No version was registered."
+    assert dialog.result_label.text() == "Training was canceled. No version was registered."
     assert not dialog.running
 
 
@@ -91,7 +91,7 @@ def test_an_unsaved_choice_survives_a_retrain_ending(qtbot, window, workspace) -
     # The retrain's child has ended and registered v3: the dialog's real end-of-run path.
     with qtbot.waitSignal(dialog.versionsChanged, timeout=5000):
         dialog._finished(0, "done")
-    assert "v3" in dialog.result.text()
+    assert "v3" in dialog.result_label.text()
 
     # Same case, same verdicts, the choice untouched; a notice says what is coming.
     assert review.shown.case.case_id == shown.case.case_id

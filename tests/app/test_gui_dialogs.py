@@ -77,8 +77,8 @@ def test_retrain_failure_of_the_child_is_shown_in_words(qtbot, window) -> None:
         assert dialog.running
     assert done.args[1].startswith("failed")
     reason = done.args[1].removeprefix("failed: ")
-    assert reason and reason in dialog.result.text()
-    assert dialog.result.text().startswith("Training failed:")
+    assert reason and reason in dialog.result_label.text()
+    assert dialog.result_label.text().startswith("Training failed:")
     assert dialog.panel.status.property("error") == "true"
     assert not dialog.running and dialog.start_button.isEnabled()
     # The window stayed usable: the next case can still be shown.
@@ -116,7 +116,7 @@ def test_real_retrain_shows_progress_and_cancels(qtbot, tmp_path, settings_file)
     with qtbot.waitSignal(dialog.panel.finished, timeout=120000) as done:
         dialog.cancel_button.click()
     assert done.args[1] == "canceled"
-    assert "canceled" in dialog.result.text()
+    assert "canceled" in dialog.result_label.text()
     assert {v.name for v in win.ctx.reader.model_versions()} == versions
     win.close()
 

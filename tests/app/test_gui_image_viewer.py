@@ -33,12 +33,12 @@ def test_raw_values_are_rewindowed_from_the_file_window(viewer) -> None:
     raw = np.tile(np.linspace(-1000, 1000, 201, dtype=np.float32), (10, 1))  # HU-like
     pixels = np.clip((raw - (40 - 200)) / 400, 0, 1).astype(np.float32)  # the file's window
     viewer.set_image(pixels, True, window=(40.0, 400.0), raw=raw)
-    assert viewer.window == pytest.approx((40.0, 400.0))
+    assert viewer.display_window == pytest.approx((40.0, 400.0))
     assert _grey_at(viewer, 0, 5) == 0 and _grey_at(viewer, 200, 5) == 255  # clipped at first
     viewer.set_window(0.0, 2000.0)  # a wide window shows what the first one clipped
     assert 0 < _grey_at(viewer, 40, 5) < _grey_at(viewer, 160, 5) < 255
     viewer.reset()
-    assert viewer.window == pytest.approx((40.0, 400.0))
+    assert viewer.display_window == pytest.approx((40.0, 400.0))
 
 
 def test_monochrome1_is_inverted(viewer) -> None:
@@ -80,7 +80,7 @@ def test_dicom_opens_in_its_own_window_and_rewindows_in_its_units(qtbot, window)
     viewer = pane.viewer
     assert viewer.is_greyscale
     center, width = image.meta["window_center"], image.meta["window_width"]
-    assert viewer.window == pytest.approx((center, width))
+    assert viewer.display_window == pytest.approx((center, width))
     expected = np.round(np.clip(image.pixels, 0, 1) * 255)
     y, x = np.unravel_index(np.argmax(image.pixels > 0.5), image.pixels.shape)
     assert abs(_grey_at(viewer, int(x), int(y)) - expected[y, x]) <= 1

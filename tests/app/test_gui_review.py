@@ -195,11 +195,11 @@ def test_image_viewer_window_level_and_zoom(qtbot, window, workspace) -> None:
     window.review.open_case(xray)
     qtbot.waitUntil(lambda: window.review_view.image.shown_case_id == xray, timeout=5000)
     assert viewer.is_greyscale
-    before = viewer.window
+    before = viewer.display_window
     viewer.set_window(0.3, 0.4)
-    assert viewer.window == pytest.approx((0.3, 0.4))
+    assert viewer.display_window == pytest.approx((0.3, 0.4))
     viewer.reset()
-    assert viewer.window == pytest.approx(before)
+    assert viewer.display_window == pytest.approx(before)
     z = viewer.zoom_level()
     viewer.zoom(2.0)
     assert viewer.zoom_level() == pytest.approx(2 * z)

@@ -104,7 +104,7 @@ def test_ct_window_presets(qtbot, window, ct_case) -> None:
     names = [pane.preset.itemText(i) for i in range(pane.preset.count())]
     assert names[:2] == ["Stored", "Full range"] and "Lung" in names and "Bone" in names
     pane.apply_preset(names.index("Lung"))
-    assert pane.viewer.window == pytest.approx((-600.0, 1500.0))
+    assert pane.viewer.display_window == pytest.approx((-600.0, 1500.0))
     assert "W 1500  L -600 HU" in pane.viewer.corner_text["top-right"]
     # Elsewhere presets are percentiles of the image's own values.
     window.open_case(window.review.ids[0])
