@@ -43,11 +43,22 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     )
     add_common(add)
     add.add_argument("name", help="the new version's name (letters, digits, . _ -)")
-    add.add_argument("--backend", choices=("clip-llm", "vlm"), required=True, help="which back end runs it")
-    add.add_argument("--clip", metavar="ID_OR_FOLDER", help="clip-llm: open_clip image encoder (default BiomedCLIP)")
-    add.add_argument("--lm", metavar="ID_OR_FOLDER", help="clip-llm: causal language model (default google/gemma-3-1b-it)")
+    # The back ends and their base model options come from the one table (core.models.backends).
+    from core.models.backends import BACKENDS, backend_names, base_model_slots
+
+    loading = backend_names(needs_weights=True)
+    add.add_argument(
+        "--backend",
+        choices=loading,
+        required=True,
+        help="which back end runs it: " + "; ".join(f"{n}: {BACKENDS[n].summary}" for n in loading),
+    )
+    for key, slot in base_model_slots().items():
+        users = ", ".join(n for n in loading if BACKENDS[n].slot(key) is not None)
+        add.add_argument(
+            f"--{key}", metavar="ID_OR_FOLDER", help=f"{users}: the {slot.label} (default: the back end's)"
+        )
     add.add_argument("--no-image", action="store_true", help="clip-llm: text only, no image description")
-    add.add_argument("--vlm", metavar="ID_OR_FOLDER", help="vlm: image-text-to-text model (default google/medgemma-4b-it)")
     add.add_argument("--activate", action="store_true", help="make it the active version")
     add.set_defaults(func=add_version)
 
@@ -74,9 +85,7 @@ def list_versions(args: argparse.Namespace) -> int:
 def _base_models(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, object]]:
     """The base models (hub ids, or absolute folders) and settings, each checked to be on this
     machine with safetensors weights."""
-    from core.models.backends.clip_llm import ClipLLMConfig
-    from core.models.backends.vlm import VLMConfig
-    from core.models.clip_scorer import open_clip_name
+    from core.models.backends import backend_spec
     from core.models.hub import resolve_model
     from core.models.registry import check_weights
 
@@ -88,15 +97,19 @@ def _base_models(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, ob
         check_weights(Path(resolve_model(ref, (config,))), f"base model {key!r}")
         return ref
 
-    if args.backend == "vlm":
-        vlm = local(args.vlm or VLMConfig.model)
-        return {"vlm": checked("vlm", vlm, "config.json")}, {}
-    lm = checked("lm", local(args.lm or ClipLLMConfig.lm_model), "config.json")
-    if args.no_image:
-        return {"lm": lm}, {"describe_image": False}
-    clip = local(args.clip or ClipLLMConfig.clip_model)
-    open_clip_name(clip)
-    return {"clip": checked("clip", clip, "open_clip_config.json"), "lm": lm}, {"describe_image": True}
+    spec = backend_spec(args.backend)
+    config_class = spec.load_config_class()
+    base_models: dict[str, str] = {}
+    settings: dict[str, object] = {}
+    for slot in spec.base_models:
+        if slot.used_if is not None:  # e.g. clip-llm's image description, off with --no-image
+            settings[slot.used_if] = not args.no_image
+            if args.no_image:
+                continue
+        ref = local(getattr(args, slot.key, None) or getattr(config_class, slot.field))
+        slot.run_check(ref)
+        base_models[slot.key] = checked(slot.key, ref, slot.marker)
+    return base_models, settings
 
 
 def _copy_in(folder: Path, base_models: dict[str, str]) -> tuple[dict[str, str], list[str]]:

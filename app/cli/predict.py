@@ -30,13 +30,19 @@ if TYPE_CHECKING:
     from core.clinical.verdicts import Verdict
     from core.models.backends.base import Backend
 
-HEURISTIC = "heuristic"
-
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=__doc__.split("\n\n")[0])
     add_common(p, progress=True)
-    p.add_argument("--version", required=True, metavar="NAME", help="model version (or 'heuristic')")
+    from core.models.backends import backend_names
+
+    builtin = " or ".join(repr(n) for n in backend_names(needs_weights=False))
+    p.add_argument(
+        "--version",
+        required=True,
+        metavar="NAME",
+        help=f"model version, or a back end that needs no weights ({builtin}), run as it is",
+    )
     p.add_argument(
         "--split",
         choices=("train", "review", "val", "test", "all"),
@@ -56,18 +62,19 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
 
 
 def _backend(args: argparse.Namespace, image_root: str | None) -> tuple[Backend, Any]:
-    """The back end of ``--version`` and its registry card (None for the built-in heuristic)."""
+    """The back end of ``--version`` and its registry card (None for a built-in back end: one
+    of the table's that needs no weights, named by ``--version`` and not a registered version)."""
     from app.versions import recorded_card_hashes
+    from core.models.backends import BACKENDS
     from core.models.hub import ModelNotAvailable
     from core.models.registry import Registry, RegistryError
     from core.runtime.devices import DeviceUnavailable
 
     ws = workspace(args)
     registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
-    if args.version == HEURISTIC and not (registry.root / HEURISTIC).exists():
-        from core.models.backends.heuristic import HeuristicBackend
-
-        return HeuristicBackend(), None
+    spec = BACKENDS.get(args.version)
+    if spec is not None and not spec.needs_weights and not (registry.root / args.version).exists():
+        return spec.load_class()(), None
     try:
         card = registry.card(args.version)
         return registry.load_backend(args.version, device=args.device, image_root=image_root), card
@@ -182,7 +189,10 @@ def _save(store: Any, version: str, card: Any, ws: Any, cases: list[Case], verdi
         if card is not None:
             mirror_card(store, card)
         elif store.get_model_version(version) is None:
-            store.add_model_version(version, HEURISTIC, "resources/knowledge.json", note="text-only knowledge-table rules")
+            from core.models.backends import BACKENDS
+
+            spec = BACKENDS[version]  # a built-in back end, run under its own name
+            store.add_model_version(version, spec.name, spec.source, note=spec.summary)
         store_verdicts(store, version, cases, verdicts)
     except StoreError as exc:
         raise CommandError(f"saving the verdicts: {exc}") from exc

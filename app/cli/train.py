@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,89 +55,159 @@ if TYPE_CHECKING:
     from app.workspace import Workspace
     from core.cases.records import Case
 
-STAGES = {
-    "retrain": ("sft", "reward", "ppo"),
-    "rl": ("reward", "ppo"),
-    "sft": ("sft",),
-    "reward": ("reward",),
-    "ppo": ("ppo",),
-    "dpo": ("dpo",),
-    "grpo": ("grpo",),
-}
-HELP = {
-    "retrain": "the one-click pipeline: SFT (gold answers), reward model, PPO, evaluate, register",
-    "rl": "reward model and PPO (no SFT), evaluate, register",
-    "sft": "LoRA supervised fine-tuning on the answers clinicians confirmed or wrote",
-    "reward": "train a reward model on the preference pairs (pairwise accuracy on held-out pairs)",
-    "ppo": "PPO with the parent's reward model (if any) and the clinical reward",
-    "dpo": "direct preference optimization (TRL DPOTrainer) on the preference pairs",
-    "grpo": "group relative policy optimization (TRL GRPOTrainer), clinical + learned reward",
-}
+# Names scripts and docs used before the options came from the config's fields: kept working.
+ALIASES = {"ppo.steps": ("--steps",), "min_judged_cases": ("--min-judged",)}
+# RetrainConfig.batch_size (cases per model call when evaluating) gives up --batch-size, which
+# has always meant PPO's rollouts per step (a shortcut below).
+RENAME = {"batch_size": "--eval-batch-size"}
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """An option that sets several fields at once (lower than an option of its own field)."""
+
+    flag: str
+    type: Callable[[str], Any]
+    metavar: str
+    help: str
+    sets: Callable[[Any], dict[str, Any]]
+
+
+SHORTCUTS = (
+    Shortcut("--epochs", float, "E", "SFT, reward model and DPO epochs (sft.epochs and reward.epochs)",
+             lambda e: {"sft.epochs": e, "reward.epochs": e}),
+    Shortcut("--batch-size", int, "N",
+             "PPO rollouts per step (ppo.batch_size; ppo.mini_batch_size is capped at it)",
+             lambda n: {"ppo.batch_size": n, "ppo.mini_batch_size": ("cap", n)}),
+    Shortcut("--seed", int, "N", "seed of SFT, the reward model and PPO (sft.seed, reward.seed, ppo.seed)",
+             lambda n: {"sft.seed": n, "reward.seed": n, "ppo.seed": n}),
+)  # fmt: skip
+
+
+def subcommands() -> dict[str, tuple[tuple[str, ...], str]]:
+    """``medreview train`` sub-commands: each pipeline, then each stage alone (the tables in
+    core.training.retrain_config), as (stages, help)."""
+    from core.training.retrain_config import PIPELINES, STAGES
+
+    out = {name: (p.stages, p.summary) for name, p in PIPELINES.items()}
+    out.update({name: ((name,), s.summary) for name, s in STAGES.items()})
+    return out
+
+
+def kind_defaults(stages: tuple[str, ...]) -> dict[str, Any]:
+    """What a sub-command sets before the file and the options: its stages; SFT alone trains
+    whatever the number of gold answers (``run_sft`` yes)."""
+    return {"stages": stages, "run_sft": "yes" if stages == ("sft",) else "auto"}
+
+
+class _Kinds(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The sub-commands, each given its options only when it is the one parsed: about 70
+    options each, built for seven sub-commands, would slow every ``medreview`` start."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        chosen = self._name_parser_map.get(values[0]) if values else None
+        if chosen is not None:
+            add_training_options(chosen, chosen.get_default("stages_of_kind"))
+        super().__call__(parser, namespace, values, option_string)
 
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=__doc__.split("\n\n")[0])
-    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
-    for kind, text in HELP.items():
-        k = kinds.add_parser(kind, help=text, description=text)
-        add_common(k, progress=True)
-        k.add_argument(
-            "--parent", metavar="VERSION", help="version to start from (default: the active one)"
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True, action=_Kinds)
+    for kind, (stages, text) in subcommands().items():
+        k = kinds.add_parser(
+            kind,
+            help=text,
+            usage="%(prog)s [options]  (see --help: every training setting is an option)",
+            description=f"{text}. Stages: {', '.join(stages)}. Every setting of the training "
+            "config is an option below, and --config FILE sets any of them from a file.",
         )
-        k.add_argument("--name", metavar="NAME", help="name of the new version")
-        k.add_argument(
-            "--feedback",
-            metavar="FILE",
-            help="train on this expert_feedback.jsonl instead of exporting",
-        )
-        k.add_argument(
-            "--ratings",
-            metavar="FILE",
-            help="with --feedback: the KTO file of the same ratings (ties included)",
-        )
-        k.add_argument("--reviewer", metavar="NAME", help="only this reviewer's ratings")
-        k.add_argument(
-            "--min-judged",
-            type=int,
-            metavar="N",
-            help="clinician-judged cases needed before training starts (default 20)",
-        )
-        k.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
-        k.add_argument("--steps", type=int, metavar="N", help="PPO/GRPO steps (default 20)")
-        k.add_argument("--epochs", type=float, metavar="E", help="SFT, reward and DPO epochs")
-        k.add_argument("--batch-size", type=int, metavar="N", help="PPO rollouts per step")
-        k.add_argument(
-            "--max-fpr", type=float, default=0.10, help="safety gate FPR limit (default 0.10)"
-        )
-        k.add_argument("--seed", type=int, default=0)
-        k.set_defaults(func=run)
+        k.set_defaults(func=run, stages_of_kind=stages)
+
+
+def add_training_options(k: argparse.ArgumentParser, stages: tuple[str, ...]) -> None:
+    """The options of a ``train`` sub-command (once): the common ones, what to learn from, the
+    shortcuts, and one per field of ``RetrainConfig`` and its sections, with ``--config``."""
+    from app.cli.config_args import add_options
+    from core.training.retrain_config import RetrainConfig
+
+    if k.get_default("options_added"):
+        return
+    k.set_defaults(options_added=True)
+    add_common(k, progress=True)
+    k.add_argument(
+        "--parent", metavar="VERSION", help="version to start from (default: the active one)"
+    )
+    k.add_argument(
+        "--feedback",
+        metavar="FILE",
+        help="train on this expert_feedback.jsonl instead of exporting",
+    )
+    k.add_argument(
+        "--ratings",
+        metavar="FILE",
+        help="with --feedback: the KTO file of the same ratings (ties included)",
+    )
+    k.add_argument("--reviewer", metavar="NAME", help="only this reviewer's ratings")
+    shortcuts = k.add_argument_group("shortcuts (an option of the field itself wins)")
+    for sc in SHORTCUTS:
+        shortcuts.add_argument(
+            sc.flag, type=sc.type, metavar=sc.metavar, help=sc.help, default=argparse.SUPPRESS,
+            dest="shortcut." + sc.flag.removeprefix("--"),
+        )  # fmt: skip
+    add_options(
+        k, RetrainConfig, rename=RENAME, aliases=ALIASES, shown_defaults=kind_defaults(stages)
+    )
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values the command line asks for, by dotted key, lowest first: the sub-command's
+    stages (SFT alone trains whatever the number of gold answers), the ``--config`` file, the
+    shortcuts, the options of the fields themselves.
+
+    Raises:
+        CommandError: the config file cannot be read or names a key the config does not have.
+    """
+    from app.cli.config_args import ConfigFileError, read_config_file, typed_values
+    from core.training.retrain_config import RetrainConfig
+
+    stages = tuple(getattr(args, "stages_of_kind", None) or subcommands()[args.kind][0])
+    values = kind_defaults(stages)
+    if getattr(args, "config", None):
+        try:
+            values.update(read_config_file(args.config, RetrainConfig))
+        except ConfigFileError as exc:
+            raise CommandError(str(exc)) from exc
+    caps: dict[str, int] = {}
+    for sc in SHORTCUTS:
+        given = getattr(args, "shortcut." + sc.flag.removeprefix("--"), None)
+        if given is None:
+            continue
+        for key, value in sc.sets(given).items():
+            if isinstance(value, tuple) and value[0] == "cap":
+                caps[key] = value[1]
+            else:
+                values[key] = value
+    typed = typed_values(args)
+    values.update(typed)
+    for key, cap in caps.items():
+        if key not in typed:
+            from core.training.ppo_config import PPOConfig
+
+            values[key] = min(cap, values.get(key, PPOConfig.mini_batch_size))
+    return values
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """The ``RetrainConfig`` the options ask for."""
+    """The ``RetrainConfig`` the options ask for (see ``config_values`` for the order).
+
+    Raises:
+        CommandError: a bad config file; ValueError: a value the config refuses (in words).
+    """
+    from app.cli.config_args import build
     from core.training.retrain_config import RetrainConfig
 
-    cfg = RetrainConfig(
-        name=args.name,
-        device=args.device,
-        stages=STAGES[args.kind],
-        run_sft="yes" if args.kind == "sft" else "auto",
-        max_fpr=args.max_fpr,
-        **({"min_judged_cases": args.min_judged} if getattr(args, "min_judged", None) else {}),
-    )
-    cfg.ppo = replace(
-        cfg.ppo,
-        seed=args.seed,
-        **({"steps": args.steps} if args.steps else {}),
-        **({"batch_size": args.batch_size, "mini_batch_size": min(args.batch_size, cfg.ppo.mini_batch_size)}
-           if args.batch_size else {}),
-    )  # fmt: skip
-    if args.epochs:
-        cfg.sft = replace(cfg.sft, epochs=args.epochs)
-        cfg.reward = replace(cfg.reward, epochs=args.epochs)
-    cfg.sft = replace(cfg.sft, seed=args.seed)
-    cfg.reward = replace(cfg.reward, seed=args.seed)
-    return cfg
+    return build(RetrainConfig, config_values(args))
 
 
 def _final(mode: str, out: Any, stage: str, message: str) -> None:
@@ -159,16 +230,16 @@ def _progress(mode: str, out: Any) -> Progress:
 
 def run(args: argparse.Namespace) -> int:
     quiet_ml_libraries()
+    try:
+        cfg = build_config(args)  # a bad option or config file: said before anything is touched
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     ws = workspace(args)
     if not ws.exists():
         raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
     mode = getattr(args, "progress", "none")
     real_stdout = sys.stdout
     progress = _progress(mode, real_stdout)
-    try:
-        cfg = build_config(args)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
     from app.runs import reconcile
 
     try:
@@ -285,7 +356,9 @@ def _train(
     from core.training.data import FeedbackFileError
     from core.training.retrain import RetrainError, default_name, is_main_process, retrain
 
-    registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
+    registry = Registry(
+        ws.models_dir, card_hashes=recorded_card_hashes(ws)
+    )  # a changed card is refused
     parent, _ = resolve_versions(args, ws, registry)  # an unknown version fails before the run
     args = argparse.Namespace(**{**vars(args), "parent": parent})
     cfg.name = cfg.name or default_name(parent)
@@ -355,21 +428,34 @@ def _record(ws: Workspace, registry: Any, lease: Any, res: Any, progress: Progre
             review = [c for c in _cases(store, "review", ws.root) if c.case_id not in held]
         if review:
             backend = registry.load_backend(name, image_root=str(ws.root))
-            progress.update("predict-review", 0, len(review), message=f"{name} on {len(review)} review cases")
+            progress.update(
+                "predict-review", 0, len(review), message=f"{name} on {len(review)} review cases"
+            )
             review_verdicts = backend.predict(review, progress=progress, stage="predict-review")
         else:
             review_verdicts = []
         cases = [*res.heldout, *review]
         verdicts = [*res.verdicts, *review_verdicts]
-        predictions = [prediction_in_from_verdict(c.case_id, v) for c, v in zip(cases, verdicts, strict=True)]
+        predictions = [
+            prediction_in_from_verdict(c.case_id, v) for c, v in zip(cases, verdicts, strict=True)
+        ]
         card = res.card
         with open_store(ws.db_url) as store:
             store.record_trained_version(
                 lease.run_id,
-                {"name": name, "backend": card.backend, "base_model": base_model_text(card.base_models),
-                 "parent": card.parent, "path": f"models/{name}", "note": card.description or None,
-                 "card_sha256": card_sha256(card)},
-                predictions, res.metrics, promoted=res.gate.promote, reason=res.gate.reason,
+                {
+                    "name": name,
+                    "backend": card.backend,
+                    "base_model": base_model_text(card.base_models),
+                    "parent": card.parent,
+                    "path": f"models/{name}",
+                    "note": card.description or None,
+                    "card_sha256": card_sha256(card),
+                },
+                predictions,
+                res.metrics,
+                promoted=res.gate.promote,
+                reason=res.gate.reason,
             )
         lease.finished = True
     except Exception as exc:

@@ -35,6 +35,14 @@ from core.runtime.progress import ProgressEvent
 SHOWN_METRICS = ("accuracy", "tp_rate", "tn_rate", "fpr", "critical_misses", "unparseable", "mean_reward")
 
 
+def pipeline_words(name: str) -> str:
+    """What pipeline ``name`` trains, in words, from the stage table
+    (``core.training.retrain_config``: ``medreview train`` runs the same table)."""
+    from core.training.retrain_config import PIPELINES, STAGES
+
+    return ", then ".join(STAGES[s].summary for s in PIPELINES[name].stages)
+
+
 def describe_version(version: Any) -> str:
     """A version's outcome in words: name, parent, promoted or not and why, key metrics."""
     lines = [f"New version: {version.name} (back end {version.backend}, parent {version.parent or '—'})"]
@@ -74,8 +82,8 @@ class RetrainDialog(QDialog):
         self.device = device
         self._known = {v.name for v in reader.model_versions()}
         intro = QLabel(
-            "Exports your ratings, then trains: supervised fine-tuning on corrected verdicts, the "
-            "reward model, then PPO, and evaluates the result on the held-out cases. A new version "
+            f"Exports your ratings, then trains: {pipeline_words('retrain')}; and evaluates the "
+            "result on the held-out cases. A new version "
             "that misses a critical error its parent caught is kept but not promoted. "
             f"Device: {device}. You can keep reviewing while it runs: closing this window hides it, "
             "and the status bar shows how far it is."

@@ -34,8 +34,11 @@ from app.qt import (
 )
 from app.settings import DEVICES, FONT_SCALES, ROLES, THEMES, Settings, SettingsError
 from app.workspace import Workspace
+from core.models.backends import BACKENDS, backend_names, base_model_slots
 
 THEME_WORDS = {"dark": "Dark (reading room)", "light": "Light"}
+# The setting each base model's field is kept in (keys of core.models.backends.base_model_slots).
+SETTING_FOR_MODEL = {"vlm": "vlm_model", "clip": "clip_model", "lm": "llm_model"}
 
 
 def _theme_combo(current: str) -> QComboBox:
@@ -96,13 +99,17 @@ class SettingsDialog(QDialog):
         ws_row = QHBoxLayout()
         ws_row.addWidget(self.workspace, 1)
         ws_row.addWidget(browse)
-        self.vlm = QLineEdit(settings.vlm_model)
-        self.clip = QLineEdit(settings.clip_model)
-        self.llm = QLineEdit(settings.llm_model)
+        # One field per base model a back end of the table loads; the ones the settings keep
+        # start from them (SETTING_FOR_MODEL), any other starts empty (the back end's default).
+        self.model_edits = {
+            key: QLineEdit(getattr(settings, SETTING_FOR_MODEL[key], "") if key in SETTING_FOR_MODEL else "")
+            for key in base_model_slots()
+        }
+        self.vlm, self.clip, self.llm = (self.model_edits[k] for k in ("vlm", "clip", "lm"))
         self.llm.setPlaceholderText("google/gemma-3-1b-it when empty")
         self.theme = _theme_combo(settings.theme)
         self.font_scale = _scale_combo(settings.font_scale)
-        for edit in (self.workspace, self.vlm, self.clip, self.llm):
+        for edit in (self.workspace, *self.model_edits.values()):
             edit.setCursorPosition(0)
         form = QFormLayout()
         form.addRow("Your name", self.name)
@@ -111,9 +118,8 @@ class SettingsDialog(QDialog):
         form.addRow("Text size", self.font_scale)
         form.addRow("Training device", self.device)
         form.addRow("Workspace folder", ws_row)
-        form.addRow("Vision-language model", self.vlm)
-        form.addRow("Image encoder (open_clip)", self.clip)
-        form.addRow("Language model", self.llm)
+        for key, slot in base_model_slots().items():
+            form.addRow(slot.label[:1].upper() + slot.label[1:], self.model_edits[key])
         note = QLabel("Model ids are Hugging Face ids found in the local cache, or folders. "
                       "A new workspace or reviewer takes effect the next time the app opens.")
         note.setWordWrap(True)
@@ -122,20 +128,23 @@ class SettingsDialog(QDialog):
         # Register the models named above as a version of the workspace (no download: a model
         # that is not on this machine is refused at once, with the command that fetches it).
         self.version_name = QLineEdit("medgemma")
-        self.add_vlm = QPushButton("Add vision-language model")
-        self.add_clip = QPushButton("Add image encoder + language model")
-        self.add_vlm.clicked.connect(lambda: self.add_version("vlm"))
-        self.add_clip.clicked.connect(lambda: self.add_version("clip-llm"))
         add_row = QHBoxLayout()
         add_row.addWidget(QLabel("Register as model version"))
         add_row.addWidget(self.version_name, 1)
-        add_row.addWidget(self.add_vlm)
-        add_row.addWidget(self.add_clip)
+        # One button per back end of the table that loads weights (core.models.backends).
+        self.add_buttons: dict[str, QPushButton] = {}
+        for name in backend_names(needs_weights=True):
+            spec = BACKENDS[name]
+            button = QPushButton(f"Add {spec.title}")
+            button.setToolTip(f"{name}: {spec.summary}")
+            button.clicked.connect(lambda _checked=False, n=name: self.add_version(n))
+            self.add_buttons[name] = button
+            add_row.addWidget(button)
         # A quick check and a card: the child runs unseen, its outcome is said in one line below.
         self.panel = ProcessPanel(self, log_lines=3, show_problems=False)
         self.panel.setVisible(False)
         self.panel.finished.connect(self._version_finished)
-        for w in (self.version_name, self.add_vlm, self.add_clip):
+        for w in (self.version_name, *self.add_buttons.values()):
             w.setEnabled(workspace is not None)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.save)
@@ -156,22 +165,18 @@ class SettingsDialog(QDialog):
             self.error.setText("Name the new model version first.")
             return
         args = ["models", "add", name, "--backend", backend, "--workspace", str(self._workspace.root)]
-        if backend == "vlm":
-            args += ["--vlm", self.vlm.text().strip() or Settings().vlm_model]
-        else:
-            if self.clip.text().strip():
-                args += ["--clip", self.clip.text().strip()]
-            if self.llm.text().strip():
-                args += ["--lm", self.llm.text().strip()]
+        for slot in BACKENDS[backend].base_models:  # an empty field: the back end's default model
+            if self.model_edits[slot.key].text().strip():
+                args += [f"--{slot.key}", self.model_edits[slot.key].text().strip()]
         self.error.setText(f"Checking the models and registering {name!r}…")
         self._adding = name
-        self.add_vlm.setEnabled(False)
-        self.add_clip.setEnabled(False)
+        for button in self.add_buttons.values():
+            button.setEnabled(False)
         self.panel.start(args)
 
     def _version_finished(self, _code: int, state: str) -> None:
-        self.add_vlm.setEnabled(True)
-        self.add_clip.setEnabled(True)
+        for button in self.add_buttons.values():
+            button.setEnabled(True)
         if state == "done":
             self.error.setText(f"Model version {self._adding!r} registered; pick it in Compare, "
                                "or retrain from it.")
@@ -196,8 +201,8 @@ class SettingsDialog(QDialog):
             self.result_settings = self._settings.updated(
                 reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip(),
                 device=self.device.currentText(), workspace=self.workspace.text().strip(),
-                vlm_model=self.vlm.text().strip(), clip_model=self.clip.text().strip(),
-                llm_model=self.llm.text().strip(), theme=self.theme.currentData(),
+                **{setting: self.model_edits[key].text().strip() for key, setting in SETTING_FOR_MODEL.items()},
+                theme=self.theme.currentData(),
                 font_scale=float(self.font_scale.currentData()),
             )
         except SettingsError as exc:

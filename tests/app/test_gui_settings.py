@@ -117,7 +117,7 @@ def test_settings_registers_a_model_version_or_says_why_not(qtbot, window, tmp_p
     dialog.vlm.setText("google/medgemma-4b-it")
     dialog.version_name.setText("medgemma")
     with qtbot.waitSignal(dialog.panel.finished, timeout=60000):
-        dialog.add_vlm.click()
+        dialog.add_buttons["vlm"].click()
     assert "not available on this machine" in dialog.error.text()
     assert "hf download google/medgemma-4b-it" in dialog.error.text()
 
@@ -127,7 +127,7 @@ def test_settings_registers_a_model_version_or_says_why_not(qtbot, window, tmp_p
     dialog.llm.setText(str(lm))
     dialog.version_name.setText("local-pair")
     with qtbot.waitSignal(dialog.versionAdded, timeout=60000) as added:
-        dialog.add_clip.click()
+        dialog.add_buttons["clip-llm"].click()
     assert added.args == ["local-pair"]
     assert "registered" in dialog.error.text()
     assert "local-pair" in [v.name for v in window.ctx.reader.model_versions()]

@@ -30,7 +30,9 @@ class BaseModelSlot:
     ``key``: its key in the card's ``base_models`` (and the ``--<key>`` option of ``models add``);
     ``field``: the config field it fills; ``marker``: the file that marks its folder (the registry
     checks for it in the cache); ``label``: what a user calls it; ``used_if``: a boolean card
-    setting (True when absent) without which the model is not loaded at all.
+    setting (True when absent) without which the model is not loaded at all; ``check``: a
+    ``"module:function"`` that ``models add`` calls on the id or folder to refuse, before
+    registering, a model that needs more than its own folder (open_clip's text tower).
     """
 
     key: str
@@ -38,6 +40,12 @@ class BaseModelSlot:
     marker: str
     label: str
     used_if: str | None = None
+    check: str | None = None
+
+    def run_check(self, source: str) -> None:
+        """Call ``check`` on ``source`` (nothing when there is none); raises what it raises."""
+        if self.check is not None:
+            _load(self.check)(source)
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,14 @@ def _load(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-_CLIP = BaseModelSlot("clip", "clip_model", "open_clip_config.json", "image encoder (open_clip)",
-                      used_if="describe_image")  # fmt: skip
+_CLIP = BaseModelSlot(
+    "clip",
+    "clip_model",
+    "open_clip_config.json",
+    "image encoder (open_clip)",
+    used_if="describe_image",
+    check="core.models.clip_scorer:open_clip_name",
+)
 _LM = BaseModelSlot("lm", "lm_model", "config.json", "language model")
 _VLM = BaseModelSlot("vlm", "model", "config.json", "vision-language model")
 
