@@ -62,7 +62,10 @@ def test_real_machine_here_is_cpu() -> None:
     import torch
 
     choice = select_device("auto")
-    if not torch.cuda.is_available():
-        assert choice.device in ("cpu", "mps")
-    assert choice.torch_dtype in (torch.float32, torch.float16, torch.bfloat16)
+    if torch.cuda.is_available():
+        assert choice.device.startswith("cuda")
+    elif torch.backends.mps.is_available():
+        assert choice.device == "mps"
+    else:  # this machine and CI: CPU in float32 (bf16 matmul is very slow without AVX-512)
+        assert choice.device == "cpu" and choice.torch_dtype == torch.float32
     assert devices.describe("cpu") == "cpu (float32)"

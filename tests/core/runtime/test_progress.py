@@ -26,3 +26,23 @@ def test_cancel_is_seen_by_check() -> None:
     assert p.is_canceled
     with pytest.raises(Canceled):
         p.check()
+
+
+def test_time_left_is_the_stage_rate_times_the_steps_left_and_restarts_with_each_stage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    import core.runtime.progress as progress_module
+
+    clock = iter([0.0, 100.0, 110.0, 130.0, 200.0, 204.0])
+    # The module's own clock only (time.monotonic itself stays real for everything else).
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    events: list[ProgressEvent] = []
+    p = Progress(events.append)
+    p.update("sft", 1, 4)  # t=100: the stage starts here
+    p.update("sft", 2, 4)  # t=110: 10 s for 2 steps, 2 left
+    p.update("sft", 3, 4)  # t=130: 30 s for 3 steps, 1 left
+    p.update("ppo", 1, 10)  # t=200: a new stage starts its own clock
+    p.update("ppo", 2, 10)  # t=204: 4 s for 2 steps, 8 left
+    assert [e.eta_s for e in events] == [0.0, 10.0, 10.0, 0.0, 16.0]
