@@ -6,7 +6,13 @@
 ``retrain`` is the one-click pipeline (SFT where there are gold answers, reward model, PPO,
 evaluation on the val split, the safety gate against the active version, registration); ``rl``
 is reward model + PPO; the other verbs run one stage through the same pipeline, so every verb ends
-in an evaluated, registered version or in nothing at all.
+in an evaluated, registered version or in nothing at all. The verbs are the rows of the tables
+``PIPELINES`` and ``STAGES`` (``core.training.retrain_config``), never listed here.
+
+Every field of ``RetrainConfig`` and of its ``sft``, ``reward`` and ``ppo`` sections is an option
+(``--max-fpr``, ``--ppo-init-kl-coef``...), built from the dataclasses with their types, defaults
+and help (``app.cli.config_args``); ``--config FILE`` (YAML, JSON or TOML) sets any of them, and
+the options typed override the file (docs/training.md, "Command line").
 
 What it learns from: the workspace's standing ratings, exported twice by one rule (TRL pairs and
 the KTO file, which also holds ties), DICOM and TIFF images included (the image converter); each

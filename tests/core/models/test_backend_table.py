@@ -39,6 +39,9 @@ def test_every_row_names_its_class_config_and_base_models(name: str) -> None:
                 f"{name}: base model {slot.key!r} fills no field of {config.__name__}"
             )
             assert slot.used_if is None or slot.used_if in names
+            if slot.check is not None:
+                module, _, attr = slot.check.partition(":")
+                assert callable(getattr(__import__(module, fromlist=[attr]), attr))
     else:
         assert spec.source, "a built-in back end says what its version records as its base model"
 
