@@ -163,4 +163,5 @@ def test_multi_valued_numbers_and_codes_are_kept() -> None:
     src = pydicom.dcmread(path)
     out = pydicom.dcmread(io.BytesIO(deidentified_bytes(path, secret=b"k" * 32)))
     assert [float(v) for v in out.PixelSpacing] == [float(v) for v in src.PixelSpacing]
+    assert list(src.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"] and list(out.ImageType) == list(src.ImageType)
     assert "PatientName" not in out
