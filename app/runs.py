@@ -85,8 +85,14 @@ class RunLease:
         self.ws.ensure()
         self._fh = self.lock_path.open("a+", encoding="utf-8")
         fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._state = {"pid": os.getpid(), "host": socket.gethostname(), "kind": self.kind,
-                       "started": time.time(), "run_id": None, "version": None}
+        self._state = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "kind": self.kind,
+            "started": time.time(),
+            "run_id": None,
+            "version": None,
+        }
         _write_json(self._fh, self._state)
         self.work.mkdir(parents=True, exist_ok=True)
         with open_store(self.ws.db_url) as store:
@@ -189,7 +195,11 @@ def reconcile(ws: Workspace, store: Any | None = None) -> Reconciled:
             for lock, fh, data in dead:
                 run_id, version = data.get("run_id"), data.get("version")
                 try:
-                    if isinstance(version, str) and version and db.get_model_version(version) is None:
+                    if (
+                        isinstance(version, str)
+                        and version
+                        and db.get_model_version(version) is None
+                    ):
                         folder = ws.models_dir / version
                         if folder.is_dir():
                             shutil.rmtree(folder, ignore_errors=True)
@@ -197,8 +207,12 @@ def reconcile(ws: Workspace, store: Any | None = None) -> Reconciled:
                     if isinstance(run_id, int):
                         run = next((r for r in db.training_runs() if r.id == run_id), None)
                         if run is not None and run.status == "running":
-                            db.finish_training_run(run_id, "killed", "the training process ended without "
-                                                   "finishing (killed or crashed); nothing was registered")
+                            db.finish_training_run(
+                                run_id,
+                                "killed",
+                                "the training process ended without "
+                                "finishing (killed or crashed); nothing was registered",
+                            )
                             closed.append(run_id)
                 except StoreError as exc:
                     log.warning("reconciling %s: %s", lock.name, exc)

@@ -41,7 +41,8 @@ class Settings:
     reviewer_name: str = field(default="", metadata={"help": "the clinician's name on ratings"})
     reviewer_role: str = field(default="radiologist", metadata={"help": "the clinician's role"})
     workspace: str = field(
-        default="", metadata={"help": "workspace folder; empty: $MEDREVIEW_WORKSPACE or the default"}
+        default="",
+        metadata={"help": "workspace folder; empty: $MEDREVIEW_WORKSPACE or the default"},
     )
     device: str = field(default="auto", metadata={"help": "training device: auto, cuda, mps, cpu"})
     vlm_model: str = field(
@@ -51,16 +52,20 @@ class Settings:
         default="hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         metadata={"help": "open_clip image encoder id or folder (clip-llm back end)"},
     )
-    llm_model: str = field(default="", metadata={"help": "causal LM id or folder (clip-llm back end)"})
+    llm_model: str = field(
+        default="", metadata={"help": "causal LM id or folder (clip-llm back end)"}
+    )
     queue_order: str = field(default="uncertainty", metadata={"help": "uncertainty or id"})
     theme: str = field(
-        default="dark", metadata={"help": "dark (the reading-room default: dim room, bright image) or light"}
+        default="dark",
+        metadata={"help": "dark (the reading-room default: dim room, bright image) or light"},
     )
     font_scale: float = field(
         default=1.0, metadata={"help": "text size as a multiple of the style sheet's (0.75 to 2)"}
     )
     review_splitter: str = field(
-        default="", metadata={"help": "widths of queue, image and case panes (Qt splitter state, base64)"}
+        default="",
+        metadata={"help": "widths of queue, image and case panes (Qt splitter state, base64)"},
     )
     window_geometry: str = field(
         default="", metadata={"help": "the main window's size and place (Qt geometry, base64)"}
@@ -78,7 +83,9 @@ class Settings:
                 raise SettingsError(f"{f.name} must be text; got {value!r}")
         lo, hi = FONT_SCALE_RANGE
         if not lo <= float(self.font_scale) <= hi:
-            raise SettingsError(f"font_scale must be between {lo} and {hi}; got {self.font_scale!r}")
+            raise SettingsError(
+                f"font_scale must be between {lo} and {hi}; got {self.font_scale!r}"
+            )
         if self.theme not in THEMES:
             raise SettingsError(f"theme must be one of {', '.join(THEMES)}; got {self.theme!r}")
         if len(self.reviewer_name) > 200:

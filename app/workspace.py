@@ -86,7 +86,9 @@ class Workspace:
         # Built, not formatted: a folder name with "#" or "?" must not read as URL syntax.
         from sqlalchemy.engine import URL
 
-        return URL.create("sqlite", database=str(self.db_path)).render_as_string(hide_password=False)
+        return URL.create("sqlite", database=str(self.db_path)).render_as_string(
+            hide_password=False
+        )
 
     def settings(self) -> dict[str, Any]:
         """workspace.json as a dict ({} when there is none).
@@ -112,7 +114,12 @@ class Workspace:
             pair = self.settings().get("review_pair")
         except ValueError:
             return None
-        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) and v for v in pair) and pair[0] != pair[1]:
+        if (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(v, str) and v for v in pair)
+            and pair[0] != pair[1]
+        ):
             return pair[0], pair[1]
         return None
 

@@ -51,10 +51,14 @@ def first_run(root: Path, settings_path: Path, keep_open: bool):
     dialog.accepted.connect(lambda: accepted.append(True))
     t0 = time.perf_counter()
     dialog.ok.click()
-    if not wait(app, lambda: bool(accepted) or (dialog.panel.state or "").startswith("failed"), 600):
+    if not wait(
+        app, lambda: bool(accepted) or (dialog.panel.state or "").startswith("failed"), 600
+    ):
         raise SystemExit("the demo was not created within 10 minutes")
     if not accepted:
-        raise SystemExit(f"demo creation failed: {dialog.panel.state}\n{dialog.panel.log.toPlainText()}")
+        raise SystemExit(
+            f"demo creation failed: {dialog.panel.state}\n{dialog.panel.log.toPlainText()}"
+        )
     created = time.perf_counter() - t0
     settings = dialog.result_settings
     save_settings(settings, settings_path)
@@ -62,7 +66,11 @@ def first_run(root: Path, settings_path: Path, keep_open: bool):
     win = MainWindow(open_context(ws, settings, settings_path, Preload(ws, settings)))
     win.confirm = lambda *_a: True
     win.show()
-    if not wait(app, lambda: win.first_case_shown and win.review.shown is not None and win.review.shown.can_rate, 60):
+    if not wait(
+        app,
+        lambda: win.first_case_shown and win.review.shown is not None and win.review.shown.can_rate,
+        60,
+    ):
         raise SystemExit("no reviewable case after the demo was created")
     reviewable = time.perf_counter() - t0
     if not keep_open:
@@ -74,7 +82,9 @@ def first_run(root: Path, settings_path: Path, keep_open: bool):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--skip-full", action="store_true", help="do not wait for the full demo models")
+    parser.add_argument(
+        "--skip-full", action="store_true", help="do not wait for the full demo models"
+    )
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -85,13 +95,19 @@ def main() -> int:
     win = None
     for i in range(args.runs):
         last = i == args.runs - 1 and not args.skip_full
-        created, reviewable, win = first_run(base / f"ws{i}", base / "settings.json", keep_open=last)
+        created, reviewable, win = first_run(
+            base / f"ws{i}", base / "settings.json", keep_open=last
+        )
         results.append(reviewable)
-        print(f"run {i + 1}: demo created {created:.1f} s, first reviewable case {reviewable:.1f} s after the click",
-              flush=True)
+        print(
+            f"run {i + 1}: demo created {created:.1f} s, first reviewable case {reviewable:.1f} s after the click",
+            flush=True,
+        )
     med = statistics.median(results)
-    print(f"first run, click to first reviewable case: median {med:.1f} s over {len(results)} runs "
-          f"(min {min(results):.1f}, max {max(results):.1f}); budget 60 s: {'OK' if med < 60 else 'OVER'}")
+    print(
+        f"first run, click to first reviewable case: median {med:.1f} s over {len(results)} runs "
+        f"(min {min(results):.1f}, max {max(results):.1f}); budget 60 s: {'OK' if med < 60 else 'OVER'}"
+    )
     if win is not None:
         from app.qt import QApplication
 
@@ -113,12 +129,16 @@ def main() -> int:
             time.sleep(0.01)
         trained = time.perf_counter() - t0
         if states != ["done"]:
-            raise SystemExit(f"the demo models did not finish: {states or 'timeout'}\n{job.panel.log.toPlainText()}")
+            raise SystemExit(
+                f"the demo models did not finish: {states or 'timeout'}\n{job.panel.log.toPlainText()}"
+            )
         win.review.next()  # the new versions apply from the next case
         wait(app, lambda: False, 0.2)
         pair = win.review.versions
-        print(f"full demo models ready in the background: {trained:.0f} s after the first case "
-              f"({(trained + results[-1]) / 60:.1f} min after the click); review pair now {pair}")
+        print(
+            f"full demo models ready in the background: {trained:.0f} s after the first case "
+            f"({(trained + results[-1]) / 60:.1f} min after the click); review pair now {pair}"
+        )
         win.close()
     tmp.cleanup()
     return 0

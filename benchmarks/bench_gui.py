@@ -45,10 +45,16 @@ def build(root: Path, n: int) -> None:
             arr = (arr + rng.normal(0, 10, arr.shape)).clip(0, 255).astype(np.uint8)
             Image.fromarray(arr, "L").save(ws.images_dir / f"img-{k}.png")
     cases = [
-        CaseIn(case_id=f"case-{i:06d}", modality=MODALITIES[i % 4], image=f"images/img-{(i // 4 * 4 + i % 4) % 64}.png",
-               finding=f"Finding {i % 37}", treatment=f"Treatment {i % 23}",
-               error_type="none" if i % 3 else "treatment_mismatch", severity=None if i % 3 else "high",
-               split=("train", "val", "test")[i % 3])
+        CaseIn(
+            case_id=f"case-{i:06d}",
+            modality=MODALITIES[i % 4],
+            image=f"images/img-{(i // 4 * 4 + i % 4) % 64}.png",
+            finding=f"Finding {i % 37}",
+            treatment=f"Treatment {i % 23}",
+            error_type="none" if i % 3 else "treatment_mismatch",
+            severity=None if i % 3 else "high",
+            split=("train", "val", "test")[i % 3],
+        )
         for i in range(n)
     ]
     store = open_store(ws.db_url)
@@ -60,8 +66,15 @@ def build(root: Path, n: int) -> None:
             preds = []
             for i, c in enumerate(cases):
                 label = "ERROR" if (i + shift) % 3 == 0 else "CORRECT"
-                preds.append(PredictionIn(c.case_id, label, f"reason {i}", f"{label} - reason {i}",
-                                          confidence=float(rng.uniform(0.5, 1.0))))
+                preds.append(
+                    PredictionIn(
+                        c.case_id,
+                        label,
+                        f"reason {i}",
+                        f"{label} - reason {i}",
+                        confidence=float(rng.uniform(0.5, 1.0)),
+                    )
+                )
             store.add_predictions(name, preds)
     finally:
         store.close()
@@ -81,8 +94,14 @@ def startup(root: Path, settings: Path, runs: int) -> tuple[list[float], float]:
     times = []
     for _ in range(runs + 1):
         t0 = time.time()
-        out = subprocess.run([sys.executable, "-m", "app.gui.startup_probe", str(root)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "app.gui.startup_probe", str(root)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
         if result.get("heavy"):
             raise SystemExit(f"start-up imported {result['heavy']}")
@@ -166,22 +185,30 @@ def main() -> int:
     if not (root / "medreview.db").exists():
         t = time.perf_counter()
         build(root, args.cases)
-        print(f"built {args.cases} cases with 2 versions' verdicts in {time.perf_counter() - t:.1f} s")
+        print(
+            f"built {args.cases} cases with 2 versions' verdicts in {time.perf_counter() - t:.1f} s"
+        )
     starts, first_start = startup(root, settings, args.runs)
     nexts, filter_s = next_case(root, args.steps)
     med_start = statistics.median(starts)
     ms = sorted(x * 1000 for x in nexts)
     med_next, p95 = statistics.median(ms), ms[int(0.95 * (len(ms) - 1))]
-    print(f"start to first case shown: median {med_start:.2f} s over {len(starts)} runs "
-          f"(min {min(starts):.2f}, max {max(starts):.2f}); budget 1.5 s: {'OK' if med_start < 1.5 else 'OVER'}; "
-          f"the start before them (the first after an install if Python had not cached the modules yet): "
-          f"{first_start:.2f} s")
-    print(f"next case with image and verdicts: median {med_next:.1f} ms, p95 {p95:.1f} ms over {len(ms)} "
-          f"steps; budget 30 ms: {'OK' if med_next < 30 else 'OVER'}")
+    print(
+        f"start to first case shown: median {med_start:.2f} s over {len(starts)} runs "
+        f"(min {min(starts):.2f}, max {max(starts):.2f}); budget 1.5 s: {'OK' if med_start < 1.5 else 'OVER'}; "
+        f"the start before them (the first after an install if Python had not cached the modules yet): "
+        f"{first_start:.2f} s"
+    )
+    print(
+        f"next case with image and verdicts: median {med_next:.1f} ms, p95 {p95:.1f} ms over {len(ms)} "
+        f"steps; budget 30 ms: {'OK' if med_next < 30 else 'OVER'}"
+    )
     print(f"filter change (re-query {args.cases} cases): {filter_s * 1000:.0f} ms")
     drag_ms, full_ms = window_level()
-    print(f"window/level on a 4096x4096 greyscale image: {drag_ms:.1f} ms per drag step (preview), "
-          f"{full_ms:.0f} ms full-resolution re-map on release")
+    print(
+        f"window/level on a 4096x4096 greyscale image: {drag_ms:.1f} ms per drag step (preview), "
+        f"{full_ms:.0f} ms full-resolution re-map on release"
+    )
     tmp.cleanup()
     return 0
 

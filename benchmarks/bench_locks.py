@@ -49,21 +49,47 @@ def _seed(root: Path, n_cases: int) -> dict[str, Any]:
     store = open_store(f"sqlite:///{root / 'medreview.db'}")
     now = utcnow()
     with store.sessions.scope("seeding", write=True) as s:
-        s.add_all([ModelVersionRow(name="v1", backend="heuristic", base_model="t", active=True),
-                   ModelVersionRow(name="v2", backend="heuristic", base_model="t")])
+        s.add_all(
+            [
+                ModelVersionRow(name="v1", backend="heuristic", base_model="t", active=True),
+                ModelVersionRow(name="v2", backend="heuristic", base_model="t"),
+            ]
+        )
         s.flush()
-        s.execute(insert(CaseRow), [
-            {"case_id": f"c{i:06d}", "modality": MODALITIES[i % 4], "image": "images/one.png",
-             "finding": f"finding {i}", "treatment": f"treatment {i}", "split": "review", "meta": {},
-             "created_at": now, "burned_in": False}
-            for i in range(n_cases)
-        ])
-        s.execute(insert(PredictionRow), [
-            {"version_id": v, "case_id": f"c{i:06d}", "label": "ERROR" if v == 2 else "CORRECT",
-             "reason": "r", "text": ("ERROR - r" if v == 2 else "CORRECT - r"), "confidence": 0.7,
-             "latency_ms": 1.0, "created_at": now}
-            for i in range(n_cases) for v in (1, 2)
-        ])
+        s.execute(
+            insert(CaseRow),
+            [
+                {
+                    "case_id": f"c{i:06d}",
+                    "modality": MODALITIES[i % 4],
+                    "image": "images/one.png",
+                    "finding": f"finding {i}",
+                    "treatment": f"treatment {i}",
+                    "split": "review",
+                    "meta": {},
+                    "created_at": now,
+                    "burned_in": False,
+                }
+                for i in range(n_cases)
+            ],
+        )
+        s.execute(
+            insert(PredictionRow),
+            [
+                {
+                    "version_id": v,
+                    "case_id": f"c{i:06d}",
+                    "label": "ERROR" if v == 2 else "CORRECT",
+                    "reason": "r",
+                    "text": ("ERROR - r" if v == 2 else "CORRECT - r"),
+                    "confidence": 0.7,
+                    "latency_ms": 1.0,
+                    "created_at": now,
+                }
+                for i in range(n_cases)
+                for v in (1, 2)
+            ],
+        )
     store.ensure_reviewer("dr-clinician", "radiologist")  # before any lock is taken
     preds = {}
     for i in range(200):  # the cases the clinician rates
@@ -88,9 +114,15 @@ def _ratings_file(folder: Path, n: int, n_cases: int) -> Path:
             reviewer = f"dr-import-{k // (n_cases - 200)}"
             line = {
                 "prompt": f"Modality: x\nClinical Finding: finding {i}\nTreatment: treatment {i}",
-                "chosen": "ERROR - r", "rejected": "CORRECT - r", "images": ["images/one.png"],
-                "case_id": f"c{i:06d}", "modality": MODALITIES[i % 4], "true_label": "ERROR",
-                "severity": "high", "reviewer": reviewer, "rated_at": f"2026-01-01T00:00:{k % 60:02d}.{k:06d}Z",
+                "chosen": "ERROR - r",
+                "rejected": "CORRECT - r",
+                "images": ["images/one.png"],
+                "case_id": f"c{i:06d}",
+                "modality": MODALITIES[i % 4],
+                "true_label": "ERROR",
+                "severity": "high",
+                "reviewer": reviewer,
+                "rated_at": f"2026-01-01T00:00:{k % 60:02d}.{k:06d}Z",
             }
             fh.write(json.dumps(line) + "\n")
     return path
@@ -113,12 +145,19 @@ def _import(db_url: str, path: str, ready: Any, out: Any) -> None:
     ready.set()
     t0 = time.perf_counter()
     res = import_feedback(store, Path(path), create_reviewers=True)
-    out.put({"imported": res.ratings, "errors": len(res.errors), "seconds": time.perf_counter() - t0})
+    out.put(
+        {"imported": res.ratings, "errors": len(res.errors), "seconds": time.perf_counter() - t0}
+    )
     store.close()
 
 
-def _rate_through_the_lane(db_url: str, preds: dict[str, tuple[int, int]], interval: float,
-                           duration: float, background: mp.Process) -> dict[str, Any]:
+def _rate_through_the_lane(
+    db_url: str,
+    preds: dict[str, tuple[int, int]],
+    interval: float,
+    duration: float,
+    background: mp.Process,
+) -> dict[str, Any]:
     """Save a rating every ``interval`` s for ``duration`` s through the GUI's db lane."""
     from app.gui.operations import Operations
     from app.qt import QCoreApplication
@@ -128,7 +167,9 @@ def _rate_through_the_lane(db_url: str, preds: dict[str, tuple[int, int]], inter
     ops = Operations(open_writer=lambda: open_store(db_url, upgrade=False))
     # The window's lane has its Store open long before the first rating (start-up registers the
     # reviewer through it), so it is opened here before the clock starts.
-    rid = ops.db.submit(lambda s, _p: next(r.id for r in s.reviewers() if r.name == "dr-clinician")).future.result(60)
+    rid = ops.db.submit(
+        lambda s, _p: next(r.id for r in s.reviewers() if r.name == "dr-clinician")
+    ).future.result(60)
     waits: list[float] = []
     failures: list[str] = []
     submitted = 0
@@ -142,9 +183,11 @@ def _rate_through_the_lane(db_url: str, preds: dict[str, tuple[int, int]], inter
             a, b = preds[cid]
             rating = RatingIn(cid, rid, a, b, "b", "ERROR", "high")
             t0 = time.monotonic()
-            ops.db.submit(lambda s, _p, r=rating: s.add_rating(r),
-                          on_success=lambda _r, t0=t0: waits.append(time.monotonic() - t0),
-                          on_failure=lambda e: failures.append(str(e)))
+            ops.db.submit(
+                lambda s, _p, r=rating: s.add_rating(r),
+                on_success=lambda _r, t0=t0: waits.append(time.monotonic() - t0),
+                on_failure=lambda e: failures.append(str(e)),
+            )
             submitted += 1
             next_at += interval
         app.processEvents()
@@ -152,7 +195,9 @@ def _rate_through_the_lane(db_url: str, preds: dict[str, tuple[int, int]], inter
     background.join(timeout=600)
     ops.shutdown()
     return {
-        "submitted": submitted, "confirmed": len(waits), "lost": len(failures),
+        "submitted": submitted,
+        "confirmed": len(waits),
+        "lost": len(failures),
         "longest_wait_s": round(max(waits), 3) if waits else None,
         "median_wait_s": round(statistics.median(waits), 4) if waits else None,
         "p95_wait_s": round(sorted(waits)[int(0.95 * (len(waits) - 1))], 4) if waits else None,
@@ -162,8 +207,12 @@ def _rate_through_the_lane(db_url: str, preds: dict[str, tuple[int, int]], inter
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--lock-s", type=float, default=30.0, help="how long the other process holds the lock")
-    p.add_argument("--import-ratings", type=int, default=30_000, help="ratings the other process imports")
+    p.add_argument(
+        "--lock-s", type=float, default=30.0, help="how long the other process holds the lock"
+    )
+    p.add_argument(
+        "--import-ratings", type=int, default=30_000, help="ratings the other process imports"
+    )
     p.add_argument("--json", metavar="OUT", help="write the figures as JSON")
     args = p.parse_args(argv)
     ctx = mp.get_context("spawn")
@@ -179,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         holder = ctx.Process(target=_hold_lock, args=(db, args.lock_s, ready))
         holder.start()
         ready.wait(30)
-        results["lock"] = {"lock_s": args.lock_s, **_rate_through_the_lane(url, preds, 0.5, args.lock_s + 3, holder)}
+        results["lock"] = {
+            "lock_s": args.lock_s,
+            **_rate_through_the_lane(url, preds, 0.5, args.lock_s + 3, holder),
+        }
 
         path = _ratings_file(root / "share", args.import_ratings, n_cases)
         ready = ctx.Event()
@@ -190,9 +242,15 @@ def main(argv: list[str] | None = None) -> int:
         rated = _rate_through_the_lane(url, preds, 0.2, 20.0, importer)
         results["import"] = {"import_ratings": args.import_ratings, **out.get(timeout=600), **rated}
     for name, r in results.items():
-        print(f"{name:>7}: {r['confirmed']}/{r['submitted']} ratings confirmed, {r['lost']} lost, "
-              f"longest wait {r['longest_wait_s']} s, p95 {r['p95_wait_s']} s, median {r['median_wait_s']} s"
-              + (f" (import: {r['imported']} ratings in {r['seconds']:.1f} s)" if name == "import" else ""))
+        print(
+            f"{name:>7}: {r['confirmed']}/{r['submitted']} ratings confirmed, {r['lost']} lost, "
+            f"longest wait {r['longest_wait_s']} s, p95 {r['p95_wait_s']} s, median {r['median_wait_s']} s"
+            + (
+                f" (import: {r['imported']} ratings in {r['seconds']:.1f} s)"
+                if name == "import"
+                else ""
+            )
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0 if all(r["lost"] == 0 for r in results.values()) else 1

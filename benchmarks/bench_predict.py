@@ -117,7 +117,11 @@ def main() -> None:
                                   kv_heads=2, intermediate_size=4 * args.lm_width)  # fmt: skip
         build_demo_causal_lm(root / "lm", lm_cfg)
         build_demo_gemma3(root / "vlm", lm_cfg)
-        clip_llm = ClipLLMBackend(ClipLLMConfig(clip_model=str(root / "clip"), lm_model=str(root / "lm"), device=args.device))
+        clip_llm = ClipLLMBackend(
+            ClipLLMConfig(
+                clip_model=str(root / "clip"), lm_model=str(root / "lm"), device=args.device
+            )
+        )
         vlm = VLMBackend(VLMConfig(model=str(root / "vlm"), device=args.device))
         rows = [
             ("clip-llm", clip_llm, _bare_clip_llm, clip_llm._descriptions.clear),
@@ -131,7 +135,9 @@ def main() -> None:
         for name, b, bare_for, clear in rows:
             mo, mb, ratio = overhead(b, cases, bare_for, clear, args.repeats)
             t1, t8, t16 = (throughput(b, cases, clear, k) for k in (1, 8, 16))
-            print(f"{name:10s} {mo:11.2f} {mb:9.2f} {ratio:7.3f} | {t1:8.1f} {t8:8.1f} {t16:9.1f} {t16 / t1:7.2f}")
+            print(
+                f"{name:10s} {mo:11.2f} {mb:9.2f} {ratio:7.3f} | {t1:8.1f} {t8:8.1f} {t16:9.1f} {t16 / t1:7.2f}"
+            )
 
 
 if __name__ == "__main__":

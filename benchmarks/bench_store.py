@@ -39,13 +39,21 @@ def bench_rating(root: Path, n: int, synchronous: str = "NORMAL") -> None:
     """Median time of ``Store.add_rating`` with SQLite's ``synchronous`` NORMAL (default) or FULL."""
     store = open_store(f"sqlite:///{root / f'rating-{synchronous}.db'}", synchronous=synchronous)
     (root / "images").mkdir(exist_ok=True)
-    store.add_cases(CaseIn(f"c{i:06d}", MODALITIES[i % 4], "images/x.png", "Finding", "Treatment") for i in range(n))
+    store.add_cases(
+        CaseIn(f"c{i:06d}", MODALITIES[i % 4], "images/x.png", "Finding", "Treatment")
+        for i in range(n)
+    )
     store.add_model_version("a", "heuristic", "t")
     store.add_model_version("b", "heuristic", "t")
     for v in ("a", "b"):
-        store.add_predictions(v, [PredictionIn(f"c{i:06d}", "ERROR", "r", f"ERROR - {v} r", 0.7) for i in range(n)])
+        store.add_predictions(
+            v, [PredictionIn(f"c{i:06d}", "ERROR", "r", f"ERROR - {v} r", 0.7) for i in range(n)]
+        )
     rev = store.ensure_reviewer("dr-bench", "radiologist")
-    pairs = {cid: [p.id for p in store.predictions_for_case(cid)] for cid in (f"c{i:06d}" for i in range(n))}
+    pairs = {
+        cid: [p.id for p in store.predictions_for_case(cid)]
+        for cid in (f"c{i:06d}" for i in range(n))
+    }
     first: list[float] = []
     again: list[float] = []
     for times, pref in ((first, "a"), (again, "both_wrong")):
@@ -55,9 +63,15 @@ def bench_rating(root: Path, n: int, synchronous: str = "NORMAL") -> None:
             store.add_rating(r)
             times.append((time.perf_counter() - t0) * 1000)
     store.close()
-    label = "synchronous=NORMAL, the default" if synchronous == "NORMAL" else f"synchronous={synchronous}, optional"
-    print(f"save a rating ({label}), {n} new: median {statistics.median(first):.2f} ms, p95 {_pct(first, .95):.2f} ms; "
-          f"{n} superseding: median {statistics.median(again):.2f} ms  (budget 5 ms)")
+    label = (
+        "synchronous=NORMAL, the default"
+        if synchronous == "NORMAL"
+        else f"synchronous={synchronous}, optional"
+    )
+    print(
+        f"save a rating ({label}), {n} new: median {statistics.median(first):.2f} ms, p95 {_pct(first, 0.95):.2f} ms; "
+        f"{n} superseding: median {statistics.median(again):.2f} ms  (budget 5 ms)"
+    )
 
 
 def build_pairs(root: Path, n_pairs: int, n_images: int) -> tuple[object, float]:
@@ -68,30 +82,80 @@ def build_pairs(root: Path, n_pairs: int, n_images: int) -> tuple[object, float]
     n_cases = n_pairs // 2
     store.add_model_version("base", "heuristic", "t")
     store.add_model_version("v2", "clip-llm", "t")
-    r1, r2 = store.ensure_reviewer("dr-a", "radiologist"), store.ensure_reviewer("dr-b", "pathologist")
+    r1, r2 = (
+        store.ensure_reviewer("dr-a", "radiologist"),
+        store.ensure_reviewer("dr-b", "pathologist"),
+    )
     t0 = time.perf_counter()
     now = utcnow()
     with store.sessions.scope("bulk build", write=True) as s:
-        s.execute(insert(CaseRow), [
-            {"case_id": f"c{i:06d}", "modality": MODALITIES[i % 4], "image": f"images/img{i % n_images}.png",
-             "finding": f"Finding {i % 97}", "treatment": f"Treatment {i % 89}", "error_type": "none",
-             "severity": None, "cost_impact": None, "split": "train", "meta": {}, "created_at": now}
-            for i in range(n_cases)])
-        s.execute(insert(PredictionRow), [
-            {"id": 2 * i + v + 1, "version_id": v + 1, "case_id": f"c{i:06d}", "label": "ERROR" if v else "CORRECT",
-             "reason": "r", "text": ("ERROR" if v else "CORRECT") + f" - reason {i % 13}", "confidence": 0.5 + (i % 50) / 100,
-             "latency_ms": 5.0, "created_at": now}
-            for i in range(n_cases) for v in (0, 1)])
+        s.execute(
+            insert(CaseRow),
+            [
+                {
+                    "case_id": f"c{i:06d}",
+                    "modality": MODALITIES[i % 4],
+                    "image": f"images/img{i % n_images}.png",
+                    "finding": f"Finding {i % 97}",
+                    "treatment": f"Treatment {i % 89}",
+                    "error_type": "none",
+                    "severity": None,
+                    "cost_impact": None,
+                    "split": "train",
+                    "meta": {},
+                    "created_at": now,
+                }
+                for i in range(n_cases)
+            ],
+        )
+        s.execute(
+            insert(PredictionRow),
+            [
+                {
+                    "id": 2 * i + v + 1,
+                    "version_id": v + 1,
+                    "case_id": f"c{i:06d}",
+                    "label": "ERROR" if v else "CORRECT",
+                    "reason": "r",
+                    "text": ("ERROR" if v else "CORRECT") + f" - reason {i % 13}",
+                    "confidence": 0.5 + (i % 50) / 100,
+                    "latency_ms": 5.0,
+                    "created_at": now,
+                }
+                for i in range(n_cases)
+                for v in (0, 1)
+            ],
+        )
         ratings, pairs = [], []
         for i in range(n_cases):
             for j, rev in enumerate((r1, r2)):
                 rid = 2 * i + j + 1
-                ratings.append({"id": rid, "case_id": f"c{i:06d}", "reviewer_id": rev.id, "prediction_a_id": 2 * i + 1,
-                                "prediction_b_id": 2 * i + 2, "preference": "b", "true_label": "ERROR",
-                                "severity": "high", "rationale": None, "margin": None, "supersedes_id": None,
-                                "retracted": False, "created_at": now})
-                pairs.append({"id": rid, "rating_id": rid, "case_id": f"c{i:06d}",
-                              "chosen": f"ERROR - reason {i % 13}", "rejected": f"CORRECT - reason {i % 13}"})
+                ratings.append(
+                    {
+                        "id": rid,
+                        "case_id": f"c{i:06d}",
+                        "reviewer_id": rev.id,
+                        "prediction_a_id": 2 * i + 1,
+                        "prediction_b_id": 2 * i + 2,
+                        "preference": "b",
+                        "true_label": "ERROR",
+                        "severity": "high",
+                        "rationale": None,
+                        "margin": None,
+                        "supersedes_id": None,
+                        "retracted": False,
+                        "created_at": now,
+                    }
+                )
+                pairs.append(
+                    {
+                        "id": rid,
+                        "rating_id": rid,
+                        "case_id": f"c{i:06d}",
+                        "chosen": f"ERROR - reason {i % 13}",
+                        "rejected": f"CORRECT - reason {i % 13}",
+                    }
+                )
         s.execute(insert(RatingRow), ratings)
         s.execute(insert(PreferencePairRow), pairs)
     return store, time.perf_counter() - t0
@@ -105,15 +169,29 @@ def bench_import(root: Path, exported: Path, n_lines: int) -> None:
             dst.write(line)
     store = open_store(f"sqlite:///{root / 'import.db'}")
     with store.sessions.scope("bulk build", write=True) as s:
-        s.execute(insert(CaseRow), [
-            {"case_id": f"c{i:06d}", "modality": MODALITIES[i % 4], "image": "images/x.png", "finding": "f",
-             "treatment": "t", "meta": {}, "created_at": utcnow()} for i in range(n_lines)])
+        s.execute(
+            insert(CaseRow),
+            [
+                {
+                    "case_id": f"c{i:06d}",
+                    "modality": MODALITIES[i % 4],
+                    "image": "images/x.png",
+                    "finding": "f",
+                    "treatment": "t",
+                    "meta": {},
+                    "created_at": utcnow(),
+                }
+                for i in range(n_lines)
+            ],
+        )
     t0 = time.perf_counter()
     res = import_feedback(store, subset, create_reviewers=True)
     took = time.perf_counter() - t0
     assert res.ratings == n_lines and not res.errors, (res.ratings, res.errors[:3])
-    print(f"import {n_lines} pairs (validate, images checked, one transaction): {took:.2f} s "
-          f"({took / n_lines * 1e3:.2f} ms a rating)")
+    print(
+        f"import {n_lines} pairs (validate, images checked, one transaction): {took:.2f} s "
+        f"({took / n_lines * 1e3:.2f} ms a rating)"
+    )
     store.close()
 
 
@@ -136,17 +214,23 @@ def main() -> None:
             t0 = time.perf_counter()
             ids = store.query_case_ids(versions=("base", "v2"))  # type: ignore[attr-defined]
             queue.append(time.perf_counter() - t0)
-        print(f"queue query, {len(ids)} cases, uncertainty order over two versions: median {statistics.median(queue) * 1000:.0f} ms")
+        print(
+            f"queue query, {len(ids)} cases, uncertainty order over two versions: median {statistics.median(queue) * 1000:.0f} ms"
+        )
         times = []
         for k in range(args.repeat):
-            out = root / f"export{k}" / "expert_feedback.jsonl"  # fresh folder: images written each time
+            out = (
+                root / f"export{k}" / "expert_feedback.jsonl"
+            )  # fresh folder: images written each time
             t0 = time.perf_counter()
             res = export_feedback(store, out, workspace_root=root)  # type: ignore[arg-type]
             times.append(time.perf_counter() - t0)
             assert res.rows == args.pairs and not res.problems, (res.rows, res.problems[:3])
         size = out.stat().st_size / 1e6
-        print(f"export {res.rows} pairs ({size:.0f} MB, {res.images_written} images): median {statistics.median(times):.2f} s, "
-              f"min {min(times):.2f} s over {args.repeat}  (budget 5 s)")
+        print(
+            f"export {res.rows} pairs ({size:.0f} MB, {res.images_written} images): median {statistics.median(times):.2f} s, "
+            f"min {min(times):.2f} s over {args.repeat}  (budget 5 s)"
+        )
         store.close()  # type: ignore[attr-defined]
         bench_import(root, out, args.import_lines)
 

@@ -78,7 +78,11 @@ def reward_overhead(steps: int, width: int, repeats: int = 3) -> dict[str, float
     def classifier(policy):
         from transformers import AutoModelForSequenceClassification
 
-        cfg = policy.model.get_base_model().config if hasattr(policy.model, "get_base_model") else policy.model.config
+        cfg = (
+            policy.model.get_base_model().config
+            if hasattr(policy.model, "get_base_model")
+            else policy.model.config
+        )
         cfg = type(cfg).from_dict({**cfg.to_dict(), "num_labels": 1})
         model = AutoModelForSequenceClassification.from_config(cfg)
         model.load_state_dict(base_state_dict(policy.model), strict=False)

@@ -74,7 +74,12 @@ def real_inputs(cfg, batch: int, device: str, dtype) -> dict:  # noqa: ANN001
     tt = (ids == cfg.image_token_index).long()
     side = cfg.vision_config.image_size
     pix = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": tt, "pixel_values": pix}
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": tt,
+        "pixel_values": pix,
+    }
 
 
 def lora_step(model, inputs: dict, labels, targets, lr: float = 1e-4) -> tuple[float, bool, float]:  # noqa: ANN001
@@ -82,7 +87,9 @@ def lora_step(model, inputs: dict, labels, targets, lr: float = 1e-4) -> tuple[f
     import torch
     from peft import LoraConfig, get_peft_model
 
-    peft = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, target_modules=targets))
+    peft = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, target_modules=targets)
+    )
     peft.train()
     params = [p for p in peft.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
@@ -107,7 +114,9 @@ def main() -> int:
     import torch
 
     if not args.cpu_smoke and not torch.cuda.is_available():
-        print("cuda_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check.")
+        print(
+            "cuda_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check."
+        )
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from core.demo.clip import build_demo_clip
@@ -135,7 +144,9 @@ def main() -> int:
         for name, b in (("clip-llm", clip_llm), ("vlm", vlm)):
             one = timed(lambda b=b: b.predict(cases[:1], batch_size=1), device, args.repeats)
             eight = timed(lambda b=b: b.predict(cases[:8], batch_size=8), device, args.repeats) / 8
-            print(f"   {name:9s} {b.choice.describe():18s} batch 1: {one:8.2f}   batch 8: {eight:8.2f}")
+            print(
+                f"   {name:9s} {b.choice.describe():18s} batch 1: {one:8.2f}   batch 8: {eight:8.2f}"
+            )
 
         print("\n3a. bf16 LoRA training step on the demo models")
         for name, b, targets in (("clip-llm", clip_llm, ["q_proj", "v_proj", "o_proj"]),
@@ -148,7 +159,9 @@ def main() -> int:
     from transformers import Gemma3ForConditionalGeneration
 
     cfg = real_size_config(args.cpu_smoke)
-    print(f"\n2. Gemma 3 at {'smoke' if args.cpu_smoke else 'MedGemma-4B'} size, random weights, {dtype_name}")
+    print(
+        f"\n2. Gemma 3 at {'smoke' if args.cpu_smoke else 'MedGemma-4B'} size, random weights, {dtype_name}"
+    )
     t0 = time.perf_counter()
     torch.manual_seed(0)
     with torch.device(device):
@@ -172,7 +185,9 @@ def main() -> int:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     inputs = real_inputs(cfg, 2, device, dtype)
-    ms, moved, loss = lora_step(model, inputs, inputs["input_ids"], r".*language_model.*\.(q_proj|v_proj|o_proj)")
+    ms, moved, loss = lora_step(
+        model, inputs, inputs["input_ids"], r".*language_model.*\.(q_proj|v_proj|o_proj)"
+    )
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
     print(f"\n3b. real-size LoRA step (batch 2, {inputs['input_ids'].shape[1]} tokens): {ms:.1f} ms, "
           f"loss {loss:.3f}, LoRA weights moved: {moved}, peak memory {peak:.1f} GiB")  # fmt: skip

@@ -36,15 +36,54 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
 MIN_LENGTH = 6
-_TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "DA", "DT", "TM", "UI", "CS", "AS", "UR"}
+_TEXT_VRS = {
+    "PN",
+    "LO",
+    "SH",
+    "ST",
+    "LT",
+    "UT",
+    "UC",
+    "AE",
+    "DA",
+    "DT",
+    "TM",
+    "UI",
+    "CS",
+    "AS",
+    "UR",
+}
 _IDENTIFYING = {
-    "AccessionNumber", "StudyID", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
-    "StationName", "DeviceSerialNumber", "RequestedProcedureID", "ScheduledProcedureStepID",
-    "PerformedProcedureStepID", "IssuerOfPatientID", "MilitaryRank", "BranchOfService",
-    "MedicalRecordLocator", "RegionOfResidence", "CountryOfResidence", "Occupation",
-    "AdmissionID", "ServiceEpisodeID", "DetectorID", "GantryID", "ManufacturerModelName",
-    "StudyDescription", "SeriesDescription", "ProtocolName", "PerformedProcedureStepDescription",
-    "RequestingService", "ImageComments", "AdditionalPatientHistory", "ReasonForStudy",
+    "AccessionNumber",
+    "StudyID",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+    "RequestedProcedureID",
+    "ScheduledProcedureStepID",
+    "PerformedProcedureStepID",
+    "IssuerOfPatientID",
+    "MilitaryRank",
+    "BranchOfService",
+    "MedicalRecordLocator",
+    "RegionOfResidence",
+    "CountryOfResidence",
+    "Occupation",
+    "AdmissionID",
+    "ServiceEpisodeID",
+    "DetectorID",
+    "GantryID",
+    "ManufacturerModelName",
+    "StudyDescription",
+    "SeriesDescription",
+    "ProtocolName",
+    "PerformedProcedureStepDescription",
+    "RequestingService",
+    "ImageComments",
+    "AdditionalPatientHistory",
+    "ReasonForStudy",
 }
 _NOT_PATIENT = {"PatientPosition", "PatientOrientation", "PatientIdentityRemoved", "PatientSex"}
 # Names the software that wrote a file (pydicom writes its own into every copy), not a patient.
@@ -55,7 +94,11 @@ def source_files() -> list[Path]:
     """pydicom's local test files and pydicom-data's (when installed); nothing is downloaded."""
     from pydicom.data.data_manager import DATA_ROOT, external_data_sources
 
-    files = [p for p in sorted((Path(DATA_ROOT) / "test_files").rglob("*")) if p.is_file() and p.suffix != ".py"]
+    files = [
+        p
+        for p in sorted((Path(DATA_ROOT) / "test_files").rglob("*"))
+        if p.is_file() and p.suffix != ".py"
+    ]
     for source in external_data_sources().values():
         files += [Path(p) for p in source.get_paths("**/*", 0)]
     return files
@@ -105,7 +148,10 @@ def _identifying(ds: Dataset) -> set[str]:
             vr in ("PN", "DA", "DT")
             or (vr == "UI" and str(elem.value) not in UID_dictionary)
             or kw in _IDENTIFYING
-            or ((kw.startswith("Patient") or kw.startswith("OtherPatient")) and kw not in _NOT_PATIENT)
+            or (
+                (kw.startswith("Patient") or kw.startswith("OtherPatient"))
+                and kw not in _NOT_PATIENT
+            )
             or (elem.tag.is_private and vr not in ("CS", "UI"))
         )
         if not wanted:
@@ -206,8 +252,16 @@ def sweep(work: Path) -> SweepResult:
 
     ws = work / "ws"
     manifest = work / "manifest.jsonl"
-    rows = [{"modality": "xray", "image": str(p), "finding": "Pneumothorax", "treatment": "Chest tube insertion",
-             "case_id": f"sweep-{i:04d}"} for i, p in enumerate(pixel_files)]
+    rows = [
+        {
+            "modality": "xray",
+            "image": str(p),
+            "finding": "Pneumothorax",
+            "treatment": "Chest tube insertion",
+            "case_id": f"sweep-{i:04d}",
+        }
+        for i, p in enumerate(pixel_files)
+    ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     opts = ImportOptions(images_root=Path("/"), allow_burned_in=True)
     with warnings.catch_warnings():
@@ -220,14 +274,23 @@ def sweep(work: Path) -> SweepResult:
         store.add_model_version("a", "heuristic", "knowledge-table", active=True)
         store.add_model_version("b", "heuristic", "knowledge-table")
         for name, label in (("a", "ERROR"), ("b", "CORRECT")):
-            store.add_predictions(name, [PredictionIn(c.case_id, label, "r", f"{label} - r", 0.6, 1.0)
-                                         for c in result.cases])
+            store.add_predictions(
+                name,
+                [
+                    PredictionIn(c.case_id, label, "r", f"{label} - r", 0.6, 1.0)
+                    for c in result.cases
+                ],
+            )
         reviewer = store.ensure_reviewer("sweeper", "radiologist")
         for c in result.cases:
             by = {p.version: p for p in store.predictions_for_case(c.case_id)}
-            store.add_rating(RatingIn(c.case_id, reviewer.id, by["a"].id, by["b"].id, "a", "ERROR", "high"))
+            store.add_rating(
+                RatingIn(c.case_id, reviewer.id, by["a"].id, by["b"].id, "a", "ERROR", "high")
+            )
         out = work / "export" / "expert_feedback.jsonl"
-        res.exported_rows = export_feedback(store, out, workspace_root=ws, image_converter=to_png_bytes).rows
+        res.exported_rows = export_feedback(
+            store, out, workspace_root=ws, image_converter=to_png_bytes
+        ).rows
     places = {
         "database": sorted(ws.glob("medreview.db*")),
         "stored images": sorted((ws / "images").iterdir()),
@@ -248,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             res = sweep(Path(tmp))
-    print(f"source files {res.source_files}, DICOM {res.dicom_files}, with pixels {res.with_pixels}, "
-          f"imported {res.imported}, refused {len(res.rejected)}, exported rows {res.exported_rows}")
-    print(f"identifying values searched {res.values} (shorter than {MIN_LENGTH} or one repeated character, "
-          f"skipped: {res.short_values_skipped}); control: {res.control_hits} (file, value) pairs found in the source files")
+    print(
+        f"source files {res.source_files}, DICOM {res.dicom_files}, with pixels {res.with_pixels}, "
+        f"imported {res.imported}, refused {len(res.rejected)}, exported rows {res.exported_rows}"
+    )
+    print(
+        f"identifying values searched {res.values} (shorter than {MIN_LENGTH} or one repeated character, "
+        f"skipped: {res.short_values_skipped}); control: {res.control_hits} (file, value) pairs found in the source files"
+    )
     for where, hits in res.hits.items():
         print(f"hits in {where}: {len(hits)}" + (f" {json.dumps(hits)[:300]}" if hits else ""))
     for name, why in sorted(res.rejected.items()):

@@ -67,7 +67,9 @@ def model_version(row: m.ModelVersionRow, last_eval: m.EvaluationRow | None) -> 
 
 
 def evaluation(row: m.EvaluationRow, version: str) -> r.Evaluation:
-    return r.Evaluation(row.id, version, dict(row.metrics), bool(row.promoted), row.reason, aware(row.created_at))
+    return r.Evaluation(
+        row.id, version, dict(row.metrics), bool(row.promoted), row.reason, aware(row.created_at)
+    )
 
 
 def prediction(row: m.PredictionRow, version: str) -> r.Prediction:

@@ -88,7 +88,9 @@ def _reviewer_id(store: Store, name: str | None) -> int | None:
     for r in store.reviewers():
         if r.name == name:
             return r.id
-    raise StoreError(f"unknown reviewer {name!r}; known: {', '.join(r.name for r in store.reviewers()) or 'none'}")
+    raise StoreError(
+        f"unknown reviewer {name!r}; known: {', '.join(r.name for r in store.reviewers()) or 'none'}"
+    )
 
 
 def _meta(row: Any, reviewer: str, margin: float | None, pair: bool = False) -> dict[str, Any]:
@@ -107,25 +109,39 @@ def _meta(row: Any, reviewer: str, margin: float | None, pair: bool = False) -> 
         meta["chosen_source"] = "rationale" if (row.rationale or "").strip() else "model"
     # The case and the rating itself, so an import can create the case and restores exactly what
     # the clinician said (export -> import -> export is identical for every kind).
-    meta.update({
-        "finding": row.finding,
-        "treatment": row.treatment,
-        "preference": row.preference,
-        "rationale": row.rationale if (row.rationale or "").strip() else None,
-        "answer_a": row.answer_a,
-        "answer_b": row.answer_b,
-    })
+    meta.update(
+        {
+            "finding": row.finding,
+            "treatment": row.treatment,
+            "preference": row.preference,
+            "rationale": row.rationale if (row.rationale or "").strip() else None,
+            "answer_a": row.answer_a,
+            "answer_b": row.answer_b,
+        }
+    )
     if margin is not None:
         meta["margin"] = margin
     return meta
 
 
 _RATING_COLUMNS = (
-    RatingRow.id.label("rating_id"), RatingRow.severity, RatingRow.margin, RatingRow.created_at,
-    RatingRow.true_label, RatingRow.rationale, RatingRow.preference, RatingRow.answer_a,
+    RatingRow.id.label("rating_id"),
+    RatingRow.severity,
+    RatingRow.margin,
+    RatingRow.created_at,
+    RatingRow.true_label,
+    RatingRow.rationale,
+    RatingRow.preference,
+    RatingRow.answer_a,
     RatingRow.answer_b,
-    CaseRow.case_id, CaseRow.modality, CaseRow.finding, CaseRow.treatment, CaseRow.image,
-    CaseRow.error_type, CaseRow.burned_in, CaseRow.burned_in_cleared_by,
+    CaseRow.case_id,
+    CaseRow.modality,
+    CaseRow.finding,
+    CaseRow.treatment,
+    CaseRow.image,
+    CaseRow.error_type,
+    CaseRow.burned_in,
+    CaseRow.burned_in_cleared_by,
     ReviewerRow.name.label("reviewer"),
 )
 
@@ -139,9 +155,12 @@ def _trl_rows(reviewer_id: int | None) -> tuple[Any, Any]:
         .where(is_current())
         .order_by(RatingRow.id, PreferencePairRow.id)
     )
-    count = select(func.count(), func.count(RatingRow.margin)).select_from(PreferencePairRow).join(
-        RatingRow, RatingRow.id == PreferencePairRow.rating_id
-    ).where(is_current())
+    count = (
+        select(func.count(), func.count(RatingRow.margin))
+        .select_from(PreferencePairRow)
+        .join(RatingRow, RatingRow.id == PreferencePairRow.rating_id)
+        .where(is_current())
+    )
     if reviewer_id is not None:
         stmt = stmt.where(RatingRow.reviewer_id == reviewer_id)
         count = count.where(RatingRow.reviewer_id == reviewer_id)
@@ -156,7 +175,11 @@ def _kto_rows(reviewer_id: int | None) -> tuple[Any, Any]:
         .where(is_current())
         .order_by(RatingRow.id)
     )
-    count = select(func.count(), func.count(RatingRow.margin)).select_from(RatingRow).where(is_current())
+    count = (
+        select(func.count(), func.count(RatingRow.margin))
+        .select_from(RatingRow)
+        .where(is_current())
+    )
     if reviewer_id is not None:
         stmt = stmt.where(RatingRow.reviewer_id == reviewer_id)
         count = count.where(RatingRow.reviewer_id == reviewer_id)
@@ -165,7 +188,9 @@ def _kto_rows(reviewer_id: int | None) -> tuple[Any, Any]:
 
 def _kto_lines(row: Any) -> list[dict[str, Any]]:
     """One unpaired row per judgement of the rating (feedback_db.pairs: the rule the pairs use)."""
-    judged = judgements(row.preference, row.true_label, row.rationale, row.answer_a or "", row.answer_b or "")
+    judged = judgements(
+        row.preference, row.true_label, row.rationale, row.answer_a or "", row.answer_b or ""
+    )
     return [{"completion": assistant_turn(text), "label": good} for text, good in judged]
 
 
@@ -209,7 +234,10 @@ def export_feedback(
     # case_id -> ('{"prompt": ...', '"images": [...]'), serialised once per case; key order as docs/architecture.md
     heads: dict[str, tuple[str, str]] = {}
     # Owner-only (0o600): ratings are clinical judgements. Replaced only when complete.
-    with atomic_writer(out, "w", newline="\n") as fh, store.sessions.scope("exporting ratings") as s:
+    with (
+        atomic_writer(out, "w", newline="\n") as fh,
+        store.sessions.scope("exporting ratings") as s,
+    ):
         # Counted in the same transaction as the rows, so the margin decision fits them.
         total, margins = s.execute(count).one()
         with_margin = fmt == "trl" and margins > 0
@@ -222,9 +250,11 @@ def export_feedback(
             head = heads.get(row.case_id)
             if head is None:
                 if row.burned_in and not row.burned_in_cleared_by:
-                    problems.append(f"case {row.case_id} (rating {row.rating_id}): its DICOM declares text "
-                                    "burned into the pixels and no clinician has confirmed that the image "
-                                    "shows no identifier; left out")
+                    problems.append(
+                        f"case {row.case_id} (rating {row.rating_id}): its DICOM declares text "
+                        "burned into the pixels and no clinician has confirmed that the image "
+                        "shows no identifier; left out"
+                    )
                     continue
                 try:
                     image = images.export(row.image)
@@ -232,11 +262,16 @@ def export_feedback(
                     problems.append(f"case {row.case_id} (rating {row.rating_id}): {exc}")
                     continue
                 prompt = user_turn(case_text(row.modality, row.finding, row.treatment))
-                head = heads[row.case_id] = (encode({"prompt": prompt})[:-1], '"images": ' + encode([image]))
+                head = heads[row.case_id] = (
+                    encode({"prompt": prompt})[:-1],
+                    '"images": ' + encode([image]),
+                )
             margin = float(row.margin or 0.0) if with_margin else None
             meta = encode(_meta(row, row.reviewer, margin, pair=fmt == "trl"))[1:]
             if fmt == "trl":
-                bodies = [{"chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected)}]
+                bodies = [
+                    {"chosen": assistant_turn(row.chosen), "rejected": assistant_turn(row.rejected)}
+                ]
             else:
                 bodies = _kto_lines(row)
             for body in bodies:

@@ -79,7 +79,11 @@ def _str(data: dict[str, Any], field: str, optional: bool = False) -> str | None
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip():
-        kind = "missing" if field not in data else f"must be a non-empty string, got {json.dumps(value)[:40]}"
+        kind = (
+            "missing"
+            if field not in data
+            else f"must be a non-empty string, got {json.dumps(value)[:40]}"
+        )
         raise ValueError(f"field '{field}' {kind}")
     return value
 
@@ -134,7 +138,9 @@ def image_path_problem(ref: str) -> str | None:
     the text alone; None when it may be. Both POSIX and Windows spellings are checked."""
     for pure in (PurePosixPath(ref), PureWindowsPath(ref)):
         if pure.is_absolute() or pure.drive or pure.root:
-            return f"field 'images': {ref[:80]!r} is an absolute path; images must be beside the file"
+            return (
+                f"field 'images': {ref[:80]!r} is an absolute path; images must be beside the file"
+            )
         if ".." in pure.parts:
             return f"field 'images': {ref[:80]!r} leads outside the file's folder; not opened"
     return None
@@ -151,7 +157,9 @@ def check_images(folder: Path, images: tuple[str, ...]) -> list[Path]:
         try:
             real = resolve_inside(folder, ref)
         except OutsideRoot:
-            raise ValueError(f"field 'images': {ref[:80]!r} leads outside the file's folder; not opened") from None
+            raise ValueError(
+                f"field 'images': {ref[:80]!r} leads outside the file's folder; not opened"
+            ) from None
         if not real.is_file():
             raise ValueError(f"image not found beside the file: {ref}")
         found.append(real)
@@ -178,21 +186,35 @@ def parse_line(number: int, raw: str) -> FeedbackLine:
     if true_label is None:
         true_label = parse_label(chosen)[0]
         if true_label not in TRUE_LABELS:
-            raise ValueError("no 'true_label' and the chosen text starts with neither ERROR nor CORRECT")
+            raise ValueError(
+                "no 'true_label' and the chosen text starts with neither ERROR nor CORRECT"
+            )
     elif true_label not in TRUE_LABELS:
-        raise ValueError(f"field 'true_label' must be ERROR or CORRECT, got {json.dumps(true_label)[:40]}")
+        raise ValueError(
+            f"field 'true_label' must be ERROR or CORRECT, got {json.dumps(true_label)[:40]}"
+        )
     severity = data.get("severity")
     if severity is not None and severity not in SEVERITIES:
-        raise ValueError(f"field 'severity' must be one of {', '.join(SEVERITIES)} or null, got {json.dumps(severity)[:40]}")
+        raise ValueError(
+            f"field 'severity' must be one of {', '.join(SEVERITIES)} or null, got {json.dumps(severity)[:40]}"
+        )
     margin = data.get("margin")
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)):
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)
+    ):
         raise ValueError(f"field 'margin' must be a number or null, got {json.dumps(margin)[:40]}")
     modality = _str(data, "modality", optional=True)
     chosen_source = data.get("chosen_source")
     if chosen_source not in (None, "rationale", "model"):
-        raise ValueError(f"field 'chosen_source' must be \"rationale\", \"model\" or null, got {json.dumps(chosen_source)[:40]}")
+        raise ValueError(
+            f'field \'chosen_source\' must be "rationale", "model" or null, got {json.dumps(chosen_source)[:40]}'
+        )
     images = data.get("images")
-    if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
+    if (
+        not isinstance(images, list)
+        or not images
+        or not all(isinstance(i, str) and i for i in images)
+    ):
         raise ValueError("field 'images' must be a non-empty list of paths")
     for ref in images:
         problem = image_path_problem(ref)
@@ -200,16 +222,33 @@ def parse_line(number: int, raw: str) -> FeedbackLine:
             raise ValueError(problem)
     preference = data.get("preference")
     if preference is not None and preference not in PREFERENCES:
-        raise ValueError(f"field 'preference' must be one of {', '.join(PREFERENCES)} or null, got {json.dumps(preference)[:40]}")
-    rating_text = {name: _str(data, name, optional=True) for name in ("rationale", "answer_a", "answer_b", "finding", "treatment")}
-    if preference is not None and (rating_text["answer_a"] is None or rating_text["answer_b"] is None):
+        raise ValueError(
+            f"field 'preference' must be one of {', '.join(PREFERENCES)} or null, got {json.dumps(preference)[:40]}"
+        )
+    rating_text = {
+        name: _str(data, name, optional=True)
+        for name in ("rationale", "answer_a", "answer_b", "finding", "treatment")
+    }
+    if preference is not None and (
+        rating_text["answer_a"] is None or rating_text["answer_b"] is None
+    ):
         raise ValueError("field 'preference' is given without both 'answer_a' and 'answer_b'")
     prompt = data["prompt"]
     prompt_text = prompt if isinstance(prompt, str) else _message_text(prompt, "prompt")
     return FeedbackLine(
-        preference=preference, prompt_text=prompt_text, **rating_text,
-        line=number, case_id=case_id, reviewer=reviewer.strip(), rated_at=parse_time(when),
-        chosen=chosen, rejected=rejected, true_label=true_label, severity=severity,
-        margin=None if margin is None else float(margin), modality=modality, images=tuple(images),
+        preference=preference,
+        prompt_text=prompt_text,
+        **rating_text,
+        line=number,
+        case_id=case_id,
+        reviewer=reviewer.strip(),
+        rated_at=parse_time(when),
+        chosen=chosen,
+        rejected=rejected,
+        true_label=true_label,
+        severity=severity,
+        margin=None if margin is None else float(margin),
+        modality=modality,
+        images=tuple(images),
         chosen_source=chosen_source,
     )

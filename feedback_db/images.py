@@ -37,13 +37,45 @@ ImageConverter = Callable[[Path], tuple[bytes, str]]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # What a PNG needs to display; everything else is dropped.
 PNG_KEEP = frozenset(
-    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"pHYs", b"cICP"}
+    {
+        b"IHDR",
+        b"PLTE",
+        b"IDAT",
+        b"IEND",
+        b"tRNS",
+        b"gAMA",
+        b"cHRM",
+        b"sRGB",
+        b"sBIT",
+        b"pHYs",
+        b"cICP",
+    }
 )
 # JPEG segments with a length that decoding needs: SOF0-3, 5-7, 9-11, 13-15, DHT, DAC, DQT,
 # DNL, DRI, DHP, EXP. APP0 (JFIF) and APP14 (Adobe) are rewritten or checked on their own.
 _JPEG_KEEP = frozenset(
-    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF,
-     0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xDE, 0xDF}
+    {
+        0xC0,
+        0xC1,
+        0xC2,
+        0xC3,
+        0xC5,
+        0xC6,
+        0xC7,
+        0xC9,
+        0xCA,
+        0xCB,
+        0xCD,
+        0xCE,
+        0xCF,
+        0xC4,
+        0xCC,
+        0xDB,
+        0xDC,
+        0xDD,
+        0xDE,
+        0xDF,
+    }
 )
 MAX_LINKS = 40
 
@@ -154,7 +186,9 @@ def _png_chunks(data: bytes, name: str) -> list[tuple[bytes, bytes]]:
 def strip_png(data: bytes, name: str = "image") -> bytes:
     """The PNG with only the chunks in ``PNG_KEEP``, up to IEND. Raises ImageError for a damaged
     file."""
-    return PNG_MAGIC + b"".join(chunk for kind, chunk in _png_chunks(data, name) if kind in PNG_KEEP)
+    return PNG_MAGIC + b"".join(
+        chunk for kind, chunk in _png_chunks(data, name) if kind in PNG_KEEP
+    )
 
 
 def _jpeg_segments(data: bytes, name: str) -> list[tuple[int, bytes]]:
@@ -286,7 +320,9 @@ def deidentified(path: Path, converter: ImageConverter | None) -> tuple[bytes, s
     if is_jpeg and not rotated:
         return strip_jpeg(data, str(path)), "jpg"
     if converter is None:
-        raise ImageError(f"{path}: not PNG or JPEG and no converter was given (DICOM/TIFF need one)")
+        raise ImageError(
+            f"{path}: not PNG or JPEG and no converter was given (DICOM/TIFF need one)"
+        )
     try:
         converted, ext = converter(path)
     except Exception as exc:  # the converter is the caller's; report its failure per image

@@ -117,7 +117,9 @@ def looks_like_feedback(path: Path) -> bool:
 _Key = tuple[str, int]  # (case id, reviewer id)
 
 
-def _histories(s: Session, case_ids: list[str]) -> tuple[dict[_Key, set[datetime]], dict[_Key, tuple[int, datetime]]]:
+def _histories(
+    s: Session, case_ids: list[str]
+) -> tuple[dict[_Key, set[datetime]], dict[_Key, tuple[int, datetime]]]:
     """Per (case, reviewer id): the times of every rating row, and the standing row (id, time).
 
     The chain of one reviewer on one case is linear (each new row supersedes the standing one),
@@ -126,8 +128,11 @@ def _histories(s: Session, case_ids: list[str]) -> tuple[dict[_Key, set[datetime
     times: dict[_Key, set[datetime]] = defaultdict(set)
     last: dict[_Key, tuple[int, datetime]] = {}
     for chunk in chunks(case_ids):
-        stmt = select(RatingRow.id, RatingRow.case_id, RatingRow.reviewer_id, RatingRow.created_at).where(
-            RatingRow.case_id.in_(chunk)).order_by(RatingRow.id)
+        stmt = (
+            select(RatingRow.id, RatingRow.case_id, RatingRow.reviewer_id, RatingRow.created_at)
+            .where(RatingRow.case_id.in_(chunk))
+            .order_by(RatingRow.id)
+        )
         for rid, cid, reviewer_id, created in s.execute(stmt):
             key = (cid, reviewer_id)
             times[key].add(created)
@@ -154,22 +159,43 @@ def _as_rating(group: list[FeedbackLine]) -> tuple[str, str | None, str, str]:
     if head.preference is not None:
         assert head.answer_a is not None and head.answer_b is not None
         for g in group[1:]:
-            if (g.preference, g.rationale, g.answer_a, g.answer_b) != (head.preference, head.rationale, head.answer_a, head.answer_b):
-                raise ValueError(f"lines {head.line} and {g.line} share case, reviewer and rated_at but not the rating")
-        expected = derive_pairs(head.preference, head.true_label, head.rationale, head.answer_a, head.answer_b)
+            if (g.preference, g.rationale, g.answer_a, g.answer_b) != (
+                head.preference,
+                head.rationale,
+                head.answer_a,
+                head.answer_b,
+            ):
+                raise ValueError(
+                    f"lines {head.line} and {g.line} share case, reviewer and rated_at but not the rating"
+                )
+        expected = derive_pairs(
+            head.preference, head.true_label, head.rationale, head.answer_a, head.answer_b
+        )
         if sorted(expected) != sorted((g.chosen, g.rejected) for g in group):
-            raise ValueError(f"the pairs do not follow from the rating ({head.preference}, true verdict "
-                             f"{head.true_label}); the line was edited by hand?")
+            raise ValueError(
+                f"the pairs do not follow from the rating ({head.preference}, true verdict "
+                f"{head.true_label}); the line was edited by hand?"
+            )
         return head.preference, head.rationale, head.answer_a, head.answer_b
     if len(group) == 1:
         label, reason = parse_label(head.chosen)
         # The clinician's own rewritten answer, kept as the rating's rationale (so it stays gold).
-        if head.chosen_source == "rationale" and reason and gold_answer(head.true_label, reason) == head.chosen:
+        if (
+            head.chosen_source == "rationale"
+            and reason
+            and gold_answer(head.true_label, reason) == head.chosen
+        ):
             return "a", reason, head.chosen, head.rejected
         return "a", None, head.chosen, head.rejected
     first, second = group[0], group[1]
     label, reason = parse_label(first.chosen)
-    if len(group) == 2 and first.chosen == second.chosen and first.rejected != second.rejected and label == first.true_label and reason:
+    if (
+        len(group) == 2
+        and first.chosen == second.chosen
+        and first.rejected != second.rejected
+        and label == first.true_label
+        and reason
+    ):
         return "both_wrong", reason, first.rejected, second.rejected
     raise ValueError(
         f"{len(group)} pairs share case, reviewer and rated_at (lines "
@@ -226,7 +252,9 @@ def import_feedback(
     with store.sessions.scope(f"reading cases for {path.name}") as s:
         known_cases: dict[str, str] = {}
         for chunk in chunks(sorted({p.case_id for p in parsed})):
-            rows = s.execute(select(CaseRow.case_id, CaseRow.modality).where(CaseRow.case_id.in_(chunk)))
+            rows = s.execute(
+                select(CaseRow.case_id, CaseRow.modality).where(CaseRow.case_id.in_(chunk))
+            )
             known_cases.update((cid, modality) for cid, modality in rows)
         reviewers = {n: i for i, n in s.execute(select(ReviewerRow.id, ReviewerRow.name))}
     new_cases = _new_cases(parsed, known_cases, folder, workspace_root, errors, path)
@@ -236,10 +264,21 @@ def import_feedback(
             continue  # reported by _new_cases
         modality = known_cases.get(item.case_id) or new_cases[item.case_id].modality
         if item.modality is not None and item.modality != modality:
-            errors.append(LineError(path, item.line, f"case {item.case_id!r} is {modality!r} here, "
-                                    f"{item.modality!r} in the file"))
+            errors.append(
+                LineError(
+                    path,
+                    item.line,
+                    f"case {item.case_id!r} is {modality!r} here, {item.modality!r} in the file",
+                )
+            )
         elif item.reviewer not in reviewers and not create_reviewers:
-            errors.append(LineError(path, item.line, f"unknown reviewer {item.reviewer!r} (allow creating reviewers to import it)"))
+            errors.append(
+                LineError(
+                    path,
+                    item.line,
+                    f"unknown reviewer {item.reviewer!r} (allow creating reviewers to import it)",
+                )
+            )
         else:
             groups[(item.case_id, item.reviewer, item.rated_at.isoformat())].append(item)
 
@@ -263,7 +302,7 @@ def import_feedback(
     cases_written: set[str] = set()
     for start in range(0, len(ratings), max(1, batch)):
         with store.sessions.scope(f"importing {path.name}", write=True) as s:
-            for group, preference, rationale, text_a, text_b in ratings[start:start + batch]:
+            for group, preference, rationale, text_a, text_b in ratings[start : start + batch]:
                 head = group[0]
                 if head.case_id in new_cases and head.case_id not in cases_written:
                     if s.get(CaseRow, head.case_id) is None:
@@ -282,17 +321,38 @@ def import_feedback(
                     skipped += 1
                     continue
                 if key in last and aware(last[key][1]) > head.rated_at:
-                    errors.extend(LineError(path, g.line, f"{head.reviewer} rated case {head.case_id} again later "
-                                            f"({aware(last[key][1]):%Y-%m-%d %H:%M:%S}Z); the older rating is not applied")
-                                  for g in group)
+                    errors.extend(
+                        LineError(
+                            path,
+                            g.line,
+                            f"{head.reviewer} rated case {head.case_id} again later "
+                            f"({aware(last[key][1]):%Y-%m-%d %H:%M:%S}Z); the older rating is not applied",
+                        )
+                        for g in group
+                    )
                     continue
                 fields = {
-                    "case_id": head.case_id, "reviewer_id": rid, "prediction_a_id": None, "prediction_b_id": None,
-                    "preference": preference, "true_label": head.true_label, "severity": head.severity,
-                    "rationale": rationale, "margin": head.margin, "source": path.name, "imported_at": now,
+                    "case_id": head.case_id,
+                    "reviewer_id": rid,
+                    "prediction_a_id": None,
+                    "prediction_b_id": None,
+                    "preference": preference,
+                    "true_label": head.true_label,
+                    "severity": head.severity,
+                    "rationale": rationale,
+                    "margin": head.margin,
+                    "source": path.name,
+                    "imported_at": now,
                 }
-                saved = write_rating(s, None, head.reviewer, (text_a, text_b), last[key][0] if key in last else None,
-                                     head.rated_at, fields=fields)
+                saved = write_rating(
+                    s,
+                    None,
+                    head.reviewer,
+                    (text_a, text_b),
+                    last[key][0] if key in last else None,
+                    head.rated_at,
+                    fields=fields,
+                )
                 times[key].add(when)
                 last[key] = (saved.id, when)
                 imported += 1
@@ -302,7 +362,14 @@ def import_feedback(
     if progress is not None:
         progress.update("import", len(ratings), len(ratings))
     errors.sort(key=lambda e: e.line)
-    return ImportResult(total, imported, skipped, created, errors, cases_created=sorted(cases_written & set(new_cases)))
+    return ImportResult(
+        total,
+        imported,
+        skipped,
+        created,
+        errors,
+        cases_created=sorted(cases_written & set(new_cases)),
+    )
 
 
 @dataclass
@@ -314,13 +381,24 @@ class _NewCase:
     treatment: str
 
     def row(self) -> CaseRow:
-        return CaseRow(case_id=self.case_id, modality=self.modality, image=self.image, finding=self.finding,
-                       treatment=self.treatment, split="review", meta={"imported_from": "expert_feedback.jsonl"})
+        return CaseRow(
+            case_id=self.case_id,
+            modality=self.modality,
+            image=self.image,
+            finding=self.finding,
+            treatment=self.treatment,
+            split="review",
+            meta={"imported_from": "expert_feedback.jsonl"},
+        )
 
 
 def _new_cases(
-    parsed: list[FeedbackLine], known: dict[str, str], folder: Path, root: Path | None,
-    errors: list[LineError], path: Path,
+    parsed: list[FeedbackLine],
+    known: dict[str, str],
+    folder: Path,
+    root: Path | None,
+    errors: list[LineError],
+    path: Path,
 ) -> dict[str, _NewCase]:
     """The cases the lines name that the store lacks, built from the lines (images copied in)."""
     out: dict[str, _NewCase] = {}
@@ -351,5 +429,11 @@ def _new_cases(
     reported = {e.line for e in errors}
     for item in parsed:
         if item.case_id in bad and item.line not in reported:
-            errors.append(LineError(path, item.line, f"case {item.case_id!r} could not be created (see its first line)"))
+            errors.append(
+                LineError(
+                    path,
+                    item.line,
+                    f"case {item.case_id!r} could not be created (see its first line)",
+                )
+            )
     return out

@@ -72,10 +72,14 @@ def current_revision(engine: Engine) -> str | None:
             # What alembic's MigrationContext.get_current_revision reads, without importing it.
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the schema revision of {safe_url(str(engine.url))}: {db_detail(exc)}") from exc
+        raise StoreError(
+            f"cannot read the schema revision of {safe_url(str(engine.url))}: {db_detail(exc)}"
+        ) from exc
     if len(rows) > 1:
-        raise StoreError(f"{safe_url(str(engine.url))} records {len(rows)} schema revisions; it is not a "
-                         "MedGemma Reviewer store")
+        raise StoreError(
+            f"{safe_url(str(engine.url))} records {len(rows)} schema revisions; it is not a "
+            "MedGemma Reviewer store"
+        )
     return rows[0] if rows else None
 
 
@@ -118,7 +122,9 @@ def backup_sqlite(path: str | Path, revision: str | None) -> Path:
         finally:
             src.close()
     except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot back up {src_path} to {dst_path} before upgrading: {exc}") from exc
+        raise StoreError(
+            f"cannot back up {src_path} to {dst_path} before upgrading: {exc}"
+        ) from exc
     return dst_path
 
 
@@ -163,5 +169,7 @@ def upgrade(engine: Engine) -> Path | None:
     except (SQLAlchemyError, CommandError) as exc:
         where = f"; the database before the upgrade is saved as {backup}" if backup else ""
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise StoreError(f"upgrading {safe_url(str(engine.url))} to {head} failed: {detail}{where}") from exc
+        raise StoreError(
+            f"upgrading {safe_url(str(engine.url))} to {head} failed: {detail}{where}"
+        ) from exc
     return backup

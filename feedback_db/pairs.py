@@ -56,14 +56,18 @@ def contradiction(preference: str, true_label: str, text_a: str, text_b: str) ->
     """
     label_a, label_b = parse_label(text_a)[0], parse_label(text_b)[0]
     if preference in ("a", "b"):
-        side, label = (("A", label_a) if preference == "a" else ("B", label_b))
+        side, label = ("A", label_a) if preference == "a" else ("B", label_b)
         if label != true_label:
             said = "an unreadable verdict" if label == "UNPARSEABLE" else label
-            return (f"{side} is marked better but says {said}, while your true verdict is {true_label}")
+            return (
+                f"{side} is marked better but says {said}, while your true verdict is {true_label}"
+            )
     if preference == "tie" and (label_a == true_label) != (label_b == true_label):
         right = "A" if label_a == true_label else "B"
-        return (f"a tie between a right and a wrong verdict: only {right} says {true_label}, "
-                f"your true verdict")
+        return (
+            f"a tie between a right and a wrong verdict: only {right} says {true_label}, "
+            f"your true verdict"
+        )
     return None
 
 
@@ -78,7 +82,10 @@ def judgements(
     elif preference == "b":
         out = [(gold or text_b, True), (text_a, False)]
     elif preference == "tie":
-        out = [(text_a, parse_label(text_a)[0] == true_label), (text_b, parse_label(text_b)[0] == true_label)]
+        out = [
+            (text_a, parse_label(text_a)[0] == true_label),
+            (text_b, parse_label(text_b)[0] == true_label),
+        ]
         if gold is not None:
             out.insert(0, (gold, True))
     elif preference == "both_wrong":

@@ -47,7 +47,9 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
         pred = found.get(pid)
         # Both verdicts belonging to the case proves the case exists (foreign key), so the case
         # is looked up only to word an error.
-        if (pred is None or pred.case_id != rating.case_id) and s.get(CaseRow, rating.case_id) is None:
+        if (pred is None or pred.case_id != rating.case_id) and s.get(
+            CaseRow, rating.case_id
+        ) is None:
             raise StoreError(f"cannot rate unknown case {rating.case_id!r}")
         if pred is None:
             raise StoreError(f"verdict {side}: unknown prediction id {pid}")
@@ -61,7 +63,12 @@ def insert_rating(s: Session, rating: RatingIn, *, rated_at: datetime | None = N
         raise StoreError(f"rating of case {rating.case_id} not saved: {why}")
     previous = standing(s, rating.case_id, rating.reviewer_id)
     return write_rating(
-        s, rating, reviewer.name, (texts[0], texts[1]), previous.id if previous is not None else None, rated_at
+        s,
+        rating,
+        reviewer.name,
+        (texts[0], texts[1]),
+        previous.id if previous is not None else None,
+        rated_at,
     )
 
 
@@ -82,10 +89,15 @@ def write_rating(
     if fields is None:
         assert rating is not None
         fields = {
-            "case_id": rating.case_id, "reviewer_id": rating.reviewer_id,
-            "prediction_a_id": rating.prediction_a_id, "prediction_b_id": rating.prediction_b_id,
-            "preference": rating.preference, "true_label": rating.true_label, "severity": rating.severity,
-            "rationale": rating.rationale, "margin": rating.margin,
+            "case_id": rating.case_id,
+            "reviewer_id": rating.reviewer_id,
+            "prediction_a_id": rating.prediction_a_id,
+            "prediction_b_id": rating.prediction_b_id,
+            "preference": rating.preference,
+            "true_label": rating.true_label,
+            "severity": rating.severity,
+            "rationale": rating.rationale,
+            "margin": rating.margin,
         }
     row = RatingRow(
         **fields,
@@ -101,13 +113,25 @@ def write_rating(
     if not row.retracted:
         pairs = derive_pairs(row.preference, row.true_label, row.rationale, texts[0], texts[1])
         s.add_all(
-            PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r) for c, r in pairs
+            PreferencePairRow(rating_id=row.id, case_id=row.case_id, chosen=c, rejected=r)
+            for c, r in pairs
         )
     return convert.rating(row, reviewer_name)
 
 
-_JUDGEMENT = ("case_id", "reviewer_id", "prediction_a_id", "prediction_b_id", "preference",
-              "true_label", "severity", "rationale", "margin", "source", "imported_at")
+_JUDGEMENT = (
+    "case_id",
+    "reviewer_id",
+    "prediction_a_id",
+    "prediction_b_id",
+    "preference",
+    "true_label",
+    "severity",
+    "rationale",
+    "margin",
+    "source",
+    "imported_at",
+)
 
 
 def _copy(row: RatingRow, **changes: Any) -> dict[str, Any]:
@@ -148,12 +172,23 @@ class RatingsMixin:
                 raise StoreError(f"cannot undo unknown rating id {rating_id}")
             if row.retracted:
                 raise StoreError(f"rating {rating_id} is a retraction; rate the case again instead")
-            later = s.scalars(select(RatingRow.id).where(RatingRow.supersedes_id == rating_id)).first()
+            later = s.scalars(
+                select(RatingRow.id).where(RatingRow.supersedes_id == rating_id)
+            ).first()
             if later is not None:
-                raise StoreError(f"rating {rating_id} was superseded by rating {later}; only the standing rating can be undone")
+                raise StoreError(
+                    f"rating {rating_id} was superseded by rating {later}; only the standing rating can be undone"
+                )
             name = s.get(ReviewerRow, row.reviewer_id)
-            return write_rating(s, None, name.name if name else "", (row.answer_a or "", row.answer_b or ""),
-                                row.id, None, fields=_copy(row, retracted=True, undo_of=row.id))
+            return write_rating(
+                s,
+                None,
+                name.name if name else "",
+                (row.answer_a or "", row.answer_b or ""),
+                row.id,
+                None,
+                fields=_copy(row, retracted=True, undo_of=row.id),
+            )
 
     def undo_last(self, reviewer_id: int, *, since: datetime | None = None) -> Rating | None:
         """Undo the reviewer's newest rating made in the app (since ``since``, UTC) not yet undone.
@@ -190,8 +225,10 @@ class RatingsMixin:
             head = standing(s, row.case_id, reviewer_id)
             assert head is not None  # the row itself, or a row that supersedes it
             if head.id != row.id and head.undo_of is None and head.source is not None:
-                raise StoreError(f"case {row.case_id} has a newer imported rating by this reviewer; "
-                                 "rate the case again instead of undoing")
+                raise StoreError(
+                    f"case {row.case_id} has a newer imported rating by this reviewer; "
+                    "rate the case again instead of undoing"
+                )
             before = s.get(RatingRow, row.supersedes_id) if row.supersedes_id is not None else None
             name = s.get(ReviewerRow, reviewer_id)
             reviewer_name = name.name if name else ""
@@ -239,6 +276,13 @@ class RatingsMixin:
 
     def pairs_for_rating(self, rating_id: int) -> list[PreferencePair]:
         """The preference pairs a rating yielded, in order."""
-        stmt = select(PreferencePairRow).where(PreferencePairRow.rating_id == rating_id).order_by(PreferencePairRow.id)
+        stmt = (
+            select(PreferencePairRow)
+            .where(PreferencePairRow.rating_id == rating_id)
+            .order_by(PreferencePairRow.id)
+        )
         with self._db.scope("reading preference pairs") as s:
-            return [PreferencePair(p.id, p.rating_id, p.case_id, p.chosen, p.rejected) for p in s.scalars(stmt)]
+            return [
+                PreferencePair(p.id, p.rating_id, p.case_id, p.chosen, p.rejected)
+                for p in s.scalars(stmt)
+            ]

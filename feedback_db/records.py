@@ -22,7 +22,9 @@ FINISHED_STATUSES: tuple[str, ...] = ("succeeded", "failed", "canceled", "killed
 QUEUE_ORDERS: tuple[str, ...] = ("uncertainty", "id")
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...], optional: bool = False) -> None:
+def _check_choice(
+    name: str, value: object, choices: tuple[str, ...], optional: bool = False
+) -> None:
     if value is None and optional:
         return
     if value not in choices:

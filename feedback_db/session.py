@@ -57,8 +57,9 @@ def _sqlite_pragmas(synchronous: str, read_only: bool = False) -> Any:
     return on_connect
 
 
-def make_engine(url: str, *, synchronous: str = "NORMAL",
-                write_patience: float = DEFAULT_WRITE_PATIENCE_S) -> Engine:
+def make_engine(
+    url: str, *, synchronous: str = "NORMAL", write_patience: float = DEFAULT_WRITE_PATIENCE_S
+) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite files get the pragmas above.
 
     Raises:
@@ -66,7 +67,9 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
         StoreError: the URL is malformed or its driver is not installed.
     """
     if synchronous not in SYNCHRONOUS:
-        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}; got {synchronous!r}")
+        raise ValueError(
+            f"synchronous must be one of {', '.join(SYNCHRONOUS)}; got {synchronous!r}"
+        )
     try:
         parsed = make_url(url)
         engine = create_engine(parsed)
@@ -96,7 +99,11 @@ def _sqlite_begin(patience: float) -> Callable[[Connection], None]:
                 return
             except OperationalError as exc:
                 waited = time.monotonic() - start
-                if mode != "IMMEDIATE" or not is_lock_error(str(exc.orig)) or waited + delay > patience:
+                if (
+                    mode != "IMMEDIATE"
+                    or not is_lock_error(str(exc.orig))
+                    or waited + delay > patience
+                ):
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
@@ -169,7 +176,9 @@ class SessionFactory:
             session.rollback()
             detail = db_detail(exc)
             if is_lock_error(detail):
-                raise StoreBusy(f"{what} waited for another program writing to the database: {detail}") from exc
+                raise StoreBusy(
+                    f"{what} waited for another program writing to the database: {detail}"
+                ) from exc
             raise StoreError(f"{what} failed: {detail}") from exc
         finally:
             session.close()

@@ -87,8 +87,14 @@ def inspect_store(url: str) -> StoreInfo:
         engine.dispose()
 
 
-def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
-               write_patience: float = DEFAULT_WRITE_PATIENCE_S, read_only: bool = False) -> Store:
+def open_store(
+    url: str,
+    *,
+    upgrade: bool = True,
+    synchronous: str = "NORMAL",
+    write_patience: float = DEFAULT_WRITE_PATIENCE_S,
+    read_only: bool = False,
+) -> Store:
     """Open the store at a SQLAlchemy URL (``sqlite:////abs/path/medreview.db``, ``postgresql+psycopg://...``).
 
     A new database is created at the newest schema. An older one is upgraded after a backup copy
@@ -106,11 +112,14 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
     path = sqlite_path(url)
     if read_only and path is not None:
         if not Path(path).is_file():
-            raise StoreError(f"no database at {path} (the workspace is read-only, so none can be made)")
+            raise StoreError(
+                f"no database at {path} (the workspace is read-only, so none can be made)"
+            )
         from sqlalchemy.engine import URL
 
-        url = URL.create("sqlite", database=f"file:{Path(path).resolve()}",
-                         query={"mode": "ro", "uri": "true"}).render_as_string(hide_password=False)
+        url = URL.create(
+            "sqlite", database=f"file:{Path(path).resolve()}", query={"mode": "ro", "uri": "true"}
+        ).render_as_string(hide_password=False)
         upgrade = False
     elif path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +132,11 @@ def open_store(url: str, *, upgrade: bool = True, synchronous: str = "NORMAL",
             revision = migrate.current_revision(engine)
             head = migrate.head_revision()
             if revision != head:
-                fix = ("open it where it can be written, to upgrade it" if read_only
-                       else "run `medreview db upgrade` (a backup is made first)")
+                fix = (
+                    "open it where it can be written, to upgrade it"
+                    if read_only
+                    else "run `medreview db upgrade` (a backup is made first)"
+                )
                 raise StoreError(
                     f"{safe_url(url)} is at schema revision {revision or 'none'}, this program needs "
                     f"{head}: {fix}"
@@ -193,7 +205,9 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
 
     def reviewers(self) -> list[Reviewer]:
         with self._db.scope("reading reviewers") as s:
-            return [convert.reviewer(r) for r in s.scalars(select(ReviewerRow).order_by(ReviewerRow.id))]
+            return [
+                convert.reviewer(r) for r in s.scalars(select(ReviewerRow).order_by(ReviewerRow.id))
+            ]
 
     # -- cases ----------------------------------------------------------------------------------
     def add_cases(self, cases: Iterable[CaseIn], *, skip_existing: bool = False) -> int:
@@ -213,14 +227,19 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
         with self._db.scope("adding cases", write=True) as s:
             existing: set[str] = set()
             for chunk in chunks(list(incoming)):
-                existing.update(s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk))))
+                existing.update(
+                    s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk)))
+                )
             if existing and not skip_existing:
                 shown = ", ".join(sorted(existing)[:5])
                 raise StoreError(f"{len(existing)} case id(s) already in the store: {shown}")
             now = utcnow()
             rows: list[dict[str, Any]] = [
-                {**{k: getattr(c, k) for k in CaseIn.__dataclass_fields__}, "meta": checked_json(c.meta, f"case {cid} meta"),
-                 "created_at": now}
+                {
+                    **{k: getattr(c, k) for k in CaseIn.__dataclass_fields__},
+                    "meta": checked_json(c.meta, f"case {cid} meta"),
+                    "created_at": now,
+                }
                 for cid, c in incoming.items()
                 if cid not in existing
             ]
@@ -278,11 +297,21 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
                 known.update(s.scalars(select(CaseRow.case_id).where(CaseRow.case_id.in_(chunk))))
             missing = [i for i in ids if i not in known]
             if missing:
-                raise StoreError(f"predictions for {len(missing)} unknown case(s): {', '.join(missing[:5])}")
+                raise StoreError(
+                    f"predictions for {len(missing)} unknown case(s): {', '.join(missing[:5])}"
+                )
             now = utcnow()
             rows = [
-                {"version_id": vid, "case_id": p.case_id, "label": p.label, "reason": p.reason, "text": p.text,
-                 "confidence": p.confidence, "latency_ms": p.latency_ms, "created_at": now}
+                {
+                    "version_id": vid,
+                    "case_id": p.case_id,
+                    "label": p.label,
+                    "reason": p.reason,
+                    "text": p.text,
+                    "confidence": p.confidence,
+                    "latency_ms": p.latency_ms,
+                    "created_at": now,
+                }
                 for p in items
             ]
             if rows:
@@ -319,7 +348,9 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
         with self._db.scope("reading predictions") as s:
             return {p.id: convert.prediction(p, name) for p, name in s.execute(stmt)}
 
-    def predictions_for_version(self, version: str, split: str | None = None) -> dict[str, Prediction]:
+    def predictions_for_version(
+        self, version: str, split: str | None = None
+    ) -> dict[str, Prediction]:
         """case_id -> the version's latest prediction (of the cases in ``split`` when given).
 
         Raises:
@@ -327,8 +358,14 @@ class Store(RatingsMixin, QueueMixin, VersionsMixin):
         """
         with self._db.scope("reading predictions") as s:
             vid = version_row(s, version).id
-            latest = select(func.max(PredictionRow.id)).where(PredictionRow.version_id == vid).group_by(PredictionRow.case_id)
+            latest = (
+                select(func.max(PredictionRow.id))
+                .where(PredictionRow.version_id == vid)
+                .group_by(PredictionRow.case_id)
+            )
             stmt = select(PredictionRow).where(PredictionRow.id.in_(latest))
             if split is not None:
-                stmt = stmt.join(CaseRow, CaseRow.case_id == PredictionRow.case_id).where(CaseRow.split == split)
+                stmt = stmt.join(CaseRow, CaseRow.case_id == PredictionRow.case_id).where(
+                    CaseRow.split == split
+                )
             return {p.case_id: convert.prediction(p, version) for p in s.scalars(stmt)}

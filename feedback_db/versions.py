@@ -45,7 +45,12 @@ def version_row(s: Session, name: str) -> ModelVersionRow:
 
 
 def _last_eval(s: Session, version_id: int) -> EvaluationRow | None:
-    stmt = select(EvaluationRow).where(EvaluationRow.version_id == version_id).order_by(EvaluationRow.id.desc()).limit(1)
+    stmt = (
+        select(EvaluationRow)
+        .where(EvaluationRow.version_id == version_id)
+        .order_by(EvaluationRow.id.desc())
+        .limit(1)
+    )
     return s.scalars(stmt).first()
 
 
@@ -82,8 +87,14 @@ class VersionsMixin:
             if active:
                 s.execute(update(ModelVersionRow).values(active=False))
             row = ModelVersionRow(
-                name=name, backend=backend, base_model=base_model, parent=parent, path=path,
-                metrics=None if metrics is None else checked_json(metrics, "metrics"), active=active, note=note,
+                name=name,
+                backend=backend,
+                base_model=base_model,
+                parent=parent,
+                path=path,
+                metrics=None if metrics is None else checked_json(metrics, "metrics"),
+                active=active,
+                note=note,
                 card_sha256=card_sha256,
             )
             s.add(row)
@@ -105,7 +116,9 @@ class VersionsMixin:
         """Make ``name`` the one active version. Raises StoreError for an unknown name."""
         with self._db.scope(f"activating {name!r}", write=True) as s:
             row = version_row(s, name)
-            s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
+            s.execute(
+                update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False)
+            )
             row.active = True
             s.flush()
             return convert.model_version(row, _last_eval(s, row.id))
@@ -115,7 +128,9 @@ class VersionsMixin:
             row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.active.is_(True))).first()
             return None if row is None else convert.model_version(row, _last_eval(s, row.id))
 
-    def record_evaluation(self, name: str, metrics: dict[str, Any], promoted: bool, reason: str) -> Evaluation:
+    def record_evaluation(
+        self, name: str, metrics: dict[str, Any], promoted: bool, reason: str
+    ) -> Evaluation:
         """Append an evaluation of ``name``; its metrics become the version's; promoted = made active.
 
         Raises:
@@ -124,11 +139,15 @@ class VersionsMixin:
         with self._db.scope(f"recording the evaluation of {name!r}", write=True) as s:
             row = version_row(s, name)
             checked = checked_json(metrics, "metrics")
-            ev = EvaluationRow(version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason)
+            ev = EvaluationRow(
+                version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason
+            )
             s.add(ev)
             row.metrics = checked
             if promoted:
-                s.execute(update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False))
+                s.execute(
+                    update(ModelVersionRow).where(ModelVersionRow.id != row.id).values(active=False)
+                )
                 row.active = True
             s.flush()
             return convert.evaluation(ev, name)
@@ -137,11 +156,17 @@ class VersionsMixin:
         """Every evaluation of ``name``, oldest first. Raises StoreError for an unknown name."""
         with self._db.scope("reading evaluations") as s:
             row = version_row(s, name)
-            stmt = select(EvaluationRow).where(EvaluationRow.version_id == row.id).order_by(EvaluationRow.id)
+            stmt = (
+                select(EvaluationRow)
+                .where(EvaluationRow.version_id == row.id)
+                .order_by(EvaluationRow.id)
+            )
             return [convert.evaluation(e, name) for e in s.scalars(stmt)]
 
     # -- training runs --------------------------------------------------------------------------
-    def add_training_run(self, kind: str, config: dict[str, Any], parent_version: str | None) -> TrainingRun:
+    def add_training_run(
+        self, kind: str, config: dict[str, Any], parent_version: str | None
+    ) -> TrainingRun:
         """Record a training run that has started (status ``running``).
 
         Raises:
@@ -150,13 +175,19 @@ class VersionsMixin:
         with self._db.scope(f"recording a {kind} training run", write=True) as s:
             if parent_version is not None:
                 version_row(s, parent_version)
-            row = TrainingRunRow(kind=kind, config=checked_json(config, "training config"), parent_version=parent_version,
-                                 status="running")
+            row = TrainingRunRow(
+                kind=kind,
+                config=checked_json(config, "training config"),
+                parent_version=parent_version,
+                status="running",
+            )
             s.add(row)
             s.flush()
             return convert.training_run(row)
 
-    def finish_training_run(self, run_id: int, status: str, message: str | None, version: str | None = None) -> TrainingRun:
+    def finish_training_run(
+        self, run_id: int, status: str, message: str | None, version: str | None = None
+    ) -> TrainingRun:
         """Close a running training run with its outcome and, on success, the version it made.
 
         Raises:
@@ -164,7 +195,9 @@ class VersionsMixin:
             StoreError: unknown run, a run already finished, or an unknown version.
         """
         if status not in FINISHED_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(FINISHED_STATUSES)}; got {status!r}")
+            raise ValueError(
+                f"status must be one of {', '.join(FINISHED_STATUSES)}; got {status!r}"
+            )
         with self._db.scope("finishing a training run", write=True) as s:
             row = s.get(TrainingRunRow, run_id)
             if row is None:
@@ -173,7 +206,12 @@ class VersionsMixin:
                 raise StoreError(f"training run {run_id} already finished ({row.status})")
             if version is not None:
                 version_row(s, version)
-            row.status, row.message, row.version, row.finished_at = status, message, version, utcnow()
+            row.status, row.message, row.version, row.finished_at = (
+                status,
+                message,
+                version,
+                utcnow(),
+            )
             s.flush()
             return convert.training_run(row)
 
@@ -213,20 +251,39 @@ class VersionsMixin:
             if promoted:
                 s.execute(update(ModelVersionRow).values(active=False))
             row = ModelVersionRow(
-                name=name, backend=version["backend"], base_model=version["base_model"],
-                parent=version.get("parent"), path=version.get("path"), metrics=checked,
-                active=bool(promoted), note=version.get("note"), card_sha256=version.get("card_sha256"),
+                name=name,
+                backend=version["backend"],
+                base_model=version["base_model"],
+                parent=version.get("parent"),
+                path=version.get("path"),
+                metrics=checked,
+                active=bool(promoted),
+                note=version.get("note"),
+                card_sha256=version.get("card_sha256"),
             )
             s.add(row)
             s.flush()
             now = utcnow()
             if predictions:
-                s.execute(insert(PredictionRow), [
-                    {"version_id": row.id, "case_id": p.case_id, "label": p.label, "reason": p.reason,
-                     "text": p.text, "confidence": p.confidence, "latency_ms": p.latency_ms, "created_at": now}
-                    for p in predictions
-                ])
-            ev = EvaluationRow(version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason)
+                s.execute(
+                    insert(PredictionRow),
+                    [
+                        {
+                            "version_id": row.id,
+                            "case_id": p.case_id,
+                            "label": p.label,
+                            "reason": p.reason,
+                            "text": p.text,
+                            "confidence": p.confidence,
+                            "latency_ms": p.latency_ms,
+                            "created_at": now,
+                        }
+                        for p in predictions
+                    ],
+                )
+            ev = EvaluationRow(
+                version_id=row.id, metrics=checked, promoted=bool(promoted), reason=reason
+            )
             s.add(ev)
             run.status, run.message, run.version, run.finished_at = "succeeded", reason, name, now
             s.flush()
@@ -235,4 +292,7 @@ class VersionsMixin:
     def training_runs(self) -> list[TrainingRun]:
         """All training runs, oldest first."""
         with self._db.scope("reading training runs") as s:
-            return [convert.training_run(r) for r in s.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id))]
+            return [
+                convert.training_run(r)
+                for r in s.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id))
+            ]

@@ -38,7 +38,9 @@ def sheet(modality: str, seed: int, per_row: int, size: int) -> Image.Image:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("build/contact_sheets"), help="output folder")
+    parser.add_argument(
+        "--out", type=Path, default=Path("build/contact_sheets"), help="output folder"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-row", type=int, default=6, help="phantoms per visual")
     parser.add_argument("--size", type=int, default=224, help="phantom side in pixels")

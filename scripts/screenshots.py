@@ -39,8 +39,25 @@ def wait(app, cond, timeout: float = 120.0) -> bool:
 def build_workspace(root: Path, tmp: Path) -> None:
     """The quick demo (what a first run opens on) plus a multi-frame CT DICOM case."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "app.cli.main", "demo", "create", "--quick", "--cases", "120",
-                    "--workspace", str(root), "--progress", "none"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "demo",
+            "create",
+            "--quick",
+            "--cases",
+            "120",
+            "--workspace",
+            str(root),
+            "--progress",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     (root / "demo_models_pending.json").unlink(missing_ok=True)  # no full demo training here
     from tests.app.test_gui_viewer_tools import write_ct
 
@@ -49,9 +66,23 @@ def build_workspace(root: Path, tmp: Path) -> None:
     write_ct(folder / "scan.dcm")
     (folder / "cases.csv").write_text(
         "modality,image,finding,treatment,split\n"
-        "xray,scan.dcm,Lobar consolidation (pneumonia),Oral antibiotics,test\n", encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "app.cli.main", "import", str(folder / "cases.csv"), "--workspace",
-                    str(root)], cwd=ROOT, env=env, check=True)
+        "xray,scan.dcm,Lobar consolidation (pneumonia),Oral antibiotics,test\n",
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "import",
+            str(folder / "cases.csv"),
+            "--workspace",
+            str(root),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
 
 
 def new_cases_manifest(tmp: Path) -> Path:
@@ -62,9 +93,12 @@ def new_cases_manifest(tmp: Path) -> Path:
     for i in range(2):
         Image.new("L", (256, 256), 90 + 40 * i).save(folder / f"new{i}.png")
     manifest = folder / "cases.csv"
-    manifest.write_text("modality,image,finding,treatment,split\n"
-                        "xray,new0.png,Lobar consolidation (pneumonia),Oral antibiotics,test\n"
-                        "xray,new1.png,Lobar consolidation (pneumonia),Chemotherapy,test\n", encoding="utf-8")
+    manifest.write_text(
+        "modality,image,finding,treatment,split\n"
+        "xray,new0.png,Lobar consolidation (pneumonia),Oral antibiotics,test\n"
+        "xray,new1.png,Lobar consolidation (pneumonia),Chemotherapy,test\n",
+        encoding="utf-8",
+    )
     return manifest
 
 
@@ -177,7 +211,9 @@ def main() -> int:
     retrain.hide()
 
     # -- the CT case: frame 2, a measurement, the info panel ------------------------------------
-    ct_id = next((cid for cid in review.ids if review.reader.get_case(cid).image.endswith(".dcm")), None)
+    ct_id = next(
+        (cid for cid in review.ids if review.reader.get_case(cid).image.endswith(".dcm")), None
+    )
 
     def show_ct() -> None:
         if ct_id is None:
@@ -204,7 +240,11 @@ def main() -> int:
     first_run.name.setText("Dr A. Lee")
     first_run.show()
     first_run.go()
-    wait(app, lambda: first_run.panel.overall is not None and first_run.panel.overall.fraction > 0.15, 120)
+    wait(
+        app,
+        lambda: first_run.panel.overall is not None and first_run.panel.overall.fraction > 0.15,
+        120,
+    )
     settings_dialog = None
 
     def grab(widget, name: str, theme_name: str, size: tuple[int, int]) -> None:
@@ -232,7 +272,9 @@ def main() -> int:
             grab(win, "review", theme_name, size)
             view.rating.set_preference("both_wrong")
             view.rating.set_true_label("ERROR")
-            view.rating.rationale.setPlainText("Chemotherapy is not indicated for an uncomplicated pneumonia.")
+            view.rating.rationale.setPlainText(
+                "Chemotherapy is not indicated for an uncomplicated pneumonia."
+            )
             grab(win, "review-choosing", theme_name, size)
             show_ct()
             grab(win, "review-ct", theme_name, size)
@@ -246,8 +288,12 @@ def main() -> int:
                 wait(app, lambda: cv.run_button.isEnabled(), 300)
             grab(win, "compare", theme_name, size)
             win.tabs.setCurrentIndex(0)
-            for name, dialog in (("import", importer), ("export", export), ("predict", predict),
-                                 ("retrain", retrain)):
+            for name, dialog in (
+                ("import", importer),
+                ("export", export),
+                ("predict", predict),
+                ("retrain", retrain),
+            ):
                 fit_dialog(dialog, size)
                 dialog.show()
                 grab(dialog, name, theme_name, size)
@@ -274,7 +320,10 @@ def main() -> int:
     first_run.reject()
     win.close()
     QApplication.processEvents()
-    print(f"retrain: {retrain_states or 'skipped'}; result: {retrain.result.text()[:200]!r}", file=sys.stderr)
+    print(
+        f"retrain: {retrain_states or 'skipped'}; result: {retrain.result.text()[:200]!r}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -15,10 +15,17 @@ def test_import_contracts_hold() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     import tomllib
 
-    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"
+    ]
     names = {c["name"] for c in contracts}
     # The layers inside core and the no-cycles rule are among them (issue 13), not only the big four.
-    assert {c["type"] for c in contracts} >= {"forbidden", "independence", "layers", "acyclic_siblings"}
+    assert {c["type"] for c in contracts} >= {
+        "forbidden",
+        "independence",
+        "layers",
+        "acyclic_siblings",
+    }
     assert f"Contracts: {len(contracts)} kept, 0 broken" in proc.stdout, proc.stdout
     assert all(f"{name} KEPT" in " ".join(proc.stdout.split()) for name in names), proc.stdout
 
@@ -29,5 +36,7 @@ def test_cli_help_does_not_import_heavy_libraries() -> None:
         "heavy = [m for m in ('torch','transformers','trl','open_clip','peft','PySide6') if m in sys.modules];"
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "", f"imported at start: {out.stdout}"

@@ -140,7 +140,9 @@ def threshold_rule(root: Path, val: list[Case], test: list[Case], device: str) -
     backend = Registry(root / "models").load_backend("demo-v2", device=device)
     scorer = backend.scorer if isinstance(backend, ClipLLMBackend) else None
     if scorer is None:
-        raise CommandError("demo-v2 has no CLIP image scorer: it should be a clip-llm version that describes the image")
+        raise CommandError(
+            "demo-v2 has no CLIP image scorer: it should be a clip-llm version that describes the image"
+        )
 
     def p_stated(cases: list[Case]) -> list[float]:
         images = [load_pil(resolve_image(c.image, str(root))) for c in cases]

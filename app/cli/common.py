@@ -72,7 +72,11 @@ class _Bar:
         bar = self._bar
         if ev.total is not None and bar.total != ev.total:
             bar.total = ev.total
-        post = {k: f"{v:.4g}" for k, v in (("loss", ev.loss), ("reward", ev.reward), ("kl", ev.kl)) if v is not None}
+        post = {
+            k: f"{v:.4g}"
+            for k, v in (("loss", ev.loss), ("reward", ev.reward), ("kl", ev.kl))
+            if v is not None
+        }
         if post:
             bar.set_postfix(post, refresh=False)
         bar.n = ev.step

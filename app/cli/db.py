@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     actions = p.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="schema revision and rows per table (changes nothing)")
     add_common(info)
-    info.add_argument("--json", action="store_true", help="print the information as one JSON object")
+    info.add_argument(
+        "--json", action="store_true", help="print the information as one JSON object"
+    )
     info.set_defaults(func=run_info)
     up = actions.add_parser("upgrade", help="upgrade the schema to this program's (backup first)")
     add_common(up)
@@ -36,8 +38,17 @@ def run_info(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CommandError(f"{exc} (workspace {ws.root})") from exc
     if args.json:
-        print(json.dumps({"url": info.url, "revision": info.revision, "head": info.head,
-                          "up_to_date": info.up_to_date, "counts": info.counts}))
+        print(
+            json.dumps(
+                {
+                    "url": info.url,
+                    "revision": info.revision,
+                    "head": info.head,
+                    "up_to_date": info.up_to_date,
+                    "counts": info.counts,
+                }
+            )
+        )
         return EXIT_OK
     state = "up to date" if info.up_to_date else "needs `medreview db upgrade`"
     print(f"store:     {info.url}")

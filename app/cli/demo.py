@@ -134,7 +134,11 @@ def create(args: argparse.Namespace) -> int:
     # failed or cancelled run never leaves a half-made workspace that would open without models.
     # (A folder that already holds other files is built in place.)
     fresh = not target.exists() and (not target.root.exists() or not any(target.root.iterdir()))
-    build = Workspace(target.root.with_name(f".{target.root.name}.creating-{os.getpid()}")) if fresh else target
+    build = (
+        Workspace(target.root.with_name(f".{target.root.name}.creating-{os.getpid()}"))
+        if fresh
+        else target
+    )
     t0 = time.monotonic()
     try:
         _build(args, build.ensure())
@@ -155,7 +159,9 @@ def create(args: argparse.Namespace) -> int:
 
 
 def _say_canceled(args: argparse.Namespace, fresh: bool) -> None:
-    what = "nothing was created" if fresh else "the workspace keeps what was added before the cancel"
+    what = (
+        "nothing was created" if fresh else "the workspace keeps what was added before the cancel"
+    )
     if getattr(args, "progress", "none") == "json":
         print(ProgressEvent("canceled", 0, message=f"canceled; {what}").to_json(), flush=True)
     else:
@@ -200,7 +206,9 @@ def _build(args: argparse.Namespace, ws: Workspace) -> None:
                 from core.demo.train_models import DemoTrainConfig
 
                 quick = DemoTrainConfig(
-                    lm_steps=QUICK_LM_STEPS, eval_every=50, text_only=True,
+                    lm_steps=QUICK_LM_STEPS,
+                    eval_every=50,
+                    text_only=True,
                     names=(QUICK_VERSION, f"{QUICK_VERSION}-image"),
                 )
                 _train_and_predict(ws, store, cases, args.device, progress, quick)
@@ -230,13 +238,21 @@ def _write_pending(ws: Workspace, args: argparse.Namespace) -> None:
     """The note that the full demo models are still to be trained (``demo models`` reads it)."""
     import json
 
-    note = {"seed": args.seed, "cases": args.cases, "device": args.device,
-            "versions": list(FULL_VERSIONS)}
+    note = {
+        "seed": args.seed,
+        "cases": args.cases,
+        "device": args.device,
+        "versions": list(FULL_VERSIONS),
+    }
     (ws.root / PENDING_NAME).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
 
 
 def _train_and_predict(
-    ws: Workspace, store: Store, cases: list[Case], device: str, progress: Progress,
+    ws: Workspace,
+    store: Store,
+    cases: list[Case],
+    device: str,
+    progress: Progress,
     config: object | None = None,
 ) -> None:
     """Train the demo versions of ``config`` (default: demo-v1 and demo-v2), store their verdicts
@@ -252,7 +268,9 @@ def _train_and_predict(
     try:
         cards = [registry.card(n) for n in names]
     except RegistryError:
-        cards = train_demo_models(cases, ws.models_dir, progress, config=cfg, image_root=str(ws.root))
+        cards = train_demo_models(
+            cases, ws.models_dir, progress, config=cfg, image_root=str(ws.root)
+        )
     for i, card in enumerate(cards):
         last = i == len(cards) - 1
         stored = store.get_model_version(card.name) is not None
@@ -278,7 +296,9 @@ def models(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     if not ws.exists():
-        raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create --quick`")
+        raise CommandError(
+            f"no workspace at {ws.root}; create one with `medreview demo create --quick`"
+        )
     manifest = ws.root / MANIFEST_NAME
     if not manifest.is_file():
         raise CommandError(f"{ws.root} is not a demo workspace (no {MANIFEST_NAME})")
@@ -290,8 +310,11 @@ def models(args: argparse.Namespace) -> int:
             note = {}
     device = args.device or str(note.get("device") or "cpu")
     try:
-        cases = [Case.from_dict(json.loads(line)) for line in
-                 manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+        cases = [
+            Case.from_dict(json.loads(line))
+            for line in manifest.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise CommandError(f"{manifest}: cannot read the demo cases: {exc}") from exc
     t0 = time.monotonic()
@@ -301,8 +324,12 @@ def models(args: argparse.Namespace) -> int:
             _train_and_predict(ws, store, cases, device, progress)
     except Canceled:
         if getattr(args, "progress", "none") == "json":
-            print(ProgressEvent("canceled", 0, message="canceled; the next start goes on from "
-                                "what was finished").to_json(), flush=True)
+            print(
+                ProgressEvent(
+                    "canceled", 0, message="canceled; the next start goes on from what was finished"
+                ).to_json(),
+                flush=True,
+            )
         else:
             print("medreview demo models: canceled", file=sys.stderr)
         return EXIT_FAILED

@@ -18,9 +18,15 @@ from app.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_common, prog
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=__doc__.split("\n\n")[0] if __doc__ else help_)
     add_common(p, progress=True)
-    p.add_argument("out", metavar="OUT.jsonl", help="the file to write; images go to images/ beside it")
-    p.add_argument("--format", choices=("trl", "kto"), default="trl",
-                   help="trl: preference pairs (RewardTrainer, DPOTrainer); kto: unpaired rows (KTOTrainer)")
+    p.add_argument(
+        "out", metavar="OUT.jsonl", help="the file to write; images go to images/ beside it"
+    )
+    p.add_argument(
+        "--format",
+        choices=("trl", "kto"),
+        default="trl",
+        help="trl: preference pairs (RewardTrainer, DPOTrainer); kto: unpaired rows (KTOTrainer)",
+    )
     p.add_argument("--reviewer", metavar="NAME", help="only this reviewer's ratings")
     p.set_defaults(func=run)
 
@@ -32,18 +38,29 @@ def run(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     if not ws.exists():
-        raise CommandError(f"no workspace at {ws.root} (create one with `medreview demo create` or `medreview import`)")
+        raise CommandError(
+            f"no workspace at {ws.root} (create one with `medreview demo create` or `medreview import`)"
+        )
     out = Path(args.out).expanduser().resolve()
     if out.suffix.lower() != ".jsonl":
         raise CommandError(f"{args.out}: the output must be a .jsonl file")
     try:
-        store = open_store(ws.db_url, read_only=ws.read_only)  # a read-only workspace exports elsewhere
+        store = open_store(
+            ws.db_url, read_only=ws.read_only
+        )  # a read-only workspace exports elsewhere
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
     try:
         with progress_for(args) as progress:
-            result = export_feedback(store, out, workspace_root=ws.root, fmt=args.format,
-                                     reviewer=args.reviewer, image_converter=to_png_bytes, progress=progress)
+            result = export_feedback(
+                store,
+                out,
+                workspace_root=ws.root,
+                fmt=args.format,
+                reviewer=args.reviewer,
+                image_converter=to_png_bytes,
+                progress=progress,
+            )
     except (StoreError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from exc
     finally:
@@ -51,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     for problem in result.problems:
         print(f"left out: {problem}", file=sys.stderr)
     kind = "pairs" if result.format == "trl" else "rows"
-    print(f"wrote {result.rows} {kind} from {result.ratings} ratings to {result.path} "
-          f"({result.images_written} new images in {result.path.parent / 'images'})")
+    print(
+        f"wrote {result.rows} {kind} from {result.ratings} ratings to {result.path} "
+        f"({result.images_written} new images in {result.path.parent / 'images'})"
+    )
     if result.rows == 0 and not result.problems:
         print("no standing ratings with a preference to export yet", file=sys.stderr)
     return EXIT_PARTIAL if result.problems else EXIT_OK

@@ -10,7 +10,9 @@ from app.cli.common import add_common
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=help_)
     add_common(p)
-    p.add_argument("--settings", metavar="FILE", help="settings file (default: the user config folder)")
+    p.add_argument(
+        "--settings", metavar="FILE", help="settings file (default: the user config folder)"
+    )
     p.set_defaults(func=run)
 
 

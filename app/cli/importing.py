@@ -36,20 +36,45 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=__doc__.split("\n\n")[0] if __doc__ else help_)
     add_common(p, progress=True)
-    p.add_argument("path", metavar="MANIFEST_OR_FOLDER", help="a case manifest, a folder of images, or expert_feedback.jsonl")
-    p.add_argument("--skip-existing", action="store_true",
-                   help="cases: skip case ids already in the workspace instead of refusing the import")
-    p.add_argument("--create-reviewers", action="store_true",
-                   help="ratings: create reviewers this workspace does not know instead of rejecting their lines")
-    p.add_argument("--reviewer-role", default="imported", metavar="ROLE",
-                   help="ratings: the role given to reviewers created by --create-reviewers")
-    p.add_argument("--images-root", metavar="DIR",
-                   help="cases: the folder manifest images must lie in (default: the manifest's folder)")
-    p.add_argument("--allow-burned-in", action="store_true",
-                   help="cases: import DICOM files that declare text burned into the pixels, flagged "
-                        "(export leaves them out until a clinician confirms they show no identifier)")
-    p.add_argument("--max-megapixels", type=float, default=None, metavar="N",
-                   help="cases: refuse images above N megapixels before decoding them (default 64)")
+    p.add_argument(
+        "path",
+        metavar="MANIFEST_OR_FOLDER",
+        help="a case manifest, a folder of images, or expert_feedback.jsonl",
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="cases: skip case ids already in the workspace instead of refusing the import",
+    )
+    p.add_argument(
+        "--create-reviewers",
+        action="store_true",
+        help="ratings: create reviewers this workspace does not know instead of rejecting their lines",
+    )
+    p.add_argument(
+        "--reviewer-role",
+        default="imported",
+        metavar="ROLE",
+        help="ratings: the role given to reviewers created by --create-reviewers",
+    )
+    p.add_argument(
+        "--images-root",
+        metavar="DIR",
+        help="cases: the folder manifest images must lie in (default: the manifest's folder)",
+    )
+    p.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="cases: import DICOM files that declare text burned into the pixels, flagged "
+        "(export leaves them out until a clinician confirms they show no identifier)",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=None,
+        metavar="N",
+        help="cases: refuse images above N megapixels before decoding them (default 64)",
+    )
     p.set_defaults(func=run)
 
 
@@ -79,19 +104,30 @@ def _ratings(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
         try:
             with progress_for(args) as progress:
                 # Cases the workspace lacks are created from the lines, images copied in.
-                result = import_feedback(store, path, create_reviewers=args.create_reviewers,
-                                         reviewer_role=args.reviewer_role, workspace_root=ws.root,
-                                         progress=progress)
+                result = import_feedback(
+                    store,
+                    path,
+                    create_reviewers=args.create_reviewers,
+                    reviewer_role=args.reviewer_role,
+                    workspace_root=ws.root,
+                    progress=progress,
+                )
         finally:
             store.close()
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
     _print_errors(list(result.errors))
-    created = f"; new reviewers: {', '.join(result.reviewers_created)}" if result.reviewers_created else ""
+    created = (
+        f"; new reviewers: {', '.join(result.reviewers_created)}"
+        if result.reviewers_created
+        else ""
+    )
     if result.cases_created:
         created += f"; {len(result.cases_created)} cases created from the file"
-    print(f"imported {result.ratings} ratings from {path} ({result.skipped} already there, "
-          f"{len(result.errors)} lines rejected){created}")
+    print(
+        f"imported {result.ratings} ratings from {path} ({result.skipped} already there, "
+        f"{len(result.errors)} lines rejected){created}"
+    )
     if result.errors:
         return EXIT_PARTIAL if result.ratings or result.skipped else EXIT_FAILED
     return EXIT_OK
@@ -139,7 +175,9 @@ def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
     _print_errors(list(result.errors))
     if not result.cases:
         _remove_unused(ws, result.new_images, set())
-        print(f"no cases imported from {path} ({len(result.errors)} rows rejected)", file=sys.stderr)
+        print(
+            f"no cases imported from {path} ({len(result.errors)} rows rejected)", file=sys.stderr
+        )
         return EXIT_FAILED
     try:
         store = open_store(ws.db_url)
@@ -149,22 +187,30 @@ def _cases(args: argparse.Namespace, ws: Workspace, path: Path) -> int:
             if known and not args.skip_existing:
                 _remove_unused(ws, result.new_images, set())
                 shown = ", ".join(sorted(known)[:5])
-                raise CommandError(f"{len(known)} case id(s) already in the workspace: {shown}; nothing "
-                                   "imported (use --skip-existing to import the new ones)")
+                raise CommandError(
+                    f"{len(known)} case id(s) already in the workspace: {shown}; nothing "
+                    "imported (use --skip-existing to import the new ones)"
+                )
             # Images new to the workspace are used by this import's cases only.
             _remove_unused(ws, result.new_images, {c.image for c in fresh})
             added = store.add_cases(case_in_from_case(c) for c in fresh)
         finally:
             store.close()
     except StoreError as exc:
-        raise CommandError(f"{exc}; nothing imported (use --skip-existing to import the new ones)") from exc
+        raise CommandError(
+            f"{exc}; nothing imported (use --skip-existing to import the new ones)"
+        ) from exc
     skipped = len(result.cases) - added
-    print(f"imported {added} cases from {path} into {ws.root}"
-          + (f" ({skipped} already there)" if skipped else "")
-          + (f"; {len(result.errors)} rows rejected" if result.errors else ""))
+    print(
+        f"imported {added} cases from {path} into {ws.root}"
+        + (f" ({skipped} already there)" if skipped else "")
+        + (f"; {len(result.errors)} rows rejected" if result.errors else "")
+    )
     burned = sum(1 for c in fresh if c.meta.get("burned_in"))
     if burned:
-        print(f"note: {burned} case(s) declare text burned into the pixels; they are flagged, and export "
-              "leaves them out until a clinician confirms the image shows no identifier", file=sys.stderr)
+        print(
+            f"note: {burned} case(s) declare text burned into the pixels; they are flagged, and export "
+            "leaves them out until a clinician confirms the image shows no identifier",
+            file=sys.stderr,
+        )
     return EXIT_PARTIAL if result.errors else EXIT_OK
-

@@ -20,10 +20,26 @@ from app.cli.common import EXIT_FAILED, CommandError, add_common
 # (verb, module, one-line help) in the order --help lists them.
 VERBS: tuple[tuple[str, str, str], ...] = (
     ("gui", "app.cli.gui", "open the reviewer app on the workspace (the default verb)"),
-    ("demo", "app.cli.demo", "create the demo workspace: synthetic cases, demo models, predictions"),
-    ("import", "app.cli.importing", "import cases (manifest or folder) or ratings (expert_feedback.jsonl)"),
-    ("export", "app.cli.export", "export ratings as expert_feedback.jsonl (TRL preference or KTO format)"),
-    ("models", "app.cli.models", "list model versions, or register a real model (HF cache or folder)"),
+    (
+        "demo",
+        "app.cli.demo",
+        "create the demo workspace: synthetic cases, demo models, predictions",
+    ),
+    (
+        "import",
+        "app.cli.importing",
+        "import cases (manifest or folder) or ratings (expert_feedback.jsonl)",
+    ),
+    (
+        "export",
+        "app.cli.export",
+        "export ratings as expert_feedback.jsonl (TRL preference or KTO format)",
+    ),
+    (
+        "models",
+        "app.cli.models",
+        "list model versions, or register a real model (HF cache or folder)",
+    ),
     ("predict", "app.cli.predict", "run a model version over the workspace's cases or a manifest"),
     ("evaluate", "app.cli.evaluate", "score a model version's verdicts against the ground truth"),
     ("train", "app.cli.train", "train: sft, reward, ppo, grpo, dpo, or the one-click retrain"),
@@ -34,7 +50,9 @@ VERBS: tuple[tuple[str, str, str], ...] = (
 
 
 def _placeholder(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
-    p = sub.add_parser(verb, help=f"{help_} (not available yet)", description=f"{help_}. Not available yet.")
+    p = sub.add_parser(
+        verb, help=f"{help_} (not available yet)", description=f"{help_}. Not available yet."
+    )
     add_common(p)
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
@@ -64,15 +82,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Verbs (and actions) that write to the workspace; refused in words on a read-only one.
 WRITING: tuple[tuple[str, str | None], ...] = (
-    ("demo", None), ("import", None), ("predict", None), ("train", None),
-    ("db", "upgrade"), ("models", "add"), ("benchmark", None),
+    ("demo", None),
+    ("import", None),
+    ("predict", None),
+    ("train", None),
+    ("db", "upgrade"),
+    ("models", "add"),
+    ("benchmark", None),
 )
 
 
 def _refuse_writes_to_read_only(args: argparse.Namespace) -> None:
     from app.workspace import Workspace
 
-    action = next((getattr(args, a) for a in ("db_action", "models_verb", "demo_verb") if getattr(args, a, None)), None)
+    action = next(
+        (
+            getattr(args, a)
+            for a in ("db_action", "models_verb", "demo_verb")
+            if getattr(args, a, None)
+        ),
+        None,
+    )
     if not any(args.verb == verb and (sub is None or sub == action) for verb, sub in WRITING):
         return
     try:
@@ -105,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a user: one sentence, details logged
         from app.errors import describe_unexpected
 
-        print(f"medreview {args.verb}: {describe_unexpected(exc, f'medreview {args.verb}')}", file=sys.stderr)
+        print(
+            f"medreview {args.verb}: {describe_unexpected(exc, f'medreview {args.verb}')}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

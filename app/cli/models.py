@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p = sub.add_parser(verb, help=help_, description=_DESCRIPTION)
     actions = p.add_subparsers(dest="models_verb", metavar="ACTION", required=True)
 
-    ls = actions.add_parser("list", help="list the model versions", description="List the workspace's model versions.")
+    ls = actions.add_parser(
+        "list", help="list the model versions", description="List the workspace's model versions."
+    )
     add_common(ls)
     ls.set_defaults(func=list_versions)
 
@@ -56,9 +58,13 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     for key, slot in base_model_slots().items():
         users = ", ".join(n for n in loading if BACKENDS[n].slot(key) is not None)
         add.add_argument(
-            f"--{key}", metavar="ID_OR_FOLDER", help=f"{users}: the {slot.label} (default: the back end's)"
+            f"--{key}",
+            metavar="ID_OR_FOLDER",
+            help=f"{users}: the {slot.label} (default: the back end's)",
         )
-    add.add_argument("--no-image", action="store_true", help="clip-llm: text only, no image description")
+    add.add_argument(
+        "--no-image", action="store_true", help="clip-llm: text only, no image description"
+    )
     add.add_argument("--activate", action="store_true", help="make it the active version")
     add.set_defaults(func=add_version)
 
@@ -171,7 +177,8 @@ def add_version(args: argparse.Namespace) -> int:
                 card_models,
                 from_folder=folder,
                 settings=settings,
-                description=f"{args.backend}: " + ", ".join(f"{k}={v}" for k, v in base_models.items()),
+                description=f"{args.backend}: "
+                + ", ".join(f"{k}={v}" for k, v in base_models.items()),
             )
         except RegistryError as exc:
             raise CommandError(str(exc)) from exc
@@ -183,6 +190,9 @@ def add_version(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if left_out:
-        print(f"note: pickle files not copied (safetensors are used): {', '.join(left_out[:5])}", file=sys.stderr)
+        print(
+            f"note: pickle files not copied (safetensors are used): {', '.join(left_out[:5])}",
+            file=sys.stderr,
+        )
     print(f"registered {card.name}: {card.description}", file=sys.stderr)
     return EXIT_OK

@@ -49,15 +49,24 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
         default="test",
         help="workspace cases of this split (default test)",
     )
-    p.add_argument("--manifest", metavar="FILE", help="predict on a manifest's cases, with no store")
+    p.add_argument(
+        "--manifest", metavar="FILE", help="predict on a manifest's cases, with no store"
+    )
     p.add_argument(
         "--missing",
         action="store_true",
         help="only the workspace cases that have no verdict from this version yet",
     )
     p.add_argument("--out", metavar="FILE", help="write the verdicts as JSON lines to FILE")
-    p.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"), help="where to run (default auto)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="cases per model call (default 8)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cuda", "mps", "cpu"),
+        help="where to run (default auto)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=8, metavar="N", help="cases per model call (default 8)"
+    )
     p.set_defaults(func=run)
 
 
@@ -71,7 +80,9 @@ def _backend(args: argparse.Namespace, image_root: str | None) -> tuple[Backend,
     from core.runtime.devices import DeviceUnavailable
 
     ws = workspace(args)
-    registry = Registry(ws.models_dir, card_hashes=recorded_card_hashes(ws))  # a changed card is refused
+    registry = Registry(
+        ws.models_dir, card_hashes=recorded_card_hashes(ws)
+    )  # a changed card is refused
     spec = BACKENDS.get(args.version)
     if spec is not None and not spec.needs_weights and not (registry.root / args.version).exists():
         return spec.load_class()(), None
@@ -133,10 +144,14 @@ def run(args: argparse.Namespace) -> int:
         from feedback_db import StoreError, open_store
 
         if not ws.exists():
-            raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
+            raise CommandError(
+                f"no workspace at {ws.root}; create one with `medreview demo create`"
+            )
         try:
             store = open_store(ws.db_url)
-            ids = store.query_case_ids(split=None if args.split == "all" else args.split, order="id")
+            ids = store.query_case_ids(
+                split=None if args.split == "all" else args.split, order="id"
+            )
             if args.missing and store.get_model_version(args.version) is not None:
                 have = store.predictions_for_version(args.version)
                 done = set(have) if isinstance(have, dict) else {p.case_id for p in have}
@@ -149,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
         rejected, image_root = 0, str(ws.root)
         if args.missing and not cases:
             store.close()
-            print(f"medreview predict: every case already has a verdict from {args.version}", file=sys.stderr)
+            print(
+                f"medreview predict: every case already has a verdict from {args.version}",
+                file=sys.stderr,
+            )
             return EXIT_OK
     try:
         if not cases:
@@ -160,7 +178,10 @@ def run(args: argparse.Namespace) -> int:
         if not usable:
             raise CommandError("no case has a readable image; nothing predicted")
         backend, card = _backend(args, image_root)
-        print(f"medreview predict: {args.version} ({backend.name}) on {backend.device} ({backend.dtype})", file=sys.stderr)
+        print(
+            f"medreview predict: {args.version} ({backend.name}) on {backend.device} ({backend.dtype})",
+            file=sys.stderr,
+        )
         with progress_for(args) as progress:
             verdicts = backend.predict(usable, batch_size=args.batch_size, progress=progress)
         lines = [verdict_line(c, v) for c, v in zip(usable, verdicts, strict=True)]
@@ -172,7 +193,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("".join(line + "\n" for line in lines))
         if store is not None:
             _save(store, args.version, card, ws, usable, verdicts)
-        print(f"medreview predict: {len(verdicts)} verdicts ({len(bad) + rejected} cases left out)", file=sys.stderr)
+        print(
+            f"medreview predict: {len(verdicts)} verdicts ({len(bad) + rejected} cases left out)",
+            file=sys.stderr,
+        )
     finally:
         if store is not None:
             store.close()
@@ -181,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if bad or rejected else EXIT_OK
 
 
-def _save(store: Any, version: str, card: Any, ws: Any, cases: list[Case], verdicts: list[Verdict]) -> None:
+def _save(
+    store: Any, version: str, card: Any, ws: Any, cases: list[Case], verdicts: list[Verdict]
+) -> None:
     from app.versions import mirror_card, store_verdicts
     from feedback_db import StoreError
 

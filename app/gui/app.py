@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from app.gui.main_window import AppContext, MainWindow
     from app.qt import QApplication
 
+
 def application(settings: Settings | None = None) -> QApplication:
     """The QApplication, created once, in the theme and text size of ``settings`` (the
     reading-room dark theme when none are given and no theme is applied yet)."""
@@ -40,7 +41,9 @@ def application(settings: Settings | None = None) -> QApplication:
     elif isinstance(existing, QApplication):
         app = existing
     else:  # a QCoreApplication (no widgets) was made first in this process: no window can open
-        raise RuntimeError(f"a {type(existing).__name__} is running; the window needs a QApplication")
+        raise RuntimeError(
+            f"a {type(existing).__name__} is running; the window needs a QApplication"
+        )
     if settings is not None:
         apply_theme(app, settings.theme, settings.font_scale)
     elif not app.styleSheet():
@@ -48,8 +51,12 @@ def application(settings: Settings | None = None) -> QApplication:
     return app
 
 
-def open_context(workspace: Workspace, settings: Settings, settings_path: Path | None = None,
-                 preload: Preload | None = None) -> AppContext:
+def open_context(
+    workspace: Workspace,
+    settings: Settings,
+    settings_path: Path | None = None,
+    preload: Preload | None = None,
+) -> AppContext:
     """Open the workspace's store (reader and db lane) and register the reviewer.
 
     Raises:
@@ -70,10 +77,14 @@ def open_context(workspace: Workspace, settings: Settings, settings_path: Path |
 
             from feedback_db import Reviewer
 
-            reviewer = Reviewer(-1, settings.reviewer_name, settings.reviewer_role, datetime.now(UTC))
+            reviewer = Reviewer(
+                -1, settings.reviewer_name, settings.reviewer_role, datetime.now(UTC)
+            )
         elif reviewer is None:
             job = ops.db.submit(
-                lambda store, _p: store.ensure_reviewer(settings.reviewer_name, settings.reviewer_role),
+                lambda store, _p: store.ensure_reviewer(
+                    settings.reviewer_name, settings.reviewer_role
+                ),
                 # The caller gets the exception from the future below and shows it itself.
                 on_failure=lambda _exc: None,
             )
@@ -85,7 +96,9 @@ def open_context(workspace: Workspace, settings: Settings, settings_path: Path |
     return AppContext(workspace, settings, settings_path, reader, ops, reviewer, preload)
 
 
-def build_window(workspace: Workspace, settings: Settings, settings_path: Path | None = None) -> MainWindow:
+def build_window(
+    workspace: Workspace, settings: Settings, settings_path: Path | None = None
+) -> MainWindow:
     """The main window on an existing workspace (tests and the benchmark use this directly)."""
     preload = Preload(workspace, settings)  # runs while Qt loads below
     from app.gui.main_window import MainWindow
@@ -104,8 +117,10 @@ def _load_settings(path: Path | None) -> Settings:
         return load_settings(path)
     except SettingsError as exc:
         answer = QMessageBox.question(
-            None, "Settings cannot be read",
-            f"{exc}\n\nStart with default settings? (The file is replaced when you save settings.)")
+            None,
+            "Settings cannot be read",
+            f"{exc}\n\nStart with default settings? (The file is replaced when you save settings.)",
+        )
         if answer != QMessageBox.StandardButton.Yes:
             raise
         return Settings()
@@ -144,11 +159,15 @@ def run(workspace_arg: str | None = None, settings_path: Path | None = None) -> 
         try:
             save_settings(settings, settings_path)
         except OSError as exc:
-            QMessageBox.warning(None, "Settings not saved", f"Your name could not be remembered: {exc}")
+            QMessageBox.warning(
+                None, "Settings not saved", f"Your name could not be remembered: {exc}"
+            )
     try:
         window = MainWindow(open_context(workspace, settings, settings_path, preload))
     except Exception as exc:  # noqa: BLE001 (any failure to open is shown, in words, then exit)
-        QMessageBox.critical(None, "Cannot open the workspace", f"{workspace.root}:\n{describe(exc)}")
+        QMessageBox.critical(
+            None, "Cannot open the workspace", f"{workspace.root}:\n{describe(exc)}"
+        )
         return 2
     install_excepthook(window)
     window.show()

@@ -41,9 +41,13 @@ from app.qt import (
 )
 from app.workspace import Workspace
 
-METRIC_NAMES = {"accuracy": "Accuracy", "tp_rate": "Errors caught (TP rate)",
-                "tn_rate": "Correct passed (TN rate)", "fpr": "False positive rate",
-                "mean_reward": "Mean clinical reward"}
+METRIC_NAMES = {
+    "accuracy": "Accuracy",
+    "tp_rate": "Errors caught (TP rate)",
+    "tn_rate": "Correct passed (TN rate)",
+    "fpr": "False positive rate",
+    "mean_reward": "Mean clinical reward",
+}
 _MISSING = re.compile(r"(\d+) case\(s\) have no prediction from '([^']+)'")
 
 
@@ -51,23 +55,35 @@ def summary_line(doc: dict[str, Any], problems: list[str]) -> str:
     """What a comparison found, in one sentence (and what was left out, in a second)."""
     a, b = doc.get("a", {}), doc.get("b", {})
     acc = doc.get("intervals", {}).get("accuracy", {})
-    diff = (acc.get("diff") or {})
+    diff = acc.get("diff") or {}
     est, low, high = diff.get("estimate"), diff.get("low"), diff.get("high")
     n = b.get("n") or a.get("n") or 0
     p = doc.get("mcnemar", {}).get("p_value")
-    parts = [f"{b.get('name', 'B')} vs {a.get('name', 'A')} on {n} {doc.get('split', 'test')} cases:"]
+    parts = [
+        f"{b.get('name', 'B')} vs {a.get('name', 'A')} on {n} {doc.get('split', 'test')} cases:"
+    ]
     if isinstance(a.get("accuracy"), float) and isinstance(b.get("accuracy"), float):
         change = f"accuracy {100 * b['accuracy']:.1f}% vs {100 * a['accuracy']:.1f}%"
         if isinstance(est, float):
             change += f" ({100 * est:+.1f} pp"
-            change += f", 95% CI {100 * low:+.1f} to {100 * high:+.1f})" if isinstance(low, float) and isinstance(high, float) else ")"
+            change += (
+                f", 95% CI {100 * low:+.1f} to {100 * high:+.1f})"
+                if isinstance(low, float) and isinstance(high, float)
+                else ")"
+            )
         parts.append(change + ";")
     if p is not None:
-        parts.append(f"McNemar p = {p:.3g} ({'significant' if p < 0.05 else 'not significant'} at 5%);")
+        parts.append(
+            f"McNemar p = {p:.3g} ({'significant' if p < 0.05 else 'not significant'} at 5%);"
+        )
     n_dis = len(doc.get("disagreements", []))
     parts.append(f"{n_dis} case{'s' if n_dis != 1 else ''} with different verdicts.")
     text = " ".join(parts)
-    left = [f"{m.group(1)} without a verdict from {m.group(2)}" for m in (_MISSING.search(x) for x in problems) if m]
+    left = [
+        f"{m.group(1)} without a verdict from {m.group(2)}"
+        for m in (_MISSING.search(x) for x in problems)
+        if m
+    ]
     if left:
         text += " Left out: " + "; ".join(left) + "."
     return text
@@ -96,7 +112,9 @@ class CompareView(QWidget):
         self.version_a = QComboBox()
         self.version_b = QComboBox()
         for combo in (self.version_a, self.version_b):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
             combo.setMinimumContentsLength(10)
         self.run_button = QPushButton("Compare on the test split")
         self.status = QLabel("Choose two versions and press Compare.")
@@ -233,8 +251,19 @@ class CompareView(QWidget):
         for combo in (self.version_a, self.version_b):
             combo.setEnabled(False)
         self.status.setText(f"Comparing {b} with {a}…")
-        self.process.start(["compare", a, b, "--workspace", str(self.workspace.root),
-                            "--json", str(self._json), "--png", str(self._png)])
+        self.process.start(
+            [
+                "compare",
+                a,
+                b,
+                "--workspace",
+                str(self.workspace.root),
+                "--json",
+                str(self._json),
+                "--png",
+                str(self._png),
+            ]
+        )
 
     def _on_problem(self, text: str) -> None:
         self._problems.append(text)
@@ -261,29 +290,54 @@ class CompareView(QWidget):
         self.metrics.setRowCount(0)
         for key, label in METRIC_NAMES.items():
             by = doc.get("intervals", {}).get(key, {})
-            self.metrics.appendRow([QStandardItem(label), QStandardItem(_interval(by.get("a"))),
-                                    QStandardItem(_interval(by.get("b"))),
-                                    QStandardItem(_interval(by.get("diff")))])
+            self.metrics.appendRow(
+                [
+                    QStandardItem(label),
+                    QStandardItem(_interval(by.get("a"))),
+                    QStandardItem(_interval(by.get("b"))),
+                    QStandardItem(_interval(by.get("diff"))),
+                ]
+            )
         crit = [str(doc.get(side, {}).get("critical_misses", "—")) for side in ("a", "b")]
-        self.metrics.appendRow([QStandardItem("Critical misses"), QStandardItem(crit[0]),
-                                QStandardItem(crit[1]), QStandardItem("")])
+        self.metrics.appendRow(
+            [
+                QStandardItem("Critical misses"),
+                QStandardItem(crit[0]),
+                QStandardItem(crit[1]),
+                QStandardItem(""),
+            ]
+        )
         m = doc.get("mcnemar", {})
         p = m.get("p_value")
         self.mcnemar.setText(
             f"Exact McNemar test: p = {p:.4g} (A right & B wrong: {m.get('b')}, A wrong & B right: "
-            f"{m.get('c')}). " + ("The difference is significant at 5%." if p is not None and p < 0.05
-                                   else "No significant difference at 5%.")
-            if p is not None else "McNemar test: not available")
+            f"{m.get('c')}). "
+            + (
+                "The difference is significant at 5%."
+                if p is not None and p < 0.05
+                else "No significant difference at 5%."
+            )
+            if p is not None
+            else "McNemar test: not available"
+        )
         self.cases.setRowCount(0)
         for d in doc.get("disagreements", []):
             item = QStandardItem(d["case_id"])
             item.setData(d["case_id"], Qt.ItemDataRole.UserRole)
-            self.cases.appendRow([item, QStandardItem(d.get("modality", "")),
-                                  QStandardItem(d.get("truth") or "unknown"),
-                                  QStandardItem(f"{d.get('label_a')} / {d.get('label_b')}")])
+            self.cases.appendRow(
+                [
+                    item,
+                    QStandardItem(d.get("modality", "")),
+                    QStandardItem(d.get("truth") or "unknown"),
+                    QStandardItem(f"{d.get('label_a')} / {d.get('label_b')}"),
+                ]
+            )
         count = self.cases.rowCount()
-        self.cases_title.setText(f"Cases where they disagree: {count} (double-click to review)" if count
-                                 else "The two versions give the same verdict on every case.")
+        self.cases_title.setText(
+            f"Cases where they disagree: {count} (double-click to review)"
+            if count
+            else "The two versions give the same verdict on every case."
+        )
         self.heatmap.set_result(doc)
         self.save_png.setEnabled(True)
         # The heatmap's pane as tall as its rows need (at most half the view); the tables the rest.
@@ -297,8 +351,12 @@ class CompareView(QWidget):
         if doc is None or not self.heatmap.has_result():
             return
         a, b = doc["a"].get("name", "A"), doc["b"].get("name", "B")
-        default = self.workspace.exports_dir / "compare" / f"heatmap_{a}_vs_{b}.png".replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(self, "Save heatmap", str(default), "PNG image (*.png)")
+        default = (
+            self.workspace.exports_dir / "compare" / f"heatmap_{a}_vs_{b}.png".replace("/", "_")
+        )
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save heatmap", str(default), "PNG image (*.png)"
+        )
         if path:
             try:
                 self.heatmap.save_png(path)

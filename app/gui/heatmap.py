@@ -19,11 +19,21 @@ from app.qt import QColor, QFont, QImage, QPainter, QRectF, QSize, Qt, QToolTip,
 
 COLUMNS = (("accuracy", "Accuracy"), ("tp_rate", "TP rate"), ("tn_rate", "TN rate"), ("fpr", "FPR"))
 LOWER_IS_BETTER = {"fpr"}
-MODALITY_WORDS = {"xray": "X-ray", "histopathology": "Histopathology", "mri": "MRI", "ultrasound": "Ultrasound",
-                  "all": "All cases"}
+MODALITY_WORDS = {
+    "xray": "X-ray",
+    "histopathology": "Histopathology",
+    "mri": "MRI",
+    "ultrasound": "Ultrasound",
+    "all": "All cases",
+}
 # Red-yellow-green, as matplotlib's RdYlGn at 0, 0.5 and 1.
-_STOPS = ((0.0, (165, 0, 38)), (0.25, (244, 109, 67)), (0.5, (255, 255, 191)), (0.75, (102, 189, 99)),
-          (1.0, (0, 104, 55)))
+_STOPS = (
+    (0.0, (165, 0, 38)),
+    (0.25, (244, 109, 67)),
+    (0.5, (255, 255, 191)),
+    (0.75, (102, 189, 99)),
+    (1.0, (0, 104, 55)),
+)
 
 
 def goodness_colour(level: float) -> QColor:
@@ -101,8 +111,11 @@ class Heatmap(QWidget):
         text_colour = QColor(theme.colour("text"))
         if not self.doc or not self.rows:
             p.setPen(QColor(theme.colour("muted")))
-            p.drawText(QRectF(0, 0, width, height), Qt.AlignmentFlag.AlignCenter,
-                       "The per-modality heatmap appears here after a comparison.")
+            p.drawText(
+                QRectF(0, 0, width, height),
+                Qt.AlignmentFlag.AlignCenter,
+                "The per-modality heatmap appears here after a comparison.",
+            )
             return
         a_name = self.doc.get("a", {}).get("name", "A")
         b_name = self.doc.get("b", {}).get("name", "B")
@@ -113,7 +126,9 @@ class Heatmap(QWidget):
         base.setPixelSize(font_px)
         p.setFont(base)
         fm = p.fontMetrics()
-        labels = [f"{MODALITY_WORDS.get(r, r)} (n={self.group('a', r).get('n', '?')})" for r in self.rows]
+        labels = [
+            f"{MODALITY_WORDS.get(r, r)} (n={self.group('a', r).get('n', '?')})" for r in self.rows
+        ]
         label_w = max(fm.horizontalAdvance(t) for t in labels) + 12
         gap = 14.0
         top = fm.height() * 2 + 8
@@ -123,8 +138,11 @@ class Heatmap(QWidget):
         p.setPen(text_colour)
         for i, text in enumerate(labels):
             y = top + i * cell_h
-            p.drawText(QRectF(0, y, label_w - 8, cell_h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       text)
+            p.drawText(
+                QRectF(0, y, label_w - 8, cell_h),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                text,
+            )
         panels = (("a", f"A: {a_name}"), ("b", f"B: {b_name}"), ("diff", "B − A (green: B better)"))
         diffs = [self.value("diff", r, k) for r in self.rows for k, _ in COLUMNS]
         finite = [abs(d) for d in diffs if math.isfinite(d)]
@@ -135,13 +153,19 @@ class Heatmap(QWidget):
             x0 = label_w + k * (panel_w + gap)
             p.setFont(bold)
             p.setPen(text_colour)
-            p.drawText(QRectF(x0, 0, panel_w, fm.height() + 2), Qt.AlignmentFlag.AlignHCenter,
-                       fm.elidedText(title, Qt.TextElideMode.ElideMiddle, int(panel_w)))
+            p.drawText(
+                QRectF(x0, 0, panel_w, fm.height() + 2),
+                Qt.AlignmentFlag.AlignHCenter,
+                fm.elidedText(title, Qt.TextElideMode.ElideMiddle, int(panel_w)),
+            )
             p.setFont(base)
             for j, (_key, head) in enumerate(COLUMNS):
                 p.setPen(QColor(theme.colour("muted")))
-                p.drawText(QRectF(x0 + j * cell_w, fm.height() + 4, cell_w, fm.height() + 2),
-                           Qt.AlignmentFlag.AlignHCenter, fm.elidedText(head, Qt.TextElideMode.ElideRight, int(cell_w)))
+                p.drawText(
+                    QRectF(x0 + j * cell_w, fm.height() + 4, cell_w, fm.height() + 2),
+                    Qt.AlignmentFlag.AlignHCenter,
+                    fm.elidedText(head, Qt.TextElideMode.ElideRight, int(cell_w)),
+                )
             for i, row in enumerate(self.rows):
                 for j, (key, head) in enumerate(COLUMNS):
                     v = self.value(side, row, key)
@@ -157,8 +181,11 @@ class Heatmap(QWidget):
                     p.fillRect(rect.adjusted(1, 1, -1, -1), fill)
                     dark = fill.lightnessF() < 0.45
                     p.setPen(QColor(theme.colour("heat_text_light" if dark else "heat_text_dark")))
-                    p.drawText(rect, Qt.AlignmentFlag.AlignCenter,
-                               fm.elidedText(text, Qt.TextElideMode.ElideRight, int(cell_w - 2)))
+                    p.drawText(
+                        rect,
+                        Qt.AlignmentFlag.AlignCenter,
+                        fm.elidedText(text, Qt.TextElideMode.ElideRight, int(cell_w - 2)),
+                    )
                     self._cells.append((rect, self._tooltip(row, key, head)))
             # A rule above "all" sets the total apart from the modalities.
             y = top + (n_rows - 1) * cell_h
@@ -175,14 +202,16 @@ class Heatmap(QWidget):
             return "n/a" if not math.isfinite(v) else f"{100 * v:.1f}%"
 
         diff = b - a
-        better = ("lower is better" if key in LOWER_IS_BETTER else "higher is better")
-        return (f"{MODALITY_WORDS.get(row, row)} · {head} ({better})\n"
-                f"A {a_name}: {pct(a)}   (TP {ga.get('tp', '?')}, FN {ga.get('fn', '?')}, "
-                f"TN {ga.get('tn', '?')}, FP {ga.get('fp', '?')})\n"
-                f"B {b_name}: {pct(b)}   (TP {gb.get('tp', '?')}, FN {gb.get('fn', '?')}, "
-                f"TN {gb.get('tn', '?')}, FP {gb.get('fp', '?')})\n"
-                f"B − A: {'n/a' if not math.isfinite(diff) else f'{100 * diff:+.1f} percentage points'}"
-                f"   ({ga.get('n', '?')} cases)")
+        better = "lower is better" if key in LOWER_IS_BETTER else "higher is better"
+        return (
+            f"{MODALITY_WORDS.get(row, row)} · {head} ({better})\n"
+            f"A {a_name}: {pct(a)}   (TP {ga.get('tp', '?')}, FN {ga.get('fn', '?')}, "
+            f"TN {ga.get('tn', '?')}, FP {ga.get('fp', '?')})\n"
+            f"B {b_name}: {pct(b)}   (TP {gb.get('tp', '?')}, FN {gb.get('fn', '?')}, "
+            f"TN {gb.get('tn', '?')}, FP {gb.get('fp', '?')})\n"
+            f"B − A: {'n/a' if not math.isfinite(diff) else f'{100 * diff:+.1f} percentage points'}"
+            f"   ({ga.get('n', '?')} cases)"
+        )
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         pos = event.position()

@@ -45,7 +45,9 @@ class ImageCache:
         while len(self._images) > self._capacity:
             self._images.popitem(last=False)
 
-    def request(self, path: Path, callback: Callable[[Any, str | None], None] | None = None) -> None:
+    def request(
+        self, path: Path, callback: Callable[[Any, str | None], None] | None = None
+    ) -> None:
         """Deliver the image of ``path`` to ``callback(image, error)``: at once when cached,
         else after decoding on the io lane. ``error`` is a message in words, or None."""
         cached = self.get(path)

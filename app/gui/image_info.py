@@ -100,7 +100,9 @@ def load_frame(path: str | Path, frame: int) -> Any:
     if frame == 0 or not is_dicom_file(p):
         image = load_image(p)
         if frame != 0:
-            raise ImageError(p, f"frame {frame + 1} does not exist: only DICOM frames can be scrolled")
+            raise ImageError(
+                p, f"frame {frame + 1} does not exist: only DICOM frames can be scrolled"
+            )
         return image
     import pydicom
 
@@ -135,7 +137,11 @@ def _one_frame(ds: Any, arr: np.ndarray) -> None:
         ds.SamplesPerPixel = 3
     little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
     if arr.dtype.kind == "f":
-        setattr(ds, "FloatPixelData" if arr.dtype.itemsize == 4 else "DoubleFloatPixelData", little.tobytes())
+        setattr(
+            ds,
+            "FloatPixelData" if arr.dtype.itemsize == 4 else "DoubleFloatPixelData",
+            little.tobytes(),
+        )
         return
     bits = arr.dtype.itemsize * 8
     ds.BitsAllocated = bits
@@ -169,7 +175,10 @@ def describe_image(path: str | Path, image: Any) -> list[tuple[str, str]]:
         return [*rows, ("Tags", f"cannot be read: {exc.reason}")]
     rows.append(("Kept tags", "the de-identified copy holds only these"))
     for elem in ds:
-        if elem.keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") or not elem.keyword:
+        if (
+            elem.keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+            or not elem.keyword
+        ):
             continue
         rows.append((elem.keyword, _short(elem)))
     return rows

@@ -49,15 +49,21 @@ class ImagePane(QWidget):
         self.viewer = ImageViewer()
         self.fit_button = self._button("Fit", "Fit the image to the pane (F)")
         self.actual_button = self._button("1:1", "One image pixel per screen pixel (O)")
-        self.ruler_button = self._button("Ruler", "Measure a distance: drag on the image (M, or Shift+drag)")
+        self.ruler_button = self._button(
+            "Ruler", "Measure a distance: drag on the image (M, or Shift+drag)"
+        )
         self.ruler_button.setCheckable(True)
         self.info_button = self._button("Info", "Image details and the DICOM tags kept (I)")
         self.info_button.setCheckable(True)
         self.preset = QComboBox()
         self.preset.setObjectName("presetCombo")
-        self.preset.setToolTip("Window/level presets for this modality; Stored and W go back to the "
-                               "file's own (right-drag on the image to adjust)")
-        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setToolTip(
+            "Window/level presets for this modality; Stored and W go back to the "
+            "file's own (right-drag on the image to adjust)"
+        )
+        self.preset.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         # Preset names are at most this long, so the closed box never cuts one off.
         self.preset.setMinimumContentsLength(image_info.MAX_PRESET_NAME)
         bar = QHBoxLayout()
@@ -166,12 +172,21 @@ class ImagePane(QWidget):
         meta = image.meta or {}
         raw = getattr(image, "raw", None)
         center, width = meta.get("window_center"), meta.get("window_width")
-        window = (float(center), float(width)) if raw is not None and center is not None and width else None
+        window = (
+            (float(center), float(width))
+            if raw is not None and center is not None and width
+            else None
+        )
         if keep_window and self.viewer.is_greyscale:
             window = self.viewer.display_window
         fitted, transform = self.viewer._fitted, self.viewer.transform()
-        self.viewer.set_image(image.pixels, image.is_greyscale, window, raw=raw,
-                              invert=bool(getattr(image, "invert", False)))
+        self.viewer.set_image(
+            image.pixels,
+            image.is_greyscale,
+            window,
+            raw=raw,
+            invert=bool(getattr(image, "invert", False)),
+        )
         if keep_window and not fitted:
             self.viewer.setTransform(transform)
             self.viewer._fitted = False
@@ -180,7 +195,9 @@ class ImagePane(QWidget):
         frames = int(meta.get("frames", 1) or 1)
         frame = int(meta.get("frame", 0) or 0)
         self.frame_label.setText(f"{frame + 1} / {frames}")
-        self.viewer.corner_text["bottom-right"] = (f"frame {frame + 1}/{frames}" if frames > 1 else "")
+        self.viewer.corner_text["bottom-right"] = (
+            f"frame {frame + 1}/{frames}" if frames > 1 else ""
+        )
         self._show_window(*self.viewer.display_window)
 
     def reset(self) -> None:
@@ -203,7 +220,9 @@ class ImagePane(QWidget):
         self.viewer.viewport().update()
 
     def _hovered(self, x: int, y: int) -> None:
-        text = image_info.value_text(self.image, x, y) if self.image is not None and x >= 0 else None
+        text = (
+            image_info.value_text(self.image, x, y) if self.image is not None and x >= 0 else None
+        )
         self.pixel.setText(f"({x}, {y})  {text}" if text else "")
         self.viewer.corner_text["top-left"] = self.pixel.text()
         self.viewer.viewport().update()
@@ -256,8 +275,9 @@ class ImagePane(QWidget):
             if self.shown_case_id == case_id:
                 self._review.message.emit(f"Frame {frame + 1} cannot be shown: {exc}")
 
-        self._review.ops.io.submit(lambda _p: image_info.load_frame(path, frame),
-                                   on_success=done, on_failure=failed)
+        self._review.ops.io.submit(
+            lambda _p: image_info.load_frame(path, frame), on_success=done, on_failure=failed
+        )
 
     # -- info ------------------------------------------------------------------------------
     def show_info(self, on: bool) -> None:
@@ -275,13 +295,18 @@ class ImagePane(QWidget):
             if self.shown_case_id == case_id:
                 self._fill_info(rows)
 
-        self._review.ops.io.submit(lambda _p: image_info.describe_image(path, image), on_success=done,
-                                   on_failure=lambda exc: self._fill_info([("Image info", str(exc))]))
+        self._review.ops.io.submit(
+            lambda _p: image_info.describe_image(path, image),
+            on_success=done,
+            on_failure=lambda exc: self._fill_info([("Image info", str(exc))]),
+        )
 
     def _fill_info(self, rows: list[tuple[str, str]]) -> None:
         from html import escape
 
         self.info_rows = list(rows)
-        body = "".join(f"<tr><td style='padding-right:10px'><b>{escape(name)}</b></td><td>{escape(value)}</td></tr>"
-                       for name, value in rows)
+        body = "".join(
+            f"<tr><td style='padding-right:10px'><b>{escape(name)}</b></td><td>{escape(value)}</td></tr>"
+            for name, value in rows
+        )
         self.info.setHtml(f"<table cellspacing='0'>{body}</table>")

@@ -42,7 +42,9 @@ PREVIEW_SIDE = 768
 MIN_WIDTH = 1.0 / 255.0
 
 
-def apply_window(pixels: np.ndarray, center: float, width: float, invert: bool = False) -> np.ndarray:
+def apply_window(
+    pixels: np.ndarray, center: float, width: float, invert: bool = False
+) -> np.ndarray:
     """Map values through a window ``center`` +/- ``width``/2 to uint8 (inverted if asked)."""
     width = max(width, 1e-12)
     low = center - width / 2.0
@@ -113,9 +115,15 @@ class ImageViewer(QGraphicsView):
     def has_image(self) -> bool:
         return self._pixels is not None
 
-    def set_image(self, pixels: np.ndarray | None, is_greyscale: bool = True,
-                  window: tuple[float, float] | None = None, message: str = "",
-                  raw: np.ndarray | None = None, invert: bool = False) -> None:
+    def set_image(
+        self,
+        pixels: np.ndarray | None,
+        is_greyscale: bool = True,
+        window: tuple[float, float] | None = None,
+        message: str = "",
+        raw: np.ndarray | None = None,
+        invert: bool = False,
+    ) -> None:
         """Show ``pixels`` (None clears the view and shows ``message`` instead).
 
         Args:
@@ -160,7 +168,9 @@ class ImageViewer(QGraphicsView):
             self._item.setTransform(QTransform())
             return
         source = self._pixels if full or self._preview is None else self._preview
-        pix = QPixmap.fromImage(to_qimage(apply_window(source, self._center, self._width, self._invert)))
+        pix = QPixmap.fromImage(
+            to_qimage(apply_window(source, self._center, self._width, self._invert))
+        )
         self._item.setPixmap(pix)
         scale = self._pixels.shape[1] / source.shape[1]
         self._item.setTransform(QTransform.fromScale(scale, scale))
@@ -202,8 +212,12 @@ class ImageViewer(QGraphicsView):
     def set_ruler_mode(self, on: bool) -> None:
         """In ruler mode a left-drag measures instead of panning (Shift+drag always measures)."""
         self.ruler_mode = bool(on)
-        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.OpenHandCursor)
+        self.setDragMode(
+            QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag
+        )
+        self.viewport().setCursor(
+            Qt.CursorShape.CrossCursor if on else Qt.CursorShape.OpenHandCursor
+        )
 
     def distance(self, a: QPointF, b: QPointF) -> tuple[float, str]:
         """The length from scene point ``a`` to ``b``: (value, unit), mm where the spacing is known."""
@@ -230,7 +244,7 @@ class ImageViewer(QGraphicsView):
     def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         delta = event.angleDelta().y()
         if delta:
-            self.zoom(1.0015 ** delta)
+            self.zoom(1.0015**delta)
         event.accept()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
@@ -239,8 +253,11 @@ class ImageViewer(QGraphicsView):
             self.fit()
 
     def _wants_ruler(self, event) -> bool:
-        return (event.button() == Qt.MouseButton.LeftButton and self._pixels is not None
-                and (self.ruler_mode or bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)))
+        return (
+            event.button() == Qt.MouseButton.LeftButton
+            and self._pixels is not None
+            and (self.ruler_mode or bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+        )
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if self._wants_ruler(event):
@@ -270,8 +287,9 @@ class ImageViewer(QGraphicsView):
             x0, y0, c0, w0 = self._drag_origin
             p = event.position()
             # Horizontal drag changes the width (contrast), vertical the level (brightness).
-            self.set_window(c0 - (p.y() - y0) * self._span / 400.0, w0 * (1.0025 ** (p.x() - x0)),
-                            full=False)
+            self.set_window(
+                c0 - (p.y() - y0) * self._span / 400.0, w0 * (1.0025 ** (p.x() - x0)), full=False
+            )
             event.accept()
             return
         super().mouseMoveEvent(event)
@@ -302,14 +320,18 @@ class ImageViewer(QGraphicsView):
         if self._pixels is None:
             if self._message:
                 painter.setPen(QColor(theme.VIEWER_TEXT))
-                painter.drawText(view, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
+                painter.drawText(
+                    view, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message
+                )
             painter.restore()
             return
         fm = painter.fontMetrics()
         pad = 6.0
-        corners = {"top-left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                   "top-right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
-                   "bottom-right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom}
+        corners = {
+            "top-left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+            "top-right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+            "bottom-right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+        }
         inner = view.adjusted(pad, pad, -pad, -pad)
         for key, align in corners.items():
             text = self.corner_text.get(key)
@@ -327,12 +349,22 @@ class ImageViewer(QGraphicsView):
             for end in (a, b):
                 painter.drawEllipse(QPointF(end), 3.0, 3.0)
             value, unit = self.distance(*self._ruler)
-            mid = QRectF(QPointF((a.x() + b.x()) / 2 + 8, (a.y() + b.y()) / 2 - fm.height()), view.bottomRight())
-            self._shadow_text(painter, mid, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                              f"{value:.1f} {unit}", colour="#ffd54f")
+            mid = QRectF(
+                QPointF((a.x() + b.x()) / 2 + 8, (a.y() + b.y()) / 2 - fm.height()),
+                view.bottomRight(),
+            )
+            self._shadow_text(
+                painter,
+                mid,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                f"{value:.1f} {unit}",
+                colour="#ffd54f",
+            )
         painter.restore()
 
-    def _shadow_text(self, painter: QPainter, rect: QRectF, align, text: str, colour: str | None = None) -> None:
+    def _shadow_text(
+        self, painter: QPainter, rect: QRectF, align, text: str, colour: str | None = None
+    ) -> None:
         """Text that reads on any grey: a dark outline under a light fill."""
         painter.setPen(QColor("#000000"))
         for dx, dy in ((1, 1), (-1, -1), (1, -1), (-1, 1)):
@@ -357,5 +389,9 @@ class ImageViewer(QGraphicsView):
         painter.drawLine(QPointF(x0, y), QPointF(x0 + length, y))
         font = QFont(painter.font())
         painter.setFont(font)
-        self._shadow_text(painter, QRectF(x0, y - line_h - 6, length + 80, line_h + 2),
-                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, f"{mm} mm")
+        self._shadow_text(
+            painter,
+            QRectF(x0, y - line_h - 6, length + 80, line_h + 2),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+            f"{mm} mm",
+        )

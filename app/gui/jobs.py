@@ -32,8 +32,13 @@ from app.qt import (
 
 def ask(parent: QWidget, title: str, text: str) -> bool:
     """Yes/No question, No by default (tests replace ``JobDialog.confirm`` instead)."""
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
     return answer == QMessageBox.StandardButton.Yes
 
 
@@ -89,7 +94,9 @@ class JobIndicator(QWidget):
         self.bar.setVisible(True)
 
     def _finished(self, _code: int, state: str) -> None:
-        words = {"done": "finished", "partial": "finished", "canceled": "canceled"}.get(state, "failed")
+        words = {"done": "finished", "partial": "finished", "canceled": "canceled"}.get(
+            state, "failed"
+        )
         self.button.setText(f"{self.title}: {words}")
         self.button.setToolTip(f"{self.title} {words}: click for the details and the log")
         self.bar.setVisible(False)
@@ -102,8 +109,14 @@ class JobDialog(QDialog):
     completed = Signal(str)  # final state
     hiddenWhileRunning = Signal()
 
-    def __init__(self, title: str, intro: str, parent: QWidget | None = None,
-                 plan: Plan | None = None, low_priority: bool = False) -> None:
+    def __init__(
+        self,
+        title: str,
+        intro: str,
+        parent: QWidget | None = None,
+        plan: Plan | None = None,
+        low_priority: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setModal(False)
@@ -115,8 +128,12 @@ class JobDialog(QDialog):
         self.panel.set_plan(plan)
         self.panel.low_priority = low_priority
         self.buttons = QDialogButtonBox()
-        self.cancel_button = self.buttons.addButton("Cancel…", QDialogButtonBox.ButtonRole.RejectRole)
-        self.hide_button = self.buttons.addButton("Hide (it goes on)", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton(
+            "Cancel…", QDialogButtonBox.ButtonRole.RejectRole
+        )
+        self.hide_button = self.buttons.addButton(
+            "Hide (it goes on)", QDialogButtonBox.ButtonRole.AcceptRole
+        )
         self.cancel_button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.intro)

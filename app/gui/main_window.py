@@ -92,9 +92,16 @@ class MainWindow(QMainWindow):
         self.errors: list[tuple[str, str]] = []  # every error shown, for the record and tests
         self.confirm = lambda title, text: ask(self, title, text)  # tests replace it
         pre = ctx.preload
-        self.review = ReviewModel(ctx.reader, ctx.ops, ctx.reviewer, ctx.workspace.root,
-                                  versions=pre.versions if pre is not None else False)
-        self.review.filters = pre.filters if pre is not None else Filters(order=ctx.settings.queue_order)
+        self.review = ReviewModel(
+            ctx.reader,
+            ctx.ops,
+            ctx.reviewer,
+            ctx.workspace.root,
+            versions=pre.versions if pre is not None else False,
+        )
+        self.review.filters = (
+            pre.filters if pre is not None else Filters(order=ctx.settings.queue_order)
+        )
         self.review_view = ReviewView(self.review)
         self.compare_view = CompareView(ctx.workspace, ctx.reader)
         self.tabs = QTabWidget()
@@ -118,11 +125,17 @@ class MainWindow(QMainWindow):
         self.compare_view.openCase.connect(self.open_case)
         self.review_view.queue.order.currentIndexChanged.connect(self._order_changed)
         if pre is not None and pre.queue is not None:
-            self.review.refresh(keep=first_unrated(pre.queue.ids, pre.queue.rated), result=pre.queue)
+            self.review.refresh(
+                keep=first_unrated(pre.queue.ids, pre.queue.rated), result=pre.queue
+            )
         else:
             self.review.refresh()
             resume = first_unrated(self.review.ids, self.review.rated)
-            if resume is not None and self.review.shown is not None and resume != self.review.shown.case.case_id:
+            if (
+                resume is not None
+                and self.review.shown is not None
+                and resume != self.review.shown.case.case_id
+            ):
                 self.review.open_case(resume)
         ctx.preload = None  # used once
         self._maybe_start_demo_models()
@@ -133,30 +146,40 @@ class MainWindow(QMainWindow):
         self.actions_by_name: dict[str, QAction] = {}
         self.menus: dict[str, Any] = {}
         table = (
-            ("file", "&File", (
-                ("import", "Import cases or ratings…", "Ctrl+I", self.open_import),
-                ("export", "Export expert feedback…", "Ctrl+E", self.open_export),
-                None,
-                ("settings", "Settings…", "Ctrl+,", self.open_settings),
-                None,
-                ("quit", "Quit", "Ctrl+Q", self.close),
-            )),
-            ("view", "&View", (
-                ("review", "Review", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0)),
-                ("compare", "Compare versions", "Ctrl+2", lambda: self.tabs.setCurrentIndex(1)),
-                None,
-                ("theme", "Dark reading-room theme", "Ctrl+Shift+D", self.toggle_theme),
-                ("larger", "Larger text", "Ctrl++", lambda: self.change_font_scale(+1)),
-                ("smaller", "Smaller text", "Ctrl+-", lambda: self.change_font_scale(-1)),
-            )),
-            ("model", "&Model", (
-                ("pair", "Review pair…", "Ctrl+Shift+P", self.open_review_pair),
-                ("predict", "Run model on these cases…", "Ctrl+P", self.open_predict),
-                ("retrain", "Retrain…", "Ctrl+T", self.open_retrain),
-            )),
-            ("help", "&Help", (
-                ("shortcuts", "Keyboard shortcuts", "F1", self.show_shortcuts),
-            )),
+            (
+                "file",
+                "&File",
+                (
+                    ("import", "Import cases or ratings…", "Ctrl+I", self.open_import),
+                    ("export", "Export expert feedback…", "Ctrl+E", self.open_export),
+                    None,
+                    ("settings", "Settings…", "Ctrl+,", self.open_settings),
+                    None,
+                    ("quit", "Quit", "Ctrl+Q", self.close),
+                ),
+            ),
+            (
+                "view",
+                "&View",
+                (
+                    ("review", "Review", "Ctrl+1", lambda: self.tabs.setCurrentIndex(0)),
+                    ("compare", "Compare versions", "Ctrl+2", lambda: self.tabs.setCurrentIndex(1)),
+                    None,
+                    ("theme", "Dark reading-room theme", "Ctrl+Shift+D", self.toggle_theme),
+                    ("larger", "Larger text", "Ctrl++", lambda: self.change_font_scale(+1)),
+                    ("smaller", "Smaller text", "Ctrl+-", lambda: self.change_font_scale(-1)),
+                ),
+            ),
+            (
+                "model",
+                "&Model",
+                (
+                    ("pair", "Review pair…", "Ctrl+Shift+P", self.open_review_pair),
+                    ("predict", "Run model on these cases…", "Ctrl+P", self.open_predict),
+                    ("retrain", "Retrain…", "Ctrl+T", self.open_retrain),
+                ),
+            ),
+            ("help", "&Help", (("shortcuts", "Keyboard shortcuts", "F1", self.show_shortcuts),)),
         )
         bar = self.menuBar()
         for menu_name, title, items in table:
@@ -169,7 +192,9 @@ class MainWindow(QMainWindow):
                 name, text, key, slot = item
                 action = QAction(text, self)
                 action.setShortcut(QKeySequence(key))
-                action.setToolTip(f"{text.rstrip('…')} ({QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText)})")
+                action.setToolTip(
+                    f"{text.rstrip('…')} ({QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText)})"
+                )
                 action.triggered.connect(lambda _checked=False, s=slot: s())
                 menu.addAction(action)
                 self.addAction(action)  # keys work with the menu bar hidden too
@@ -180,9 +205,15 @@ class MainWindow(QMainWindow):
         tools = self.addToolBar("Actions")
         tools.setObjectName("mainToolbar")
         tools.setMovable(False)
-        for name, text in (("review", "Review"), ("compare", "Compare"), ("import", "Import…"),
-                           ("export", "Export…"), ("predict", "Run model…"), ("retrain", "Retrain…"),
-                           ("settings", "Settings…")):
+        for name, text in (
+            ("review", "Review"),
+            ("compare", "Compare"),
+            ("import", "Import…"),
+            ("export", "Export…"),
+            ("predict", "Run model…"),
+            ("retrain", "Retrain…"),
+            ("settings", "Settings…"),
+        ):
             button_action = self.actions_by_name[name]
             button_action.setIconText(text)  # the toolbar's short label; menus keep the full text
             tools.addAction(button_action)
@@ -206,7 +237,9 @@ class MainWindow(QMainWindow):
         """The overlay's contents: the review keys and every window action with its key."""
         window = []
         for action in self.actions_by_name.values():
-            keys = " or ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+            keys = " or ".join(
+                k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()
+            )
             if keys:
                 window.append((keys, action.text().replace("&", "").rstrip("…")))
         return [*((title, list(keys)) for title, keys in KEY_HELP), ("Window", window)]
@@ -220,8 +253,10 @@ class MainWindow(QMainWindow):
             avail = screen.availableGeometry() if screen is not None else None
             if avail is not None and avail.width() > 0:
                 # Most of the screen (a reading room's screens are large), at least 1440 x 900.
-                self.resize(min(avail.width(), max(1440, int(avail.width() * 0.9))),
-                            min(avail.height(), max(900, int(avail.height() * 0.9))))
+                self.resize(
+                    min(avail.width(), max(1440, int(avail.width() * 0.9))),
+                    min(avail.height(), max(900, int(avail.height() * 0.9))),
+                )
             else:
                 self.resize(1440, 900)
         self.review_view.restore_layout(_unb64(s.review_splitter))
@@ -247,7 +282,9 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         """The one place worker errors are shown: a dialog that does not block the window."""
         self.errors.append((title, message))
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self
+        )
         box.setObjectName("errorDialog")
         box.setModal(False)
         box.open()
@@ -343,7 +380,10 @@ class MainWindow(QMainWindow):
             self.jobs[name] = item
             item.hide()
         dialog.hiddenWhileRunning.connect(
-            lambda: self.show_message(f"{title} goes on in the background; the status bar shows how far it is"))
+            lambda: self.show_message(
+                f"{title} goes on in the background; the status bar shows how far it is"
+            )
+        )
         return item
 
     def open_import(self) -> ImportDialog:
@@ -352,6 +392,7 @@ class MainWindow(QMainWindow):
             d.completed.connect(lambda state: self._after_import(state, d))
             d.runModelRequested.connect(self.open_predict)
             return d
+
         return self._dialog("import", make)
 
     def _after_import(self, state: str, dialog: ImportDialog) -> None:
@@ -376,7 +417,9 @@ class MainWindow(QMainWindow):
         from app.gui.review_pair_dialog import ReviewPairDialog
 
         versions = self.ctx.reader.model_versions()
-        dialog = ReviewPairDialog(versions, self.ctx.workspace.review_pair, pick_versions(versions), self)
+        dialog = ReviewPairDialog(
+            versions, self.ctx.workspace.review_pair, pick_versions(versions), self
+        )
         self.dialogs["pair"] = dialog
         dialog.accepted.connect(lambda: self.review.set_pair(dialog.chosen()))
         dialog.open()
@@ -384,12 +427,18 @@ class MainWindow(QMainWindow):
 
     def open_predict(self) -> PredictDialog:
         def make() -> PredictDialog:
-            d = PredictDialog(self.ctx.workspace, self.ctx.reader, self.review_pair_names(),
-                              self.ctx.settings.device, self)
+            d = PredictDialog(
+                self.ctx.workspace,
+                self.ctx.reader,
+                self.review_pair_names(),
+                self.ctx.settings.device,
+                self,
+            )
             d.completed.connect(lambda state: self._after_change(state, "Running the models"))
             self._job("predict", "Run model", d, d.panel)
             self._place(d)
             return d
+
         dialog = self._dialog("predict", make)
         if not dialog.running:
             dialog.versions = self.review_pair_names()
@@ -403,6 +452,7 @@ class MainWindow(QMainWindow):
             self._job("retrain", "Retrain", d, d.panel)
             self._place(d)
             return d
+
         return self._dialog("retrain", make)
 
     def open_settings(self) -> SettingsDialog:
@@ -416,7 +466,10 @@ class MainWindow(QMainWindow):
     def _save_settings(self, settings: Settings | None, quiet: bool = False) -> None:
         if settings is None:
             return
-        look = (settings.theme, settings.font_scale) != (self.ctx.settings.theme, self.ctx.settings.font_scale)
+        look = (settings.theme, settings.font_scale) != (
+            self.ctx.settings.theme,
+            self.ctx.settings.font_scale,
+        )
         try:
             save_settings(settings, self.ctx.settings_path)
         except OSError as exc:
@@ -434,14 +487,28 @@ class MainWindow(QMainWindow):
         rating = self.review_view.rating
         shown = self.review.shown
         case_id = shown.case.case_id if shown is not None else None
-        pair = (shown.a.id, shown.b.id) if shown is not None and shown.a is not None and shown.b is not None else None
-        choice = (rating.preference(), rating.true_label(), rating.severity.currentIndex(),
-                  rating.rationale.toPlainText())
+        pair = (
+            (shown.a.id, shown.b.id)
+            if shown is not None and shown.a is not None and shown.b is not None
+            else None
+        )
+        choice = (
+            rating.preference(),
+            rating.true_label(),
+            rating.severity.currentIndex(),
+            rating.rationale.toPlainText(),
+        )
         self.review.reload()
         self.compare_view.reload_versions()
         now = self.review.shown
-        same = (now is not None and now.case.case_id == case_id and now.a is not None and now.b is not None
-                and (now.a.id, now.b.id) == pair and now.rating == (shown.rating if shown else None))
+        same = (
+            now is not None
+            and now.case.case_id == case_id
+            and now.a is not None
+            and now.b is not None
+            and (now.a.id, now.b.id) == pair
+            and now.rating == (shown.rating if shown else None)
+        )
         if same and any(choice):
             pref, label, severity, text = choice
             if pref:
@@ -467,7 +534,8 @@ class MainWindow(QMainWindow):
         self._pending_versions = (shown.case.case_id, f"New version ready: {what}")
         self.review_view.show_notice(
             f"New model version ready: {what}. You keep these verdicts until you finish this case; "
-            "the queue and the verdicts are updated when you move to the next one.")
+            "the queue and the verdicts are updated when you move to the next one."
+        )
         self.show_message(f"New version ready: {what}; it applies from the next case")
 
     # -- first run: the demo models in the background --------------------------------------
@@ -491,13 +559,25 @@ class MainWindow(QMainWindow):
                 "The two full demo models (demo-v1 reads the text, demo-v2 also sees the image) are "
                 "training now, at low priority, so you can review meanwhile; they take over from the "
                 "next case once ready. Closing this window keeps them training.",
-                self, plan=MODELS_PLAN, low_priority=True)
+                self,
+                plan=MODELS_PLAN,
+                low_priority=True,
+            )
             dialog.completed.connect(self._demo_models_finished)
             self.dialogs["demo-models"] = dialog
             self._job("demo-models", "Demo models", dialog, dialog.panel)
             self._place(dialog)
         if not dialog.running:
-            dialog.start(["demo", "models", "--workspace", str(self.ctx.workspace.root), "--progress", "json"])
+            dialog.start(
+                [
+                    "demo",
+                    "models",
+                    "--workspace",
+                    str(self.ctx.workspace.root),
+                    "--progress",
+                    "json",
+                ]
+            )
         self.jobs["demo-models"].show()
         return dialog
 
@@ -505,15 +585,24 @@ class MainWindow(QMainWindow):
         if state in ("done", "partial"):
             self.new_versions("demo-v1 and demo-v2 (the full demo models)")
         elif state != "canceled":
-            self.show_error("The demo models were not trained",
-                            f"{state.removeprefix('failed: ')}. The demo goes on with the quick model; "
-                            "the next start tries again.")
+            self.show_error(
+                "The demo models were not trained",
+                f"{state.removeprefix('failed: ')}. The demo goes on with the quick model; "
+                "the next start tries again.",
+            )
 
     # -- closing ---------------------------------------------------------------------------
     def running_jobs(self) -> list[str]:
-        names = {"retrain": "a retrain", "predict": "a prediction run", "demo-models": "the demo models"}
-        return [words for key, words in names.items()
-                if key in self.dialogs and getattr(self.dialogs[key], "running", False)]
+        names = {
+            "retrain": "a retrain",
+            "predict": "a prediction run",
+            "demo-models": "the demo models",
+        }
+        return [
+            words
+            for key, words in names.items()
+            if key in self.dialogs and getattr(self.dialogs[key], "running", False)
+        ]
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if getattr(self, "_closed", False):
@@ -521,9 +610,10 @@ class MainWindow(QMainWindow):
             return
         running = self.running_jobs()
         if running and not self.confirm(
-                "Quit MedGemma Reviewer?",
-                f"Still running: {', '.join(running)}. Quitting stops it (the demo models go on "
-                "at the next start; a retrain or prediction run must be started again)."):
+            "Quit MedGemma Reviewer?",
+            f"Still running: {', '.join(running)}. Quitting stops it (the demo models go on "
+            "at the next start; a retrain or prediction run must be started again).",
+        ):
             event.ignore()
             return
         try:

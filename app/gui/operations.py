@@ -234,8 +234,12 @@ class ChildProcess(QObject):
     def running(self) -> bool:
         return self._proc.state() != QProcess.ProcessState.NotRunning
 
-    def start(self, verb_args: Sequence[str], env: dict[str, str] | None = None,
-              low_priority: bool = False) -> None:
+    def start(
+        self,
+        verb_args: Sequence[str],
+        env: dict[str, str] | None = None,
+        low_priority: bool = False,
+    ) -> None:
         """Start ``medreview <verb_args>``; output and the end arrive as signals.
 
         ``low_priority``: run it under ``nice`` (where there is one), for work that goes on in
@@ -325,10 +329,16 @@ class ChildProcess(QObject):
         self._reported = True
         if self._canceled or self._last_stage == "canceled":
             self.finished.emit(code, "canceled")
-        elif code == 0 and status == QProcess.ExitStatus.NormalExit and self._last_stage != "failed":
+        elif (
+            code == 0 and status == QProcess.ExitStatus.NormalExit and self._last_stage != "failed"
+        ):
             self.finished.emit(code, "done")
-        elif code == 1 and status == QProcess.ExitStatus.NormalExit and self._last_stage != "failed":
-            self.finished.emit(code, "partial")  # docs/architecture.md: exit 1 = some rows were rejected
+        elif (
+            code == 1 and status == QProcess.ExitStatus.NormalExit and self._last_stage != "failed"
+        ):
+            self.finished.emit(
+                code, "partial"
+            )  # docs/architecture.md: exit 1 = some rows were rejected
         else:
             why = self._last_message if self._last_stage == "failed" else None
             why = why or (self._stderr_tail[-1] if self._stderr_tail else None)

@@ -108,7 +108,9 @@ class LivePlot(QWidget):
             colour = QColor(theme.colour(name))
             points = self.series[name]
             ys = [y for _, y in points]
-            title = labels[name] + (f"   latest {ys[-1]:.4g}   range [{min(ys):.3g}, {max(ys):.3g}]" if ys else "   —")
+            title = labels[name] + (
+                f"   latest {ys[-1]:.4g}   range [{min(ys):.3g}, {max(ys):.3g}]" if ys else "   —"
+            )
             p.setPen(colour)
             bold = QFont(p.font())
             bold.setBold(True)
@@ -134,8 +136,11 @@ class LivePlot(QWidget):
                 p.setPen(QPen(grid, 1, Qt.PenStyle.DotLine))
                 p.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
                 p.setPen(muted)
-                p.drawText(QRectF(0, y - line_h / 2, rect.left() - 6, line_h),
-                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, tick_text(t))
+                p.drawText(
+                    QRectF(0, y - line_h / 2, rect.left() - 6, line_h),
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                    tick_text(t),
+                )
             p.setPen(QPen(muted, 1, Qt.PenStyle.DashLine))
             for x, stage in self.stages:
                 px = rect.left() + rect.width() * x / total
@@ -157,11 +162,19 @@ class LivePlot(QWidget):
                         continue
                     px = rect.left() + rect.width() * t / total
                     p.drawLine(QPointF(px, rect.bottom()), QPointF(px, rect.bottom() + 4))
-                    p.drawText(QRectF(px - 30, rect.bottom() + 4, 60, line_h), Qt.AlignmentFlag.AlignHCenter,
-                               tick_text(t))
-                p.drawText(QRectF(rect.left(), rect.bottom() + line_h + 4, rect.width(), line_h),
-                           Qt.AlignmentFlag.AlignHCenter, "progress step (one per reported line)")
+                    p.drawText(
+                        QRectF(px - 30, rect.bottom() + 4, 60, line_h),
+                        Qt.AlignmentFlag.AlignHCenter,
+                        tick_text(t),
+                    )
+                p.drawText(
+                    QRectF(rect.left(), rect.bottom() + line_h + 4, rect.width(), line_h),
+                    Qt.AlignmentFlag.AlignHCenter,
+                    "progress step (one per reported line)",
+                )
         if not self.point_count():
             p.setPen(muted)
-            p.drawText(outer, Qt.AlignmentFlag.AlignCenter, "Curves appear as training reports progress")
+            p.drawText(
+                outer, Qt.AlignmentFlag.AlignCenter, "Curves appear as training reports progress"
+            )
         p.end()

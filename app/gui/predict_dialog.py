@@ -1,4 +1,4 @@
-""""Run model on these cases": verdicts for the cases that have none from the review pair.
+""" "Run model on these cases": verdicts for the cases that have none from the review pair.
 
 Imported cases arrive with no verdicts, so they cannot be rated. This runs
 ``medreview predict --version V --split all --missing`` for each version of the review pair that
@@ -34,8 +34,14 @@ def missing_counts(reader: Any, versions: list[str]) -> dict[str, int]:
 class PredictDialog(JobDialog):
     """Say what is missing, run the versions that lack verdicts, follow them."""
 
-    def __init__(self, workspace: Workspace, reader: Any, versions: list[str], device: str = "auto",
-                 parent=None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        reader: Any,
+        versions: list[str],
+        device: str = "auto",
+        parent=None,
+    ) -> None:
         super().__init__("Run model on these cases", "", parent)
         self.workspace = workspace
         self.reader = reader
@@ -52,13 +58,17 @@ class PredictDialog(JobDialog):
         if not self.versions:
             text = "There is no model version to run: register one in Settings, or create the demo workspace."
         elif not todo:
-            text = ("Every case has a verdict from " + " and ".join(self.versions)
-                    + ". Nothing to run.")
+            text = (
+                "Every case has a verdict from " + " and ".join(self.versions) + ". Nothing to run."
+            )
         else:
             parts = [f"{v} on {n} case{'s' if n != 1 else ''}" for v, n in todo.items()]
-            text = ("Cases without verdicts cannot be rated. This runs " + " and then ".join(parts)
-                    + " in the background (a model is loaded in a separate process); you can keep "
-                    "reviewing, and the new verdicts appear when it has finished.")
+            text = (
+                "Cases without verdicts cannot be rated. This runs "
+                + " and then ".join(parts)
+                + " in the background (a model is loaded in a separate process); you can keep "
+                "reviewing, and the new verdicts appear when it has finished."
+            )
         self.intro.setText(text)
         self.run_button.setEnabled(bool(todo) and not self.running)
 
@@ -67,8 +77,18 @@ class PredictDialog(JobDialog):
         out = []
         for version, n in self.missing.items():
             if n:
-                args = ["predict", "--version", version, "--split", "all", "--missing",
-                        "--workspace", str(self.workspace.root), "--progress", "json"]
+                args = [
+                    "predict",
+                    "--version",
+                    version,
+                    "--split",
+                    "all",
+                    "--missing",
+                    "--workspace",
+                    str(self.workspace.root),
+                    "--progress",
+                    "json",
+                ]
                 if self.device != "auto":
                     args += ["--device", self.device]
                 out.append(args)

@@ -178,8 +178,9 @@ class ProcessPanel(QWidget):
         if overall is not None:
             self.bar.setRange(0, 1000)
             self.bar.setValue(round(1000 * overall.fraction))
-            self._set_status(f"Step {overall.index + 1} of {overall.stages}: {overall.words}{step}",
-                             error=False)
+            self._set_status(
+                f"Step {overall.index + 1} of {overall.stages}: {overall.words}{step}", error=False
+            )
             left = format_left(overall.eta_s, about=not overall.measured)
             self.eta.setText(f"{overall.fraction:.0%} done · {left}" if left else "")
             self._set_summary(f"{overall.fraction:.0%}" + (f" · {left}" if left else ""))
@@ -189,8 +190,10 @@ class ProcessPanel(QWidget):
                 self.bar.setValue(min(int(ev.step), int(ev.total)))
             elif not final:
                 self.bar.setRange(0, 0)
-            self._set_status(f"{ev.stage}{step}" + (f": {ev.message}" if ev.message else ""),
-                             error=ev.stage == "failed")
+            self._set_status(
+                f"{ev.stage}{step}" + (f": {ev.message}" if ev.message else ""),
+                error=ev.stage == "failed",
+            )
             self.eta.setText(format_eta(ev.eta_s))
             pct = f"{ev.step / ev.total:.0%}" if ev.total else ""
             self._set_summary(" · ".join(x for x in (ev.stage, pct, format_eta(ev.eta_s)) if x))
@@ -217,12 +220,21 @@ class ProcessPanel(QWidget):
             self._stage = None
         self.bar.setRange(0, 100)
         self.eta.setText("")
-        self._set_summary({"done": "finished", "partial": "finished"}.get(state, state.split(":")[0]))
+        self._set_summary(
+            {"done": "finished", "partial": "finished"}.get(state, state.split(":")[0])
+        )
         if state in ("done", "partial"):
             self.bar.setValue(100)
             partial = state == "partial" or self.problems.count()
-            self._set_status("Finished." + (" Some rows were rejected: see the problems below."
-                                            if partial and self.show_problems else ""), error=False)
+            self._set_status(
+                "Finished."
+                + (
+                    " Some rows were rejected: see the problems below."
+                    if partial and self.show_problems
+                    else ""
+                ),
+                error=False,
+            )
         elif state == "canceled":
             self._set_status("Canceled. Nothing was changed by the unfinished step.", error=False)
         else:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from core.runtime.progress import ProgressEvent
 
-Plan = Sequence[tuple[str, str, float]]  # (stage as the verb reports it, words for the log, planned seconds)
+Plan = Sequence[
+    tuple[str, str, float]
+]  # (stage as the verb reports it, words for the log, planned seconds)
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,18 @@ class OverallProgress:
         i = self._index
         before = sum(w for _, _, w in self.plan[:i]) if i >= 0 else 0.0
         w_cur = self.plan[i][2] if i >= 0 else 0.0
-        after = sum(w for _, _, w in self.plan[i + 1:]) if i >= 0 else self.total
+        after = sum(w for _, _, w in self.plan[i + 1 :]) if i >= 0 else self.total
         done = before + w_cur * self._stage_fraction
         fraction = done / self.total
         elapsed = self._clock() - self._start if self._start is not None else 0.0
         measured = elapsed >= self.MIN_ELAPSED_S and fraction >= self.MIN_FRACTION and done > 0
         if measured:
             speed = elapsed / done  # this machine's seconds per planned second
-            current = stage_eta if stage_eta is not None and i >= 0 else w_cur * (1 - self._stage_fraction) * speed
+            current = (
+                stage_eta
+                if stage_eta is not None and i >= 0
+                else w_cur * (1 - self._stage_fraction) * speed
+            )
             eta: float | None = current + after * speed
         elif i < 0:
             eta = self.total

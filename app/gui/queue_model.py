@@ -19,8 +19,12 @@ Index = QModelIndex | QPersistentModelIndex
 
 PAGE = 200
 COLUMNS = ("Status", "Modality", "Finding", "Split", "Uncertainty")
-MODALITY_LABELS = {"xray": "X-ray", "histopathology": "Histopathology", "mri": "MRI",
-                   "ultrasound": "Ultrasound"}
+MODALITY_LABELS = {
+    "xray": "X-ray",
+    "histopathology": "Histopathology",
+    "mri": "MRI",
+    "ultrasound": "Ultrasound",
+}
 
 
 class QueueModel(QAbstractTableModel):
@@ -49,7 +53,9 @@ class QueueModel(QAbstractTableModel):
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:  # noqa: N802
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section]
         return None
@@ -62,7 +68,7 @@ class QueueModel(QAbstractTableModel):
         page = row // PAGE
         records = self._pages.get(page)
         if records is None:
-            chunk = ids[page * PAGE:(page + 1) * PAGE]
+            chunk = ids[page * PAGE : (page + 1) * PAGE]
             records = {c.case_id: c for c in self._review.reader.get_cases(chunk)}
             self._pages[page] = records
         return records.get(ids[row])
@@ -103,9 +109,11 @@ class QueueModel(QAbstractTableModel):
             if case is not None:
                 value = self._uncertainty_of(case_id)
                 unsure = "—" if value is None else f"{value:.2f}"
-                return (f"{case.case_id} ({'rated' if rated else 'to rate'})\n"
-                        f"{MODALITY_LABELS.get(case.modality, case.modality)}, split {case.split or '—'}, "
-                        f"uncertainty {unsure}\n{case.finding}\nTreatment: {case.treatment}")
+                return (
+                    f"{case.case_id} ({'rated' if rated else 'to rate'})\n"
+                    f"{MODALITY_LABELS.get(case.modality, case.modality)}, split {case.split or '—'}, "
+                    f"uncertainty {unsure}\n{case.finding}\nTreatment: {case.treatment}"
+                )
         elif role == Qt.ItemDataRole.ForegroundRole and col == 0:
             return QBrush(QColor(theme.colour("rated" if rated else "to_rate")))
         elif role == Qt.ItemDataRole.UserRole:

@@ -33,12 +33,17 @@ class QueueResult:
     rated: set[str]
 
 
-def run_queue_query(reader: StoreReader, filters: Filters, reviewer_id: int | None,
-                    versions: tuple[str, str] | None) -> QueueResult:
+def run_queue_query(
+    reader: StoreReader, filters: Filters, reviewer_id: int | None, versions: tuple[str, str] | None
+) -> QueueResult:
     """Run the store's queue query for ``filters`` (and the reviewer's rated set)."""
     ids = reader.query_case_ids(
-        modality=filters.modality, split=filters.split, rated=filters.rated,
-        reviewer_id=reviewer_id, order=filters.order, versions=versions,
+        modality=filters.modality,
+        split=filters.split,
+        rated=filters.rated,
+        reviewer_id=reviewer_id,
+        order=filters.order,
+        versions=versions,
         disagree=filters.disagree if versions else None,
     )
     rated: set[str] = set()
@@ -47,7 +52,9 @@ def run_queue_query(reader: StoreReader, filters: Filters, reviewer_id: int | No
     return QueueResult(ids, rated)
 
 
-def pick_versions(versions: list[Any], preferred: tuple[str, str] | None = None) -> tuple[str, str] | None:
+def pick_versions(
+    versions: list[Any], preferred: tuple[str, str] | None = None
+) -> tuple[str, str] | None:
     """The two versions the session compares (the review pair): ``preferred`` (the workspace's
     choice) when both still exist, else the active one (else the newest) against the newest
     other one, the newest candidate. None when the store has fewer than two versions."""
@@ -62,8 +69,9 @@ def pick_versions(versions: list[Any], preferred: tuple[str, str] | None = None)
     return first.name, second.name
 
 
-def blind_pair(case_id: str, predictions: list[Any],
-               versions: tuple[str, str] | None) -> tuple[Any | None, Any | None]:
+def blind_pair(
+    case_id: str, predictions: list[Any], versions: tuple[str, str] | None
+) -> tuple[Any | None, Any | None]:
     """Verdicts A and B for a case, in an order that is random per case but stable across runs.
 
     The pair is the latest verdict of each of the session's two ``versions`` (the review pair;
@@ -90,8 +98,11 @@ def uncertainty(predictions: list[Any], versions: tuple[str, str] | None) -> flo
     """How unsure the compared versions are, 0 (certain) to 1 (a coin toss): one minus twice the
     mean |confidence - 0.5|, the store's queue order (feedback_db.queue). None without confidence."""
     names = set(versions or ())
-    confs = [p.confidence for p in predictions
-             if p.confidence is not None and (not names or p.version in names)]
+    confs = [
+        p.confidence
+        for p in predictions
+        if p.confidence is not None and (not names or p.version in names)
+    ]
     if not confs:
         return None
     return 1.0 - 2.0 * sum(abs(c - 0.5) for c in confs) / len(confs)

@@ -49,14 +49,20 @@ class QueueView(QWidget):
         for s in SPLITS:
             self.split.addItem(s, s)
         self.disagree = QCheckBox("Models disagree")
-        self.disagree.setToolTip("Only cases where the two compared versions give different verdicts")
+        self.disagree.setToolTip(
+            "Only cases where the two compared versions give different verdicts"
+        )
         self.order = QComboBox()
         self.order.addItem("Most uncertain first", "uncertainty")
         self.order.addItem("By case id", "id")
         if review.filters.order == "id":
             self.order.setCurrentIndex(1)
-        for combo, tip in ((self.modality, "Filter by modality"), (self.status, "Filter by rating status"),
-                           (self.split, "Filter by split"), (self.order, "Queue order (remembered)")):
+        for combo, tip in (
+            (self.modality, "Filter by modality"),
+            (self.status, "Filter by rating status"),
+            (self.split, "Filter by split"),
+            (self.order, "Queue order (remembered)"),
+        ):
             combo.setToolTip(tip)
 
         form = QGridLayout()
@@ -118,8 +124,12 @@ class QueueView(QWidget):
         bold = self.table.font()
         bold.setBold(True)
         bfm = QFontMetrics(bold)
-        for col, samples in ((0, ("✓ rated", "○ to rate")), (1, tuple(MODALITY_LABELS.values())),
-                             (3, ("train", "review", "Split")), (4, ("0.00",))):
+        for col, samples in (
+            (0, ("✓ rated", "○ to rate")),
+            (1, tuple(MODALITY_LABELS.values())),
+            (3, ("train", "review", "Split")),
+            (4, ("0.00",)),
+        ):
             head = bfm.horizontalAdvance(self.model.headerData(col, Qt.Orientation.Horizontal)) + 14
             self._widths[col] = max(head, *(fm.horizontalAdvance(t) + 14 for t in samples))
             if not self.table.isColumnHidden(col):

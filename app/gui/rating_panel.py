@@ -24,12 +24,18 @@ from app.qt import (
 )
 
 # Short labels (the row's heading asks "Which verdict is better?"), so the panel fits a narrow column.
-PREFERENCES = (("a", "A", "1"), ("b", "B", "2"), ("tie", "Tie", "3"),
-               ("both_wrong", "Both wrong", "4"))
+PREFERENCES = (
+    ("a", "A", "1"),
+    ("b", "B", "2"),
+    ("tie", "Tie", "3"),
+    ("both_wrong", "Both wrong", "4"),
+)
 TRUE_LABELS = (("ERROR", "Error", "E"), ("CORRECT", "Correct", "C"))
 SEVERITIES = (None, "critical", "high", "moderate")
-HINT = ("Keys: 1-4 · E/C · S severity · R rationale (Esc leaves) · Enter save · J/K move · "
-        "N new pair · F1 all keys")
+HINT = (
+    "Keys: 1-4 · E/C · S severity · R rationale (Esc leaves) · Enter save · J/K move · "
+    "N new pair · F1 all keys"
+)
 
 
 class RatingPanel(QFrame):
@@ -49,10 +55,14 @@ class RatingPanel(QFrame):
         for value in SEVERITIES:
             self.severity.addItem("— severity" if value is None else value, value)
         self.severity.setToolTip("Severity of the error (S cycles)")
-        labels.addWidget(self.severity)  # compact: its items say "severity"; the key is in the tooltip
+        labels.addWidget(
+            self.severity
+        )  # compact: its items say "severity"; the key is in the tooltip
         self.rationale = QPlainTextEdit()
         self.rationale.setObjectName("rationaleEdit")
-        self.rationale.setPlaceholderText("Optional: the correct reason, in your words [R to write, Esc to leave]")
+        self.rationale.setPlaceholderText(
+            "Optional: the correct reason, in your words [R to write, Esc to leave]"
+        )
         self.rationale.setTabChangesFocus(True)
         self.rationale.setFixedHeight(self.fontMetrics().height() * 2 + 20)
         self.save_button = QPushButton("Save && next  [Enter]")
@@ -60,7 +70,9 @@ class RatingPanel(QFrame):
         self.save_button.setDefault(True)
         self.undo_button = QPushButton("Undo last  [Ctrl+Z]")
         self.new_pair_button = QPushButton("New pair  [N]")
-        self.new_pair_button.setToolTip("Rate the current review pair on this case (your earlier rating stays in the history)")
+        self.new_pair_button.setToolTip(
+            "Rate the current review pair on this case (your earlier rating stays in the history)"
+        )
         self.new_pair_button.setObjectName("newPairButton")
         self.new_pair_button.setVisible(False)
         self.state = QLabel()
@@ -111,7 +123,9 @@ class RatingPanel(QFrame):
 
     # -- the choice ------------------------------------------------------------------------
 
-    def _choice_row(self, prefix: str, choices) -> tuple[QButtonGroup, dict[str, QPushButton], QHBoxLayout]:
+    def _choice_row(
+        self, prefix: str, choices
+    ) -> tuple[QButtonGroup, dict[str, QPushButton], QHBoxLayout]:
         """One exclusive row of checkable buttons, each labelled with its key."""
         group = QButtonGroup(self)
         buttons: dict[str, QPushButton] = {}
@@ -124,6 +138,7 @@ class RatingPanel(QFrame):
             buttons[value] = button
             row.addWidget(button)
         return group, buttons, row
+
     def set_preference(self, value: str) -> None:
         self.pref_buttons[value].setChecked(True)
 
@@ -160,7 +175,7 @@ class RatingPanel(QFrame):
         if why is None:
             self.warning.setVisible(False)
             return
-        fix = ("press 4 if both are wrong, or the other true verdict (E/C), or the other preference (1/2)")
+        fix = "press 4 if both are wrong, or the other true verdict (E/C), or the other preference (1/2)"
         self.warning.setText(f"⚠ {why[0].upper()}{why[1:]}. To save, {fix}.")
         self.warning.setVisible(True)
 
@@ -191,8 +206,13 @@ class RatingPanel(QFrame):
         self.severity.setCurrentIndex(0)
         self.rationale.setPlainText("")
         enabled = shown is not None and shown.can_rate and not shown.read_only
-        for w in (*self.pref_buttons.values(), *self.label_buttons.values(), self.severity,
-                  self.rationale, self.save_button):
+        for w in (
+            *self.pref_buttons.values(),
+            *self.label_buttons.values(),
+            self.severity,
+            self.rationale,
+            self.save_button,
+        ):
             w.setEnabled(enabled)
         stale = bool(shown is not None and shown.stale)
         # A rating shown with an earlier pair cannot be saved again; N takes Save's place.
@@ -203,11 +223,16 @@ class RatingPanel(QFrame):
         if rating is not None:
             self.set_preference(rating.preference)
             self.set_true_label(rating.true_label)
-            self.severity.setCurrentIndex(SEVERITIES.index(rating.severity) if rating.severity in SEVERITIES else 0)
+            self.severity.setCurrentIndex(
+                SEVERITIES.index(rating.severity) if rating.severity in SEVERITIES else 0
+            )
             self.rationale.setPlainText(rating.rationale or "")
         self.state.setText(self._state_text(shown))
-        self.state.setToolTip("Saving again replaces this rating (the old one stays in the history)"
-                              if shown is not None and shown.rating is not None and not shown.stale else "")
+        self.state.setToolTip(
+            "Saving again replaces this rating (the old one stays in the history)"
+            if shown is not None and shown.rating is not None and not shown.stale
+            else ""
+        )
         self._update_warning()
 
     @staticmethod
@@ -233,8 +258,10 @@ class RatingPanel(QFrame):
         if rating is not None:
             return f"✓ Rated {rating.created_at:%Y-%m-%d %H:%M} UTC"
         if shown.earlier is not None:
-            return (f"New pair, not rated yet (your earlier rating of {shown.earlier.created_at:%Y-%m-%d} "
-                    "was for another pair and stays in the history)")
+            return (
+                f"New pair, not rated yet (your earlier rating of {shown.earlier.created_at:%Y-%m-%d} "
+                "was for another pair and stays in the history)"
+            )
         if not shown.can_rate:
             return "Fewer than two verdicts from the review pair: cannot be rated yet"
         return "Not rated yet"

@@ -32,7 +32,15 @@ from app.qt import (
 from app.workspace import Workspace
 from core.runtime.progress import ProgressEvent
 
-SHOWN_METRICS = ("accuracy", "tp_rate", "tn_rate", "fpr", "critical_misses", "unparseable", "mean_reward")
+SHOWN_METRICS = (
+    "accuracy",
+    "tp_rate",
+    "tn_rate",
+    "fpr",
+    "critical_misses",
+    "unparseable",
+    "mean_reward",
+)
 
 
 def pipeline_words(name: str) -> str:
@@ -45,11 +53,15 @@ def pipeline_words(name: str) -> str:
 
 def describe_version(version: Any) -> str:
     """A version's outcome in words: name, parent, promoted or not and why, key metrics."""
-    lines = [f"New version: {version.name} (back end {version.backend}, parent {version.parent or '—'})"]
+    lines = [
+        f"New version: {version.name} (back end {version.backend}, parent {version.parent or '—'})"
+    ]
     if version.promoted is True:
         lines.append("Promoted: it is now the active version.")
     elif version.promoted is False:
-        lines.append(f"Not promoted by the safety gate: {version.promotion_reason or 'no reason given'}")
+        lines.append(
+            f"Not promoted by the safety gate: {version.promotion_reason or 'no reason given'}"
+        )
     else:
         lines.append("Not evaluated yet, so not promoted.")
     metrics = version.metrics or {}
@@ -71,7 +83,9 @@ class RetrainDialog(QDialog):
     versionsChanged = Signal(list)  # names of the new versions
     hiddenWhileRunning = Signal()
 
-    def __init__(self, workspace: Workspace, reader: Any, device: str = "auto", parent=None) -> None:
+    def __init__(
+        self, workspace: Workspace, reader: Any, device: str = "auto", parent=None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Retrain the model on your ratings")
         self.setModal(False)
@@ -102,8 +116,12 @@ class RetrainDialog(QDialog):
         split.addWidget(self.panel)
         split.setSizes([300, 220])
         self.buttons = QDialogButtonBox()
-        self.start_button = self.buttons.addButton("Start retraining", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel training…", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.start_button = self.buttons.addButton(
+            "Start retraining", QDialogButtonBox.ButtonRole.AcceptRole
+        )
+        self.cancel_button = self.buttons.addButton(
+            "Cancel training…", QDialogButtonBox.ButtonRole.DestructiveRole
+        )
         self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.RejectRole)
         self.cancel_button.setEnabled(False)
         top = QHBoxLayout()
@@ -140,8 +158,10 @@ class RetrainDialog(QDialog):
         """Cancel the run after asking; True when the cancel was sent."""
         if not self.panel.running:
             return False
-        if not self.confirm("Cancel training?",
-                            "Stop the retrain? The work done so far is discarded and no version is made."):
+        if not self.confirm(
+            "Cancel training?",
+            "Stop the retrain? The work done so far is discarded and no version is made.",
+        ):
             return False
         self.cancel_button.setEnabled(False)
         self.stage.setText("Stage: canceling…")

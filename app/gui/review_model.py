@@ -82,8 +82,12 @@ class Shown:
 
 def is_bound(rating: Any, a: Any | None, b: Any | None) -> bool:
     """True when ``rating`` was given for exactly verdicts ``a`` and ``b`` as shown."""
-    return (a is not None and b is not None and rating.prediction_a_id == a.id
-            and rating.prediction_b_id == b.id)
+    return (
+        a is not None
+        and b is not None
+        and rating.prediction_a_id == a.id
+        and rating.prediction_b_id == b.id
+    )
 
 
 def rated_answers(rating: Any, by_id: dict[int, Any]) -> tuple[Any, Any]:
@@ -91,7 +95,10 @@ def rated_answers(rating: Any, by_id: dict[int, Any]) -> tuple[Any, Any]:
     from feedback_db.pairs import parse_label
 
     out = []
-    for pid, text in ((rating.prediction_a_id, rating.answer_a), (rating.prediction_b_id, rating.answer_b)):
+    for pid, text in (
+        (rating.prediction_a_id, rating.answer_a),
+        (rating.prediction_b_id, rating.answer_b),
+    ):
         pred = by_id.get(pid) if pid is not None else None
         if pred is not None:
             out.append(pred)
@@ -113,8 +120,15 @@ class ReviewModel(QObject):
     message = Signal(str)  # confirmations for the status bar
     saved = Signal(object)  # the Rating just saved
 
-    def __init__(self, reader: StoreReader, ops: Operations, reviewer: Any, root: Path,
-                 images: ImageCache | None = None, versions: tuple[str, str] | None | bool = False) -> None:
+    def __init__(
+        self,
+        reader: StoreReader,
+        ops: Operations,
+        reviewer: Any,
+        root: Path,
+        images: ImageCache | None = None,
+        versions: tuple[str, str] | None | bool = False,
+    ) -> None:
         super().__init__()
         self.reader = reader
         self.ops = ops
@@ -140,7 +154,9 @@ class ReviewModel(QObject):
         # last UNDO_HOURS, so it also works after a restart.
         self.session_started = datetime.now(UTC) - timedelta(hours=UNDO_HOURS)
         # ``versions`` False: not given, read them now (the start-up preload passes them in).
-        self.versions: tuple[str, str] | None = self.pick_pair() if isinstance(versions, bool) else versions
+        self.versions: tuple[str, str] | None = (
+            self.pick_pair() if isinstance(versions, bool) else versions
+        )
 
     # -- queue -----------------------------------------------------------------------------
     def set_filters(self, filters: Filters) -> None:
@@ -248,7 +264,9 @@ class ReviewModel(QObject):
             by_id = {p.id: p for p in preds}
             pa, pb = by_id.get(pending.prediction_a_id), by_id.get(pending.prediction_b_id)
             if pa is None or pb is None:
-                found = self.reader.predictions_by_id([pending.prediction_a_id, pending.prediction_b_id])
+                found = self.reader.predictions_by_id(
+                    [pending.prediction_a_id, pending.prediction_b_id]
+                )
                 pa, pb = found.get(pending.prediction_a_id), found.get(pending.prediction_b_id)
             return Shown(case, pa, pb, None, tuple(preds), pending=pending, failed=failed)
         rating = self.reader.current_rating(cid, self.reviewer.id)
@@ -268,7 +286,9 @@ class ReviewModel(QObject):
         if shown is None or not shown.stale:
             return False
         if shown.new_pair is None:
-            self.message.emit("The review pair has no verdicts on this case yet; run the models on it first")
+            self.message.emit(
+                "The review pair has no verdicts on this case yet; run the models on it first"
+            )
             return False
         self.new_pair_for.add(shown.case.case_id)
         self.show_case(shown.case.case_id)
@@ -301,8 +321,14 @@ class ReviewModel(QObject):
         assert shown.a is not None and shown.b is not None  # can_rate
         return contradiction(preference, true_label, shown.a.answer, shown.b.answer)
 
-    def save(self, preference: str, true_label: str, severity: str | None,
-             rationale: str | None, advance: bool = True) -> bool:
+    def save(
+        self,
+        preference: str,
+        true_label: str,
+        severity: str | None,
+        rationale: str | None,
+        advance: bool = True,
+    ) -> bool:
         """Save the rating of the case on screen (db lane) and, by default, move on.
 
         The choice is kept as pending ("saving...") until the store has it, across navigation;
@@ -313,13 +339,17 @@ class ReviewModel(QObject):
         shown = self.shown
         if shown is None or not shown.can_rate:
             if shown is not None and shown.stale:
-                self.message.emit("This rating was given for an earlier pair; press N to rate the current pair")
+                self.message.emit(
+                    "This rating was given for an earlier pair; press N to rate the current pair"
+                )
             else:
                 self.message.emit("This case has fewer than two model verdicts; it cannot be rated")
             return False
         if self.read_only:
-            self.message.emit("This workspace is read-only: ratings cannot be saved here "
-                              "(copy it to a folder you can write to)")
+            self.message.emit(
+                "This workspace is read-only: ratings cannot be saved here "
+                "(copy it to a folder you can write to)"
+            )
             return False
         if shown.pending is not None and shown.failed is None:
             self.message.emit(f"The rating of {shown.case.case_id} is still being saved")
@@ -332,14 +362,19 @@ class ReviewModel(QObject):
 
         assert shown.a is not None and shown.b is not None  # can_rate
         rating_in = RatingIn(
-            case_id=shown.case.case_id, reviewer_id=self.reviewer.id,
-            prediction_a_id=shown.a.id, prediction_b_id=shown.b.id,
-            preference=preference, true_label=true_label,
+            case_id=shown.case.case_id,
+            reviewer_id=self.reviewer.id,
+            prediction_a_id=shown.a.id,
+            prediction_b_id=shown.b.id,
+            preference=preference,
+            true_label=true_label,
             severity=severity if true_label == "ERROR" else None,
             rationale=(rationale or "").strip() or None,
         )
         cid = rating_in.case_id
-        words = [PREFERENCE_WORDS[preference], true_label] + ([rating_in.severity] if rating_in.severity else [])
+        words = [PREFERENCE_WORDS[preference], true_label] + (
+            [rating_in.severity] if rating_in.severity else []
+        )
         reveal = f"A was {shown.a.version}, B was {shown.b.version}"
         self.pending[cid] = rating_in
         self.failed.pop(cid, None)
@@ -366,11 +401,17 @@ class ReviewModel(QObject):
             if self.shown is not None and self.shown.case.case_id == cid:
                 self.shown = self._compose(self.shown.case)
                 self.caseChanged.emit(self.shown)
-            self.ops.sink.report(f"The rating of {cid} was not saved",
-                                 f"{describe(exc)}. Your choice is still on screen: open the case and save it again.")
+            self.ops.sink.report(
+                f"The rating of {cid} was not saved",
+                f"{describe(exc)}. Your choice is still on screen: open the case and save it again.",
+            )
 
-        self.ops.db.submit(lambda store, _p: store.add_rating(rating_in), on_success=done,
-                           on_failure=failed, what=f"Saving the rating for {cid}")
+        self.ops.db.submit(
+            lambda store, _p: store.add_rating(rating_in),
+            on_success=done,
+            on_failure=failed,
+            what=f"Saving the rating for {cid}",
+        )
         if self.shown is not None and self.shown.case.case_id == cid:
             self.shown = self._compose(self.shown.case)
             self.caseChanged.emit(self.shown)
@@ -387,12 +428,17 @@ class ReviewModel(QObject):
         cid, name = shown.case.case_id, self.reviewer.name
 
         def done(_case: Any) -> None:
-            self.message.emit(f"Case {cid}: you confirmed the image shows no identifier; it can be exported")
+            self.message.emit(
+                f"Case {cid}: you confirmed the image shows no identifier; it can be exported"
+            )
             if self.shown is not None and self.shown.case.case_id == cid:
                 self.show_case(cid)
 
-        self.ops.db.submit(lambda store, _p: store.confirm_no_identifier(cid, name), on_success=done,
-                           what=f"Confirming the image of {cid}")
+        self.ops.db.submit(
+            lambda store, _p: store.confirm_no_identifier(cid, name),
+            on_success=done,
+            what=f"Confirming the image of {cid}",
+        )
 
     def is_saving(self, case_id: str) -> bool:
         return case_id in self.pending and case_id not in self.failed
@@ -424,8 +470,12 @@ class ReviewModel(QObject):
 
             self.ops.sink.report("Undo failed", describe(exc))
 
-        self.ops.db.submit(lambda store, _p: store.undo_last(self.reviewer.id, since=since),
-                           on_success=done, on_failure=failed, what="Undoing the last rating")
+        self.ops.db.submit(
+            lambda store, _p: store.undo_last(self.reviewer.id, since=since),
+            on_success=done,
+            on_failure=failed,
+            what="Undoing the last rating",
+        )
         return True
 
     def _row_changed(self, case_id: str) -> None:

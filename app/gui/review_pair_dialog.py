@@ -31,8 +31,13 @@ def version_label(v: Any) -> str:
 class ReviewPairDialog(QDialog):
     """Two pickers and a reset; ``chosen()`` is the pair, or None for the default."""
 
-    def __init__(self, versions: list[Any], current: tuple[str, str] | None,
-                 default: tuple[str, str] | None, parent=None) -> None:
+    def __init__(
+        self,
+        versions: list[Any],
+        current: tuple[str, str] | None,
+        default: tuple[str, str] | None,
+        parent=None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Review pair")
         self._default = default
@@ -47,8 +52,10 @@ class ReviewPairDialog(QDialog):
         if pair is not None:
             self.first.setCurrentIndex(max(0, self.first.findData(pair[0])))
             self.second.setCurrentIndex(max(0, self.second.findData(pair[1])))
-        intro = QLabel("The two versions whose verdicts you rate side by side (shown blind, as A and B "
-                       "in a random order per case). Ratings made for another pair stay with that pair.")
+        intro = QLabel(
+            "The two versions whose verdicts you rate side by side (shown blind, as A and B "
+            "in a random order per case). Ratings made for another pair stay with that pair."
+        )
         intro.setWordWrap(True)
         self.problem = QLabel()
         self.problem.setObjectName("hint")
@@ -58,7 +65,9 @@ class ReviewPairDialog(QDialog):
         words = " vs ".join(default) if default else "none yet"
         self.reset = QPushButton(f"Use the default (active vs newest: {words})")
         self.reset.clicked.connect(self._choose_default)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)

@@ -38,27 +38,31 @@ from app.qt import (
 
 # Every key of the review view, in words: the shortcut overlay (F1) and docs/app.md show these.
 KEY_HELP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("Rate the case", (
-        ("1 / 2", "A better / B better"),
-        ("3 / 4", "tie / both wrong"),
-        ("E / C", "true verdict: ERROR / CORRECT"),
-        ("S", "cycle the severity"),
-        ("R / Esc", "write / leave the corrected rationale"),
-        ("Enter", "save and show the next case"),
-        ("Ctrl+Z", "undo the last rating"),
-        ("N", "rate the current pair (a case rated for an earlier one)"),
-    )),
-    ("Move", (
-        ("J / K", "next / previous case"),
-    )),
-    ("Image", (
-        ("F / O / W", "fit / 1:1 / reset window and zoom"),
-        ("wheel, drag", "zoom, pan"),
-        ("right-drag", "window (across) / level (up and down)"),
-        ("M, Shift+drag", "ruler (mm where the spacing is known)"),
-        ("Page Up / Down", "previous / next frame"),
-        ("I", "image info and kept DICOM tags"),
-    )),
+    (
+        "Rate the case",
+        (
+            ("1 / 2", "A better / B better"),
+            ("3 / 4", "tie / both wrong"),
+            ("E / C", "true verdict: ERROR / CORRECT"),
+            ("S", "cycle the severity"),
+            ("R / Esc", "write / leave the corrected rationale"),
+            ("Enter", "save and show the next case"),
+            ("Ctrl+Z", "undo the last rating"),
+            ("N", "rate the current pair (a case rated for an earlier one)"),
+        ),
+    ),
+    ("Move", (("J / K", "next / previous case"),)),
+    (
+        "Image",
+        (
+            ("F / O / W", "fit / 1:1 / reset window and zoom"),
+            ("wheel, drag", "zoom, pan"),
+            ("right-drag", "window (across) / level (up and down)"),
+            ("M, Shift+drag", "ruler (mm where the spacing is known)"),
+            ("Page Up / Down", "previous / next frame"),
+            ("I", "image info and kept DICOM tags"),
+        ),
+    ),
 )
 
 
@@ -68,8 +72,11 @@ class _NoTypeAhead(QObject):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.KeyPress:
-            mods = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
-                                        | Qt.KeyboardModifier.MetaModifier)
+            mods = event.modifiers() & (
+                Qt.KeyboardModifier.ControlModifier
+                | Qt.KeyboardModifier.AltModifier
+                | Qt.KeyboardModifier.MetaModifier
+            )
             text = event.text()
             if not mods and text and text.isprintable() and not text.isspace():
                 event.accept()
@@ -211,7 +218,9 @@ class ReviewView(QWidget):
     def _bind_keys(self) -> None:
         r = self.rating
         for value, key in (("a", "1"), ("b", "2"), ("tie", "3"), ("both_wrong", "4")):
-            self._bind(key, lambda v=value: r.set_preference(v) if r.save_button.isEnabled() else None)
+            self._bind(
+                key, lambda v=value: r.set_preference(v) if r.save_button.isEnabled() else None
+            )
         self._bind("E", lambda: r.set_true_label("ERROR") if r.save_button.isEnabled() else None)
         self._bind("C", lambda: r.set_true_label("CORRECT") if r.save_button.isEnabled() else None)
         self._bind("S", r.cycle_severity)
@@ -238,8 +247,14 @@ class ReviewView(QWidget):
         """Save the panel's choice for the case on screen and move to the next case."""
         missing = self.rating.missing()
         preference, true_label = self.rating.preference(), self.rating.true_label()
-        if missing or preference is None or true_label is None:  # missing() names what is not chosen
-            self.review.message.emit(missing or "Choose the better verdict and the true verdict first")
+        if (
+            missing or preference is None or true_label is None
+        ):  # missing() names what is not chosen
+            self.review.message.emit(
+                missing or "Choose the better verdict and the true verdict first"
+            )
             return
-        self.review.save(preference, true_label, self.rating.severity_value(), self.rating.rationale_text())
+        self.review.save(
+            preference, true_label, self.rating.severity_value(), self.rating.rationale_text()
+        )
         self.image.viewer.setFocus(Qt.FocusReason.OtherFocusReason)

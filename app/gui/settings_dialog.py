@@ -46,7 +46,9 @@ def _theme_combo(current: str) -> QComboBox:
     for name in THEMES:
         combo.addItem(THEME_WORDS.get(name, name), name)
     combo.setCurrentIndex(max(0, combo.findData(current)))
-    combo.setToolTip("Dark keeps the room dim and the eye adapted to the image; light suits a bright office")
+    combo.setToolTip(
+        "Dark keeps the room dim and the eye adapted to the image; light suits a bright office"
+    )
     return combo
 
 
@@ -102,7 +104,9 @@ class SettingsDialog(QDialog):
         # One field per base model a back end of the table loads; the ones the settings keep
         # start from them (SETTING_FOR_MODEL), any other starts empty (the back end's default).
         self.model_edits = {
-            key: QLineEdit(getattr(settings, SETTING_FOR_MODEL[key], "") if key in SETTING_FOR_MODEL else "")
+            key: QLineEdit(
+                getattr(settings, SETTING_FOR_MODEL[key], "") if key in SETTING_FOR_MODEL else ""
+            )
             for key in base_model_slots()
         }
         self.vlm, self.clip, self.llm = (self.model_edits[k] for k in ("vlm", "clip", "lm"))
@@ -120,8 +124,10 @@ class SettingsDialog(QDialog):
         form.addRow("Workspace folder", ws_row)
         for key, slot in base_model_slots().items():
             form.addRow(slot.label[:1].upper() + slot.label[1:], self.model_edits[key])
-        note = QLabel("Model ids are Hugging Face ids found in the local cache, or folders. "
-                      "A new workspace or reviewer takes effect the next time the app opens.")
+        note = QLabel(
+            "Model ids are Hugging Face ids found in the local cache, or folders. "
+            "A new workspace or reviewer takes effect the next time the app opens."
+        )
         note.setWordWrap(True)
         note.setObjectName("hint")
         self.error = _error_label()
@@ -146,7 +152,9 @@ class SettingsDialog(QDialog):
         self.panel.finished.connect(self._version_finished)
         for w in (self.version_name, *self.add_buttons.values()):
             w.setEnabled(workspace is not None)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -164,7 +172,15 @@ class SettingsDialog(QDialog):
         if not name or self._workspace is None:
             self.error.setText("Name the new model version first.")
             return
-        args = ["models", "add", name, "--backend", backend, "--workspace", str(self._workspace.root)]
+        args = [
+            "models",
+            "add",
+            name,
+            "--backend",
+            backend,
+            "--workspace",
+            str(self._workspace.root),
+        ]
         for slot in BACKENDS[backend].base_models:  # an empty field: the back end's default model
             if self.model_edits[slot.key].text().strip():
                 args += [f"--{slot.key}", self.model_edits[slot.key].text().strip()]
@@ -178,8 +194,10 @@ class SettingsDialog(QDialog):
         for button in self.add_buttons.values():
             button.setEnabled(True)
         if state == "done":
-            self.error.setText(f"Model version {self._adding!r} registered; pick it in Compare, "
-                               "or retrain from it.")
+            self.error.setText(
+                f"Model version {self._adding!r} registered; pick it in Compare, "
+                "or retrain from it."
+            )
             self.versionAdded.emit(self._adding)
         else:
             why = state.removeprefix("failed: ").removeprefix("medreview models: ")
@@ -192,16 +210,23 @@ class SettingsDialog(QDialog):
         super().reject()
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Workspace folder", self.workspace.text() or str(Path.home()))
+        path = QFileDialog.getExistingDirectory(
+            self, "Workspace folder", self.workspace.text() or str(Path.home())
+        )
         if path:
             self.workspace.setText(path)
 
     def save(self) -> None:
         try:
             self.result_settings = self._settings.updated(
-                reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip(),
-                device=self.device.currentText(), workspace=self.workspace.text().strip(),
-                **{setting: self.model_edits[key].text().strip() for key, setting in SETTING_FOR_MODEL.items()},
+                reviewer_name=self.name.text().strip(),
+                reviewer_role=self.role.currentText().strip(),
+                device=self.device.currentText(),
+                workspace=self.workspace.text().strip(),
+                **{
+                    setting: self.model_edits[key].text().strip()
+                    for key, setting in SETTING_FOR_MODEL.items()
+                },
                 theme=self.theme.currentData(),
                 font_scale=float(self.font_scale.currentData()),
             )
@@ -218,8 +243,9 @@ class SettingsDialog(QDialog):
 class FirstRunDialog(QDialog):
     """Who is reviewing, and (when needed) create the demo workspace."""
 
-    def __init__(self, settings: Settings, workspace: Workspace, parent=None,
-                 demo_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, settings: Settings, workspace: Workspace, parent=None, demo_args: Sequence[str] = ()
+    ) -> None:
         """``demo_args``: extra options for ``medreview demo create`` (tests pass a small one)."""
         super().__init__(parent)
         self.setWindowTitle("Welcome to MedGemma Reviewer")
@@ -246,10 +272,13 @@ class FirstRunDialog(QDialog):
         form.addRow("Theme", self.theme)
         where = QLabel(
             f"Workspace: {workspace.root}\n"
-            + ("It does not exist yet: a demo workspace (synthetic cases in four modalities and small "
-               "demo models, no network needed) will be created there. You can start reviewing within "
-               "a minute; the full demo models go on training in the background." if self.needs_demo
-               else "It exists and will be opened.")
+            + (
+                "It does not exist yet: a demo workspace (synthetic cases in four modalities and small "
+                "demo models, no network needed) will be created there. You can start reviewing within "
+                "a minute; the full demo models go on training in the background."
+                if self.needs_demo
+                else "It exists and will be opened."
+            )
         )
         where.setWordWrap(True)
         self.panel = ProcessPanel(self, log_lines=4, show_problems=False)
@@ -259,8 +288,10 @@ class FirstRunDialog(QDialog):
         self.panel.set_plan(QUICK_PLAN)
         self.error = _error_label()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.ok = self.buttons.addButton("Create demo and start" if self.needs_demo else "Start",
-                                         QDialogButtonBox.ButtonRole.AcceptRole)
+        self.ok = self.buttons.addButton(
+            "Create demo and start" if self.needs_demo else "Start",
+            QDialogButtonBox.ButtonRole.AcceptRole,
+        )
         self.ok.clicked.connect(self.go)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -284,8 +315,10 @@ class FirstRunDialog(QDialog):
     def go(self) -> None:
         try:
             self.result_settings = self._settings.updated(
-                reviewer_name=self.name.text().strip(), reviewer_role=self.role.currentText().strip(),
-                theme=self.theme.currentData())
+                reviewer_name=self.name.text().strip(),
+                reviewer_role=self.role.currentText().strip(),
+                theme=self.theme.currentData(),
+            )
         except SettingsError as exc:
             self.error.setText(str(exc))
             return
@@ -296,8 +329,18 @@ class FirstRunDialog(QDialog):
         if self.needs_demo and not self.workspace.exists():
             self.ok.setEnabled(False)
             self.panel.setVisible(True)
-            self.panel.start(["demo", "create", "--quick", "--workspace", str(self.workspace.root),
-                              "--progress", "json", *self.demo_args])
+            self.panel.start(
+                [
+                    "demo",
+                    "create",
+                    "--quick",
+                    "--workspace",
+                    str(self.workspace.root),
+                    "--progress",
+                    "json",
+                    *self.demo_args,
+                ]
+            )
             return
         self.accept()
 
@@ -308,7 +351,9 @@ class FirstRunDialog(QDialog):
         elif state in ("done", "partial"):
             self.error.setText(f"The demo workspace was not created in {self.workspace.root}.")
         else:
-            self.error.setText(f"Could not create the demo workspace: {state.removeprefix('failed: ')}")
+            self.error.setText(
+                f"Could not create the demo workspace: {state.removeprefix('failed: ')}"
+            )
 
     def reject(self) -> None:
         if self.panel.running:

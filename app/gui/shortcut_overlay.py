@@ -15,7 +15,9 @@ from app.qt import QColor, QFrame, QGridLayout, QLabel, QPainter, Qt, QVBoxLayou
 class ShortcutOverlay(QWidget):
     """A dimmed layer over ``parent`` with a card of shortcuts in the middle."""
 
-    def __init__(self, parent: QWidget, sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> None:
+    def __init__(
+        self, parent: QWidget, sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("shortcutLayer")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -23,8 +25,10 @@ class ShortcutOverlay(QWidget):
         self.card.setObjectName("shortcutOverlay")
         title = QLabel("Keyboard shortcuts")
         title.setObjectName("overlayTitle")
-        hint = QLabel("Letters work wherever the focus is, except while you type in a text box. "
-                      "Press any key or click to close.")
+        hint = QLabel(
+            "Letters work wherever the focus is, except while you type in a text box. "
+            "Press any key or click to close."
+        )
         hint.setObjectName("overlayText")
         hint.setWordWrap(True)
         grid = QGridLayout()
@@ -66,7 +70,10 @@ class ShortcutOverlay(QWidget):
     def _place(self) -> None:
         hint = self.card.sizeHint()
         w = min(hint.width(), self.width() - 20)
-        h = min(self.card.heightForWidth(w) if self.card.hasHeightForWidth() else hint.height(), self.height() - 20)
+        h = min(
+            self.card.heightForWidth(w) if self.card.hasHeightForWidth() else hint.height(),
+            self.height() - 20,
+        )
         self.card.setGeometry((self.width() - w) // 2, max(10, (self.height() - h) // 2), w, h)
 
     def resizeEvent(self, event) -> None:  # noqa: N802

@@ -24,17 +24,39 @@ BASE_FONT_PX = 13  # the sheet's body size at scale 1.0
 #: colours painted by code, per theme. ``window`` and ``panel`` are the surfaces text sits on.
 PALETTES: dict[str, dict[str, str]] = {
     "light": {
-        "window": "#f4f6f8", "panel": "#ffffff", "text": "#1d232b", "muted": "#4f5966",
-        "grid": "#c9ced6", "plot_bg": "#ffffff", "loss": "#c23b0c", "reward": "#1f6b27",
-        "kl": "#1557a8", "rated": "#1e6b34", "to_rate": "#7a4f00", "accent": "#1f5fa8",
-        "overlay_bg": "#f8fafc", "overlay_text": "#1d232b", "heat_text_dark": "#10151b",
+        "window": "#f4f6f8",
+        "panel": "#ffffff",
+        "text": "#1d232b",
+        "muted": "#4f5966",
+        "grid": "#c9ced6",
+        "plot_bg": "#ffffff",
+        "loss": "#c23b0c",
+        "reward": "#1f6b27",
+        "kl": "#1557a8",
+        "rated": "#1e6b34",
+        "to_rate": "#7a4f00",
+        "accent": "#1f5fa8",
+        "overlay_bg": "#f8fafc",
+        "overlay_text": "#1d232b",
+        "heat_text_dark": "#10151b",
         "heat_text_light": "#ffffff",
     },
     "dark": {
-        "window": "#15181c", "panel": "#1e2329", "text": "#e6e9ed", "muted": "#a9b3be",
-        "grid": "#3a434e", "plot_bg": "#1a1e23", "loss": "#ff8a65", "reward": "#81c784",
-        "kl": "#64b5f6", "rated": "#81c784", "to_rate": "#ffca6b", "accent": "#6aa6ec",
-        "overlay_bg": "#20262d", "overlay_text": "#e6e9ed", "heat_text_dark": "#10151b",
+        "window": "#15181c",
+        "panel": "#1e2329",
+        "text": "#e6e9ed",
+        "muted": "#a9b3be",
+        "grid": "#3a434e",
+        "plot_bg": "#1a1e23",
+        "loss": "#ff8a65",
+        "reward": "#81c784",
+        "kl": "#64b5f6",
+        "rated": "#81c784",
+        "to_rate": "#ffca6b",
+        "accent": "#6aa6ec",
+        "overlay_bg": "#20262d",
+        "overlay_text": "#e6e9ed",
+        "heat_text_dark": "#10151b",
         "heat_text_light": "#ffffff",
     },
 }
@@ -67,6 +89,7 @@ def colour(key: str) -> str:
 
 def scale_fonts(sheet: str, scale: float) -> str:
     """``sheet`` with every ``font-size: Npx`` multiplied by ``scale`` (rounded, at least 8 px)."""
+
     def repl(m: re.Match[str]) -> str:
         return f"font-size: {max(8, round(float(m.group(1)) * scale))}px"
 
@@ -99,8 +122,13 @@ def apply_theme(app, name: str, scale: float = 1.0) -> None:
     c = PALETTES[name]
     pal = QPalette()
     role = QPalette.ColorRole
-    for r, key in ((role.Window, "window"), (role.Base, "panel"), (role.AlternateBase, "window"),
-                   (role.Button, "panel"), (role.ToolTipBase, "overlay_bg")):
+    for r, key in (
+        (role.Window, "window"),
+        (role.Base, "panel"),
+        (role.AlternateBase, "window"),
+        (role.Button, "panel"),
+        (role.ToolTipBase, "overlay_bg"),
+    ):
         pal.setColor(r, QColor(c[key]))
     for r in (role.WindowText, role.Text, role.ButtonText, role.ToolTipText, role.BrightText):
         pal.setColor(r, QColor(c["text"]))
@@ -127,7 +155,7 @@ def luminance(hex_colour: str) -> float:
     h = hex_colour.lstrip("#")
     if len(h) == 3:
         h = "".join(ch * 2 for ch in h)
-    r, g, b = (int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
     return 0.2126 * _linear(r) + 0.7152 * _linear(g) + 0.0722 * _linear(b)
 
 

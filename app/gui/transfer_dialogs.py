@@ -48,9 +48,15 @@ class _VerbDialog(QDialog):
         self.form.addRow(self._path_label(), self.path_row)
         self.panel = ProcessPanel(self)
         self.buttons = QDialogButtonBox()
-        self.run_button = self.buttons.addButton(self._run_text(), QDialogButtonBox.ButtonRole.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel", QDialogButtonBox.ButtonRole.RejectRole)
-        self.close_button = self.buttons.addButton("Close", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.run_button = self.buttons.addButton(
+            self._run_text(), QDialogButtonBox.ButtonRole.AcceptRole
+        )
+        self.cancel_button = self.buttons.addButton(
+            "Cancel", QDialogButtonBox.ButtonRole.RejectRole
+        )
+        self.close_button = self.buttons.addButton(
+            "Close", QDialogButtonBox.ButtonRole.DestructiveRole
+        )
         self.cancel_button.setEnabled(False)
         intro_label = QLabel(intro)
         intro_label.setWordWrap(True)
@@ -110,7 +116,8 @@ class ImportDialog(_VerbDialog):
             "Choose a case manifest (CSV, JSON or JSONL with modality, image, finding, treatment), "
             "a folder of images, or a ratings file (expert_feedback.jsonl). Good rows are imported; "
             "each bad row is listed below with its file and line.",
-            workspace, parent,
+            workspace,
+            parent,
         )
         self.folder = QPushButton("Folder…")
         self.path_row.addWidget(self.folder)
@@ -129,10 +136,14 @@ class ImportDialog(_VerbDialog):
         """After an import: offer to run the models when ``missing`` verdicts are lacking."""
         self.run_model.setVisible(missing > 0)
         if missing > 0:
-            self.run_model.setToolTip(f"{missing} verdicts missing from {' and '.join(versions)}: "
-                                      "cases without both verdicts cannot be rated")
-            self.panel.status.setText(self.panel.status.text() + f" {missing} verdicts are missing "
-                                      "(cases without both cannot be rated): press Run model on these cases.")
+            self.run_model.setToolTip(
+                f"{missing} verdicts missing from {' and '.join(versions)}: "
+                "cases without both verdicts cannot be rated"
+            )
+            self.panel.status.setText(
+                self.panel.status.text() + f" {missing} verdicts are missing "
+                "(cases without both cannot be rated): press Run model on these cases."
+            )
 
     def run(self) -> None:
         self.run_model.setVisible(False)
@@ -145,8 +156,12 @@ class ImportDialog(_VerbDialog):
         return "Import"
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Manifest or ratings file", str(Path.home()),
-                                              "Manifests and ratings (*.csv *.json *.jsonl);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Manifest or ratings file",
+            str(Path.home()),
+            "Manifests and ratings (*.csv *.json *.jsonl);;All files (*)",
+        )
         if path:
             self.path.setText(path)
 
@@ -158,7 +173,9 @@ class ImportDialog(_VerbDialog):
     def verb_args(self) -> list[str] | None:
         text = self.path.text().strip()
         if not text:
-            self.panel._set_status("Choose a manifest, a folder or a ratings file first.", error=True)
+            self.panel._set_status(
+                "Choose a manifest, a folder or a ratings file first.", error=True
+            )
             return None
         if not Path(text).exists():
             self.panel._set_status(f"{text} does not exist.", error=True)
@@ -180,14 +197,17 @@ class ExportDialog(_VerbDialog):
             "Writes every standing rating as training data, with the images it names beside the "
             "file (de-identified). TRL preference pairs feed RewardTrainer and DPOTrainer; KTO "
             "writes one unpaired example per verdict.",
-            workspace, parent,
+            workspace,
+            parent,
         )
         self.format = QComboBox()
         self.format.addItem("TRL preference pairs (expert_feedback.jsonl)", "trl")
         self.format.addItem("KTO, unpaired (prompt, completion, label)", "kto")
         self.form.addRow("Format", self.format)
-        deid = QLabel("Images carry pixels only: no DICOM tags, image metadata or dates. Text burned "
-                      "into pixels is not removed; images that declare it stay out until cleared.")
+        deid = QLabel(
+            "Images carry pixels only: no DICOM tags, image metadata or dates. Text burned "
+            "into pixels is not removed; images that declare it stay out until cleared."
+        )
         deid.setWordWrap(True)
         self.form.addRow("Privacy", deid)
         self.path.setText(str(workspace.exports_dir / "expert_feedback.jsonl"))
@@ -199,7 +219,9 @@ class ExportDialog(_VerbDialog):
         return "Export"
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(), "JSON lines (*.jsonl)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to", self.path.text(), "JSON lines (*.jsonl)"
+        )
         if path:
             self.path.setText(path)
 

@@ -23,7 +23,11 @@ from app.qt import (
     QWidget,
 )
 
-LABEL_STYLE = {"ERROR": "verdictError", "CORRECT": "verdictCorrect", "UNPARSEABLE": "verdictUnparseable"}
+LABEL_STYLE = {
+    "ERROR": "verdictError",
+    "CORRECT": "verdictCorrect",
+    "UNPARSEABLE": "verdictUnparseable",
+}
 
 
 def _label(text: str = "", name: str | None = None, wrap: bool = False) -> QLabel:
@@ -48,9 +52,14 @@ class CasePanel(QFrame):
         grid = QGridLayout(self)
         grid.setContentsMargins(10, 8, 10, 8)
         grid.setColumnStretch(1, 1)
-        for row, (title, widget) in enumerate((("Case", self.case_id), ("Modality", self.modality),
-                                                ("Stated finding", self.finding),
-                                                ("Proposed treatment", self.treatment))):
+        for row, (title, widget) in enumerate(
+            (
+                ("Case", self.case_id),
+                ("Modality", self.modality),
+                ("Stated finding", self.finding),
+                ("Proposed treatment", self.treatment),
+            )
+        ):
             head = QLabel(title)
             head.setObjectName("fieldTitle")
             grid.addWidget(head, row, 0, Qt.AlignmentFlag.AlignTop)
@@ -62,8 +71,10 @@ class CasePanel(QFrame):
         self.burned_in.setVisible(False)
         self.confirm_button = QPushButton("Confirm: no identifier in this image")
         self.confirm_button.setObjectName("confirmNoIdentifier")
-        self.confirm_button.setToolTip("You looked at the whole image and it shows no name, ID or date; "
-                                       "the case may then be exported")
+        self.confirm_button.setToolTip(
+            "You looked at the whole image and it shows no name, ID or date; "
+            "the case may then be exported"
+        )
         self.confirm_button.setVisible(False)
         self.confirm_button.clicked.connect(review.confirm_no_identifier)
         grid.addWidget(self.burned_in, 4, 0, 1, 2)
@@ -86,11 +97,15 @@ class CasePanel(QFrame):
         self.burned_in.setVisible(burned)
         self.confirm_button.setVisible(burned and not cleared and not self._review.read_only)
         if burned and cleared:
-            self.burned_in.setText(f"⚠ The file declares text burned into the image; {cleared} confirmed "
-                                   "it shows no identifier, so it may be exported.")
+            self.burned_in.setText(
+                f"⚠ The file declares text burned into the image; {cleared} confirmed "
+                "it shows no identifier, so it may be exported."
+            )
         elif burned:
-            self.burned_in.setText("⚠ The file declares text burned into the image (a name, ID or date may "
-                                   "be visible). It is left out of exports until you confirm it shows none.")
+            self.burned_in.setText(
+                "⚠ The file declares text burned into the image (a name, ID or date may "
+                "be visible). It is left out of exports until you confirm it shows none."
+            )
 
 
 class VerdictCard(QFrame):
@@ -139,7 +154,9 @@ class VerdictCard(QFrame):
         self.verdict.setProperty("kind", label.lower())
         if label == "UNPARSEABLE":
             self.verdict.setText("⚠ UNPARSEABLE")
-            self.reason.setText(f"The model did not answer ERROR or CORRECT (counts as wrong):\n{pred.text}")
+            self.reason.setText(
+                f"The model did not answer ERROR or CORRECT (counts as wrong):\n{pred.text}"
+            )
         else:
             self.verdict.setText(label)
             self.reason.setText(pred.reason or "(no reason given)")
@@ -151,7 +168,9 @@ class VerdictCard(QFrame):
         if getattr(pred, "id", 0) is None:  # an imported rating's own text: no model wrote it here
             self.author.setText(f"As rated: {pred.version}")
         else:
-            self.author.setText(f"Written by {pred.version}" if reveal else "Model hidden until you rate")
+            self.author.setText(
+                f"Written by {pred.version}" if reveal else "Model hidden until you rate"
+            )
         self._restyle()
 
     def _restyle(self) -> None:

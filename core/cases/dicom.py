@@ -52,9 +52,13 @@ def load_dicom(
     return decode_dataset(read_dataset(p), p, max_pixels=max_pixels)
 
 
-def load_dicom_bytes(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_dicom_bytes(
+    data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
     """``load_dicom`` for bytes in memory; ``name`` is used in error messages."""
-    return decode_dataset(_read_from(io.BytesIO(data), Path(name)), Path(name), max_pixels=max_pixels)
+    return decode_dataset(
+        _read_from(io.BytesIO(data), Path(name)), Path(name), max_pixels=max_pixels
+    )
 
 
 def check_budget(ds: Dataset, p: Path, max_pixels: int) -> None:

@@ -272,8 +272,10 @@ def deidentified_bytes(
     out.LongitudinalTemporalInformationModified = "REMOVED"
     out.DeidentificationMethod = "MedGemma Reviewer recursive allowlist (docs/cases.md)"
     out.DeidentificationMethodCodeSequence = Sequence(
-        [_code("113100", "Basic Application Confidentiality Profile"),
-         _code("113105", "Clean Descriptors Option")]
+        [
+            _code("113100", "Basic Application Confidentiality Profile"),
+            _code("113105", "Clean Descriptors Option"),
+        ]
     )
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = out.SOPClassUID

@@ -28,6 +28,7 @@ from core.cases.pixels import DEFAULT_MAX_PIXELS, ImageError, LoadedImage, over_
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", *DICOM_SUFFIXES)
 
+
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     """True when the file carries the DICOM magic (``DICM`` at byte 128) or a DICOM suffix."""
     p = Path(path)

@@ -111,9 +111,13 @@ def _parse(doc: dict, src: str) -> KnowledgeTable:
     for name, t in doc.get("treatments", {}).items():
         where = f"{src}: treatments.{name}"
         if t.get("class") not in TREATMENT_CLASSES:
-            raise KnowledgeError(f"{where}.class: {t.get('class')!r} is not one of {TREATMENT_CLASSES}")
+            raise KnowledgeError(
+                f"{where}.class: {t.get('class')!r} is not one of {TREATMENT_CLASSES}"
+            )
         if t.get("severity") not in SEVERITIES:
-            raise KnowledgeError(f"{where}.severity: {t.get('severity')!r} is not one of {SEVERITIES}")
+            raise KnowledgeError(
+                f"{where}.severity: {t.get('severity')!r} is not one of {SEVERITIES}"
+            )
         try:
             cost = float(t["cost_usd"])
         except (KeyError, TypeError, ValueError) as exc:

@@ -86,7 +86,9 @@ class DemoClipConfig:
         }
 
 
-def build_demo_clip(folder: str | Path, config: DemoClipConfig | None = None, seed: int = 0) -> Path:
+def build_demo_clip(
+    folder: str | Path, config: DemoClipConfig | None = None, seed: int = 0
+) -> Path:
     """Create a randomly initialised tiny CLIP and save it in ``folder`` (local-dir layout).
 
     Returns the folder. No network: the architecture comes from the config, the tokenizer is the

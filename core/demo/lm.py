@@ -37,7 +37,9 @@ class DemoLMConfig:
             raise ValueError("image_tokens must be a square whose side divides the patch grid")
 
 
-def build_demo_causal_lm(folder: str | Path, config: DemoLMConfig | None = None, seed: int = 0) -> Path:
+def build_demo_causal_lm(
+    folder: str | Path, config: DemoLMConfig | None = None, seed: int = 0
+) -> Path:
     """A tiny ``LlamaForCausalLM`` with the demo tokenizer, saved in ``folder``."""
     import torch
     import transformers
@@ -69,7 +71,9 @@ def build_demo_causal_lm(folder: str | Path, config: DemoLMConfig | None = None,
     return out
 
 
-def build_demo_gemma3(folder: str | Path, config: DemoLMConfig | None = None, seed: int = 0) -> Path:
+def build_demo_gemma3(
+    folder: str | Path, config: DemoLMConfig | None = None, seed: int = 0
+) -> Path:
     """A tiny ``Gemma3ForConditionalGeneration`` with its ``Gemma3Processor``, saved in ``folder``."""
     import torch
     import transformers

@@ -88,7 +88,9 @@ def plan_scenarios(
             has no acceptable treatment or no unacceptable one.
     """
     if len(splits) != len(SPLITS):
-        raise ValueError(f"splits needs {len(SPLITS)} fractions ({', '.join(SPLITS)}), got {splits!r}")
+        raise ValueError(
+            f"splits needs {len(SPLITS)} fractions ({', '.join(SPLITS)}), got {splits!r}"
+        )
     out: list[Scenario] = []
     for modality, n_mod in zip(
         MODALITIES, allocate(n_cases, (1.0,) * len(MODALITIES)), strict=True

@@ -25,8 +25,24 @@ from core.runtime.progress import Progress
 SIDECAR_NAMES: tuple[str, ...] = ("cases.csv", "cases.jsonl", "cases.json")
 # Files a folder import passes over without complaint: not images, by name.
 SKIP_SUFFIXES = frozenset(
-    {".txt", ".md", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".xml", ".html", ".pdf",
-     ".zip", ".gz", ".py", ".ini", ".yaml", ".yml"}
+    {
+        ".txt",
+        ".md",
+        ".json",
+        ".jsonl",
+        ".ndjson",
+        ".csv",
+        ".tsv",
+        ".xml",
+        ".html",
+        ".pdf",
+        ".zip",
+        ".gz",
+        ".py",
+        ".ini",
+        ".yaml",
+        ".yml",
+    }
 )
 _FOLDERS_HINT = "a folder named xray, histopathology, mri or ultrasound on its path"
 
@@ -85,7 +101,9 @@ def read_folder(
     sidecars = [root / n for n in SIDECAR_NAMES if (root / n).is_file()]
     if len(sidecars) > 1:
         names = " and ".join(p.name for p in sidecars)
-        result.errors.append(RowError(str(root), 0, f"both {names}: keep one sidecar manifest; nothing imported"))
+        result.errors.append(
+            RowError(str(root), 0, f"both {names}: keep one sidecar manifest; nothing imported")
+        )
         return result
     sidecar = sidecars[0] if sidecars else root / SIDECAR_NAMES[0]
     rows: list[RawRow] = []
@@ -93,14 +111,19 @@ def read_folder(
         rows, file_errors = parse_manifest(sidecar, required=("image", "finding", "treatment"))
         result.errors.extend(RowError(str(sidecar), line, msg) for line, msg in file_errors)
     else:
-        result.errors.append(RowError(
-            str(root), 0,
-            f"no {SIDECAR_NAMES[0]} in the folder: write one with the columns image, finding and "
-            "treatment (modality too, where no folder names it); see docs/cases.md",
-        ))
+        result.errors.append(
+            RowError(
+                str(root),
+                0,
+                f"no {SIDECAR_NAMES[0]} in the folder: write one with the columns image, finding and "
+                "treatment (modality too, where no folder names it); see docs/cases.md",
+            )
+        )
     named: set[Path | str] = set()  # real paths, and the paths as written (for links out)
     ready = [_with_modality(row, root, sidecar, named) for row in rows]
-    read_rows(sidecar, ready, root, images_dir, replace(opts, images_root=root), kt, progress, result)
+    read_rows(
+        sidecar, ready, root, images_dir, replace(opts, images_root=root), kt, progress, result
+    )
     for p in _images(root, images_dir):
         rel = p.relative_to(root)
         if rel.as_posix() in named:
@@ -108,7 +131,9 @@ def read_folder(
         try:
             real = resolve_inside(root, rel)
         except OutsideRoot:
-            result.errors.append(RowError(str(p), 0, f"a link that leads outside {root}; not opened, not imported"))
+            result.errors.append(
+                RowError(str(p), 0, f"a link that leads outside {root}; not opened, not imported")
+            )
             continue
         if real in named:
             continue
@@ -139,11 +164,15 @@ def _with_modality(row: RawRow, root: Path, sidecar: Path, named: set[Path | str
     if isinstance(stated, str) and stated.strip():
         canon = MODALITY_ALIASES.get(stated.strip().lower())
         if from_folder and canon and canon != from_folder:
-            problem = (f"modality {stated.strip()!r} in {sidecar.name}, but the image is in a folder "
-                       f"that says {from_folder}; make them agree")
+            problem = (
+                f"modality {stated.strip()!r} in {sidecar.name}, but the image is in a folder "
+                f"that says {from_folder}; make them agree"
+            )
             return RawRow(row.line, row.values, row.typed, (problem,))
         return row
-    modality = from_folder or (_dicom_modality(real) if real is not None and real.is_file() else None)
+    modality = from_folder or (
+        _dicom_modality(real) if real is not None and real.is_file() else None
+    )
     if modality is None:
         problem = f"cannot tell the modality of {image.strip()}: add a modality column or put it in {_FOLDERS_HINT}"
         return RawRow(row.line, row.values, row.typed, (problem,))

@@ -108,7 +108,9 @@ def read_rows(
         if progress is not None:
             progress.check()
             progress.update("import", i, len(rows))
-        extra_columns.update(k for k in row.values if k not in COLUMNS and not (k == "meta" and row.typed))
+        extra_columns.update(
+            k for k in row.values if k not in COLUMNS and not (k == "meta" and row.typed)
+        )
         try:
             case = _case_from_row(row, root, images_dir, kt, seen, opts, result)
         except _RowProblem as exc:
@@ -120,7 +122,9 @@ def read_rows(
         progress.update("import", len(rows), len(rows))
     if extra_columns:
         names = ", ".join(map(repr, sorted(extra_columns)))
-        result.notes.append(f"{path}: {names} {'is not a case field' if len(extra_columns) == 1 else 'are not case fields'}; kept in each case's meta")
+        result.notes.append(
+            f"{path}: {names} {'is not a case field' if len(extra_columns) == 1 else 'are not case fields'}; kept in each case's meta"
+        )
     result.errors.sort(key=lambda e: (e.file, e.line))
 
 

@@ -36,7 +36,10 @@ def open_clip_name(source: str) -> str:
         return f"local-dir:{folder}"
     cfg = json.loads((Path(folder) / "open_clip_config.json").read_text(encoding="utf-8"))
     text_cfg = cfg.get("model_cfg", {}).get("text_cfg", {})
-    for key, needed in (("hf_model_name", "config.json"), ("hf_tokenizer_name", "tokenizer_config.json")):
+    for key, needed in (
+        ("hf_model_name", "config.json"),
+        ("hf_tokenizer_name", "tokenizer_config.json"),
+    ):
         repo = text_cfg.get(key)
         if repo:
             try:
@@ -46,7 +49,6 @@ def open_clip_name(source: str) -> str:
                     source, f"Its text tower needs {repo!r} too. " + download_hint(repo)
                 ) from exc
     return HF_HUB_PREFIX + source.removeprefix(HF_HUB_PREFIX)
-
 
 
 @contextmanager
@@ -61,6 +63,7 @@ def quiet_open_clip() -> Iterator[None]:
         yield
     finally:
         root.disabled = was
+
 
 class ClipScorer:
     """An open_clip model, its preprocessing and tokenizer, and cached finding embeddings."""
@@ -112,7 +115,9 @@ class ClipScorer:
         with torch.inference_mode():
             return self.model.encode_image(batch, normalize=True).float()
 
-    def score(self, images: Sequence[Any], modalities: Sequence[str]) -> list[list[tuple[str, float]]]:
+    def score(
+        self, images: Sequence[Any], modalities: Sequence[str]
+    ) -> list[list[tuple[str, float]]]:
         """Per image, its modality's findings with their probabilities, best first.
 
         Raises:

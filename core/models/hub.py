@@ -39,8 +39,10 @@ def download_hint(repo_id: str) -> str:
 
 
 def looks_like_path(model_id: str) -> bool:
-    return model_id.startswith(("/", ".", "~")) or os.sep in model_id.replace("/", "", 1) or (
-        len(model_id) > 1 and model_id[1] == ":"
+    return (
+        model_id.startswith(("/", ".", "~"))
+        or os.sep in model_id.replace("/", "", 1)
+        or (len(model_id) > 1 and model_id[1] == ":")
     )
 
 

@@ -95,7 +95,9 @@ def select_device(preference: str = "auto", dtype: str | None = None) -> DeviceC
     pref = (preference or "auto").strip().lower()
     base = pref.split(":", 1)[0]
     if base not in DEVICE_CHOICES:
-        raise ValueError(f"unknown device {preference!r}; expected one of {', '.join(DEVICE_CHOICES)}")
+        raise ValueError(
+            f"unknown device {preference!r}; expected one of {', '.join(DEVICE_CHOICES)}"
+        )
     if dtype is not None and dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"unknown dtype {dtype!r}; expected float32, float16 or bfloat16")
     if base in ("auto", "mps"):
@@ -111,7 +113,9 @@ def select_device(preference: str = "auto", dtype: str | None = None) -> DeviceC
     elif base == "cuda" and not _cuda_available():
         raise DeviceUnavailable("device 'cuda' was asked for, but torch sees no CUDA GPU here")
     elif base == "mps" and not _mps_available():
-        raise DeviceUnavailable("device 'mps' was asked for, but this torch build has no usable MPS")
+        raise DeviceUnavailable(
+            "device 'mps' was asked for, but this torch build has no usable MPS"
+        )
     return DeviceChoice(pref, dtype or dtype_for(base))
 
 

@@ -337,7 +337,10 @@ def _train_adapter(
                     loss = bradley_terry_loss(rc, rr, margin) / cfg.gradient_accumulation_steps
                     loss.backward()
                     batch_index += 1
-                    if batch_index % cfg.gradient_accumulation_steps and batch_index < total_batches:
+                    if (
+                        batch_index % cfg.gradient_accumulation_steps
+                        and batch_index < total_batches
+                    ):
                         continue
                     opt.step()
                     opt.zero_grad(set_to_none=True)

@@ -29,10 +29,20 @@ def build_workspace(root: Path, n_cases: int = N_CASES) -> dict:
 
     ws = Workspace(root).ensure()
     demo = generate_demo(root, seed=0, n_cases=n_cases)
-    cases = [CaseIn(case_id=c.case_id, modality=c.modality, image=c.image, finding=c.finding,
-                    treatment=c.treatment, error_type=c.error_type, severity=c.severity,
-                    cost_impact=c.cost_impact, split=("train", "val", "test")[n % 3])
-             for n, c in enumerate(demo)]  # re-split: a 20-case demo puts nearly all in train
+    cases = [
+        CaseIn(
+            case_id=c.case_id,
+            modality=c.modality,
+            image=c.image,
+            finding=c.finding,
+            treatment=c.treatment,
+            error_type=c.error_type,
+            severity=c.severity,
+            cost_impact=c.cost_impact,
+            split=("train", "val", "test")[n % 3],
+        )
+        for n, c in enumerate(demo)
+    ]  # re-split: a 20-case demo puts nearly all in train
     unparseable = cases[4].case_id
     store = open_store(ws.db_url)
     try:
@@ -43,13 +53,31 @@ def build_workspace(root: Path, n_cases: int = N_CASES) -> dict:
         for n, c in enumerate(cases):
             label1 = "ERROR" if c.error_type != "none" else "CORRECT"
             label2 = label1 if n % 4 else ("CORRECT" if label1 == "ERROR" else "ERROR")
-            v1.append(PredictionIn(c.case_id, label1, f"v1 reason {n}", f"{label1} - v1 reason {n}",
-                                   confidence=0.55 + (n % 9) * 0.05))
+            v1.append(
+                PredictionIn(
+                    c.case_id,
+                    label1,
+                    f"v1 reason {n}",
+                    f"{label1} - v1 reason {n}",
+                    confidence=0.55 + (n % 9) * 0.05,
+                )
+            )
             if c.case_id == unparseable:
-                v2.append(PredictionIn(c.case_id, "UNPARSEABLE", "I am not sure", "I am not sure", confidence=0.5))
+                v2.append(
+                    PredictionIn(
+                        c.case_id, "UNPARSEABLE", "I am not sure", "I am not sure", confidence=0.5
+                    )
+                )
             else:
-                v2.append(PredictionIn(c.case_id, label2, f"v2 reason {n}", f"{label2} - v2 reason {n}",
-                                       confidence=0.6 + (n % 5) * 0.07))
+                v2.append(
+                    PredictionIn(
+                        c.case_id,
+                        label2,
+                        f"v2 reason {n}",
+                        f"{label2} - v2 reason {n}",
+                        confidence=0.6 + (n % 5) * 0.07,
+                    )
+                )
         store.add_predictions("v1", v1)
         store.add_predictions("v2", v2)
     finally:
@@ -57,8 +85,13 @@ def build_workspace(root: Path, n_cases: int = N_CASES) -> dict:
     by_modality: dict[str, list[str]] = {m: [] for m in MODALITIES}
     for c in cases:
         by_modality[c.modality].append(c.case_id)
-    return {"root": root, "case_ids": [c.case_id for c in cases], "n": len(cases),
-            "by_modality": by_modality, "unparseable": unparseable}
+    return {
+        "root": root,
+        "case_ids": [c.case_id for c in cases],
+        "n": len(cases),
+        "by_modality": by_modality,
+        "unparseable": unparseable,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,15 @@ def _result(seed: int, wrong: dict[str, set[int]]) -> SeedResult:
     for phase in PHASES:
         out = []
         for i, c in enumerate(cases):
-            label = c.truth_label if i not in wrong[phase] else ("CORRECT" if c.is_error else "ERROR")
+            label = (
+                c.truth_label if i not in wrong[phase] else ("CORRECT" if c.is_error else "ERROR")
+            )
             out.append(make_verdict(f"{label} - x"))
         verdicts[phase] = out
     versions = {"heuristic": "heuristic", "vision": "demo-v2", "sft": "bench-sft", "rl": "bench-rl"}
-    return SeedResult(seed, Path(f"/b/seed-{seed}"), versions, cases, verdicts, seconds={"demo": 1.0})
+    return SeedResult(
+        seed, Path(f"/b/seed-{seed}"), versions, cases, verdicts, seconds={"demo": 1.0}
+    )
 
 
 def test_results_are_exactly_the_schema_and_mcnemar_is_pooled():
@@ -48,9 +52,13 @@ def test_results_are_exactly_the_schema_and_mcnemar_is_pooled():
         assert set(p["mean"]) == set(p["sd"]) == PER_SEED_KEYS - {"seed", "workspace", "version"}
     rl = doc["phases"][3]
     assert [r["accuracy"] for r in rl["per_seed"]] == [1.0, 0.9]
-    assert rl["mean"]["accuracy"] == pytest.approx(0.95) and rl["sd"]["accuracy"] == pytest.approx(0.0707, abs=1e-4)
+    assert rl["mean"]["accuracy"] == pytest.approx(0.95) and rl["sd"]["accuracy"] == pytest.approx(
+        0.0707, abs=1e-4
+    )
     assert doc["phases"][0]["per_seed"][0]["critical_misses"] == 1
-    assert rl["per_seed"][1]["workspace"] == "/b/seed-1" and rl["per_seed"][1]["version"] == "bench-rl"
+    assert (
+        rl["per_seed"][1]["workspace"] == "/b/seed-1" and rl["per_seed"][1]["version"] == "bench-rl"
+    )
     paired = {(p["from"], p["to"]): p for p in doc["paired"]}
     assert set(paired) == {("heuristic", "vision"), ("vision", "sft"), ("sft", "rl")}
     assert set(paired["sft", "rl"]) == {"from", "to", "b", "c", "mcnemar_p"}

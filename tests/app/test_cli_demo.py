@@ -21,7 +21,9 @@ def _leftovers(parent: Path) -> list[str]:
     return [p.name for p in parent.iterdir() if ".creating-" in p.name]
 
 
-def test_creates_a_workspace_with_cases_and_heuristic_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_creates_a_workspace_with_cases_and_heuristic_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws = tmp_path / "demo"
     assert main(["demo", "create", "--workspace", str(ws), "--cases", "24", "--skip-models"]) == 0
     with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:

@@ -19,14 +19,30 @@ from tests.core._phantoms import make_cases
 def ws(tmp_path: Path) -> Path:
     root = tmp_path / "ws"
     cases = make_cases(root / "images", n=4, split="test")
-    cases = [c.__class__(**{**c.to_dict(), "image": str(Path(c.image).relative_to(root))}) for c in cases]
+    cases = [
+        c.__class__(**{**c.to_dict(), "image": str(Path(c.image).relative_to(root))}) for c in cases
+    ]
     with open_store(f"sqlite:///{root / 'medreview.db'}") as store:
         store.add_cases([case_in_from_case(c) for c in cases])
     return root
 
 
-def test_missing_real_model_is_refused_with_the_way_to_provide_it(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["models", "add", "medgemma", "--backend", "vlm", "--vlm", "google/medgemma-4b-it", "--workspace", str(ws)])
+def test_missing_real_model_is_refused_with_the_way_to_provide_it(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "models",
+            "add",
+            "medgemma",
+            "--backend",
+            "vlm",
+            "--vlm",
+            "google/medgemma-4b-it",
+            "--workspace",
+            str(ws),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "google/medgemma-4b-it" in err and "hf download google/medgemma-4b-it" in err
@@ -35,7 +51,9 @@ def test_missing_real_model_is_refused_with_the_way_to_provide_it(ws: Path, caps
         assert store.get_model_version("medgemma") is None
 
 
-def test_folder_models_become_a_version_that_predicts(ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_models_become_a_version_that_predicts(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = build_demo_clip(tmp_path / "my-clip")
     lm = build_demo_causal_lm(tmp_path / "my-lm")
     rc = main(["models", "add", "mine", "--backend", "clip-llm", "--clip", str(clip), "--lm", str(lm),
@@ -58,7 +76,21 @@ def test_folder_models_become_a_version_that_predicts(ws: Path, tmp_path: Path, 
         assert store.active_version().name == "mine"
 
     # the same name twice is refused, and nothing changes
-    rc = main(["models", "add", "mine", "--backend", "clip-llm", "--clip", str(clip), "--lm", str(lm), "--workspace", str(ws)])
+    rc = main(
+        [
+            "models",
+            "add",
+            "mine",
+            "--backend",
+            "clip-llm",
+            "--clip",
+            str(clip),
+            "--lm",
+            str(lm),
+            "--workspace",
+            str(ws),
+        ]
+    )
     assert rc == 2 and "already exists" in capsys.readouterr().err
 
 
@@ -71,23 +103,67 @@ def test_a_pickle_only_folder_is_refused_and_pickles_beside_safetensors_are_left
     bad.mkdir()
     (bad / "config.json").write_text("{}")
     (bad / "pytorch_model.bin").write_bytes(pickle.dumps({"w": 1}))
-    rc = main(["models", "add", "bad", "--backend", "clip-llm", "--no-image", "--lm", str(bad), "--workspace", str(ws)])
+    rc = main(
+        [
+            "models",
+            "add",
+            "bad",
+            "--backend",
+            "clip-llm",
+            "--no-image",
+            "--lm",
+            str(bad),
+            "--workspace",
+            str(ws),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "only pickle weights (pytorch_model.bin)" in err and "Traceback" not in err
     assert not (ws / "models" / "bad").exists()
     lm = build_demo_causal_lm(tmp_path / "my-lm")
     (lm / "pytorch_model.BIN").write_bytes(pickle.dumps({"w": 1}))
-    rc = main(["models", "add", "mixed", "--backend", "clip-llm", "--no-image", "--lm", str(lm), "--workspace", str(ws)])
+    rc = main(
+        [
+            "models",
+            "add",
+            "mixed",
+            "--backend",
+            "clip-llm",
+            "--no-image",
+            "--lm",
+            str(lm),
+            "--workspace",
+            str(ws),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0 and "pickle files not copied" in err
     assert not any(f.lower().endswith(".bin") for f in Registry(ws / "models").card("mixed").files)
 
 
-def test_predict_refuses_a_card_edited_after_registration(ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_refuses_a_card_edited_after_registration(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     lm = build_demo_causal_lm(tmp_path / "my-lm")
-    assert main(["models", "add", "text", "--backend", "clip-llm", "--no-image", "--lm", str(lm), "--workspace", str(ws)]) == 0
+    assert (
+        main(
+            [
+                "models",
+                "add",
+                "text",
+                "--backend",
+                "clip-llm",
+                "--no-image",
+                "--lm",
+                str(lm),
+                "--workspace",
+                str(ws),
+            ]
+        )
+        == 0
+    )
     card_path = ws / "models" / "text" / "model_card.json"
     card = json.loads(card_path.read_text())
     card["settings"]["describe_image"] = True  # any edit: here, one the file hashes do not cover

@@ -22,7 +22,11 @@ def _workspace(tmp_path: Path, name: str = "ws", rate: bool = True) -> Workspace
     if rate:
         for cid, pref in (("c-mri-1", "b"), ("c-hist-1", "b"), ("c-xray-1", "a")):
             a, b = s.preds[cid]
-            store.add_rating(RatingIn(cid, s.reviewer.id, a.id, b.id, pref, "ERROR" if pref == "b" else "CORRECT"))
+            store.add_rating(
+                RatingIn(
+                    cid, s.reviewer.id, a.id, b.id, pref, "ERROR" if pref == "b" else "CORRECT"
+                )
+            )
     store.close()
     return ws
 
@@ -48,7 +52,9 @@ def test_db_info_and_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "up to date" in out and "ratings" in out
 
 
-def test_export_then_import_on_another_workstation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_then_import_on_another_workstation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws = _workspace(tmp_path)
     out = tmp_path / "share" / "expert_feedback.jsonl"
     assert main(["export", str(out), "--workspace", str(ws.root), "--progress", "none"]) == 0
@@ -61,20 +67,44 @@ def test_export_then_import_on_another_workstation(tmp_path: Path, capsys: pytes
     assert main(["import", str(out), "--workspace", str(other.root), "--progress", "none"]) == 0
     assert "imported 3 ratings" in capsys.readouterr().out
     assert main(["import", str(out), "--workspace", str(other.root), "--progress", "none"]) == 0
-    assert "imported 0 ratings from" in (again := capsys.readouterr().out) and "3 already there" in again
+    assert (
+        "imported 0 ratings from" in (again := capsys.readouterr().out)
+        and "3 already there" in again
+    )
 
     kto = tmp_path / "share" / "kto.jsonl"
-    assert main(["export", str(kto), "--format", "kto", "--reviewer", "dr-lee", "--workspace", str(ws.root)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(kto),
+                "--format",
+                "kto",
+                "--reviewer",
+                "dr-lee",
+                "--workspace",
+                str(ws.root),
+            ]
+        )
+        == 0
+    )
     assert all(isinstance(json.loads(x)["label"], bool) for x in kto.read_text().splitlines())
 
 
-def test_import_reports_bad_lines_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_reports_bad_lines_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws = _workspace(tmp_path)
     out = tmp_path / "share" / "expert_feedback.jsonl"
     assert main(["export", str(out), "--workspace", str(ws.root)]) == 0
     good = out.read_text().splitlines()
     mixed = out.with_name("mixed.jsonl")
-    mixed.write_text(good[0] + "\n{\"chosen\": \n" + json.dumps({**json.loads(good[1]), "case_id": "c-nope"}) + "\n")
+    mixed.write_text(
+        good[0]
+        + '\n{"chosen": \n'
+        + json.dumps({**json.loads(good[1]), "case_id": "c-nope"})
+        + "\n"
+    )
     other = _workspace(tmp_path, "ws-b", rate=False)
     capsys.readouterr()
     assert main(["import", str(mixed), "--workspace", str(other.root)]) == 1
@@ -96,7 +126,19 @@ def test_export_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "no workspace" in capsys.readouterr().err
     ws = _workspace(tmp_path)
     assert main(["export", str(tmp_path / "x.txt"), "--workspace", str(ws.root)]) == 2
-    assert main(["export", str(tmp_path / "x.jsonl"), "--reviewer", "nobody", "--workspace", str(ws.root)]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "x.jsonl"),
+                "--reviewer",
+                "nobody",
+                "--workspace",
+                str(ws.root),
+            ]
+        )
+        == 2
+    )
     assert "unknown reviewer 'nobody'" in capsys.readouterr().err
     (ws.root / "images" / "c-hist-1.png").unlink()
     assert main(["export", str(tmp_path / "x.jsonl"), "--workspace", str(ws.root)]) == 1

@@ -203,7 +203,9 @@ def test_a_kill_at_any_instant_is_reconciled_at_start_up(demo_ws: Path, stage: s
     mid = _snapshot(demo_ws)
     assert mid["runs"][-1][1] == "running"  # the kill left it so
     if stage == "predict-review":
-        assert len(mid["folders"]) == len(before["folders"]) + 1  # an orphan the store does not know
+        assert (
+            len(mid["folders"]) == len(before["folders"]) + 1
+        )  # an orphan the store does not know
     done = reconcile(Workspace(demo_ws))
     after = _snapshot(demo_ws)
     assert done.runs_closed == [mid["runs"][-1][0]]
@@ -226,9 +228,17 @@ def test_retrain_says_what_it_learns_from_and_refuses_too_little(demo_ws):
     events = _lines(proc.stdout)
     data = [e for e in events if e["stage"] == "data"]
     # What it would learn from, by kind (what it left out appears only when something was).
-    assert data and all(words in data[0]["message"] for words in (
-        "judged cases", "by split: review", "rated preference pairs", "verdict-flipped pairs",
-        "gold answers", "prompts for PPO"))
+    assert data and all(
+        words in data[0]["message"]
+        for words in (
+            "judged cases",
+            "by split: review",
+            "rated preference pairs",
+            "verdict-flipped pairs",
+            "gold answers",
+            "prompts for PPO",
+        )
+    )
     last = events[-1]
     assert last["stage"] == "failed" and "too little to learn from" in last["message"]
     assert "at least 1000" in last["message"]
@@ -324,7 +334,9 @@ def test_multi_line_fields_and_dicom_and_tiff_ratings_reach_the_trainer_unchange
                    "Routine surveillance", split="review"),
         ])  # fmt: skip
         for cid in ("c-dcm", "c-tif"):
-            store.add_predictions("base", [PredictionIn(cid, "CORRECT", "fits", "CORRECT - fits", 0.6)])
+            store.add_predictions(
+                "base", [PredictionIn(cid, "CORRECT", "fits", "CORRECT - fits", 0.6)]
+            )
             store.add_predictions("v2", [PredictionIn(cid, "ERROR", "no", "ERROR - no", 0.6)])
             a, b = store.predictions_for_case(cid)[-2:]
             first = "a" if a.label == "CORRECT" else "b"

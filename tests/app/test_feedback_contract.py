@@ -28,13 +28,18 @@ def test_rewritten_answer_is_marked_kept_on_import_and_gold_for_sft(tmp_path: Pa
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     by_case = {x["case_id"]: x for x in lines}
     assert by_case["c-mri-1"]["chosen_source"] == "rationale"
-    assert by_case["c-mri-1"]["chosen"][0]["content"][0]["text"] == "ERROR - aspirin does not treat a glioblastoma"
+    assert (
+        by_case["c-mri-1"]["chosen"][0]["content"][0]["text"]
+        == "ERROR - aspirin does not treat a glioblastoma"
+    )
     assert by_case["c-us-1"]["chosen_source"] == "model"
 
     pairs = {p.case.case_id: p for p in read_feedback(out)}
     assert pairs["c-mri-1"].rewritten and not pairs["c-us-1"].rewritten
     gold = sft_examples(list(pairs.values()), confirmed=False)
-    assert [(c.case_id, text) for c, text in gold] == [("c-mri-1", "ERROR - aspirin does not treat a glioblastoma")]
+    assert [(c.case_id, text) for c, text in gold] == [
+        ("c-mri-1", "ERROR - aspirin does not treat a glioblastoma")
+    ]
     store.close()
 
     # another workstation imports the file: the rewritten answer is still the rationale
@@ -47,5 +52,8 @@ def test_rewritten_answer_is_marked_kept_on_import_and_gold_for_sft(tmp_path: Pa
     assert other.current_rating("c-mri-1").rationale == "aspirin does not treat a glioblastoma"
     again = tmp_path / "again" / "expert_feedback.jsonl"
     export_feedback(other, again, workspace_root=other_root)
-    assert sorted(json.loads(x)["chosen_source"] for x in again.read_text().splitlines()) == ["model", "rationale"]
+    assert sorted(json.loads(x)["chosen_source"] for x in again.read_text().splitlines()) == [
+        "model",
+        "rationale",
+    ]
     other.close()

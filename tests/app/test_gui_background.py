@@ -72,8 +72,15 @@ def _add_version(workspace, name: str) -> None:
 
     with open_store(workspace["ws"].db_url) as store:
         store.add_model_version(name, "clip-llm", "demo-llm", parent="v1")
-        store.add_predictions(name, [PredictionIn(cid, "ERROR", f"{name} says so", f"ERROR - {name} says so",
-                                                  confidence=0.9) for cid in workspace["case_ids"]])
+        store.add_predictions(
+            name,
+            [
+                PredictionIn(
+                    cid, "ERROR", f"{name} says so", f"ERROR - {name} says so", confidence=0.9
+                )
+                for cid in workspace["case_ids"]
+            ],
+        )
 
 
 def test_an_unsaved_choice_survives_a_retrain_ending(qtbot, window, workspace) -> None:
@@ -96,7 +103,11 @@ def test_an_unsaved_choice_survives_a_retrain_ending(qtbot, window, workspace) -
     # Same case, same verdicts, the choice untouched; a notice says what is coming.
     assert review.shown.case.case_id == shown.case.case_id
     assert (review.shown.a.id, review.shown.b.id) == before
-    assert (rating.preference(), rating.true_label(), rating.severity_value()) == ("both_wrong", "ERROR", "critical")
+    assert (rating.preference(), rating.true_label(), rating.severity_value()) == (
+        "both_wrong",
+        "ERROR",
+        "critical",
+    )
     assert rating.rationale.toPlainText() == "Neither verdict notices the effusion."
     assert view.notice.isVisible() and "v3" in view.notice.text()
     assert "v3" not in (review.versions or ())
@@ -104,7 +115,9 @@ def test_an_unsaved_choice_survives_a_retrain_ending(qtbot, window, workspace) -
     # Saving finishes the case: the next one comes with the new version's verdicts.
     with qtbot.waitSignal(review.saved, timeout=5000) as saved:
         view.save()
-    assert saved.args[0].case_id == shown.case.case_id and saved.args[0].rationale.startswith("Neither")
+    assert saved.args[0].case_id == shown.case.case_id and saved.args[0].rationale.startswith(
+        "Neither"
+    )
     assert "v3" in review.versions
     assert not view.notice.isVisible()
     now = review.shown

@@ -98,15 +98,38 @@ def test_real_retrain_shows_progress_and_cancels(qtbot, tmp_path, settings_file)
     from app.workspace import Workspace
 
     root = tmp_path / "demo"
-    subprocess.run([sys.executable, "-m", "app.cli.main", "demo", "create", "--workspace", str(root),
-                    "--cases", "40", "--progress", "none"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "demo",
+            "create",
+            "--workspace",
+            str(root),
+            "--cases",
+            "40",
+            "--progress",
+            "none",
+        ],
+        check=True,
+        capture_output=True,
+    )
     win = build_window(Workspace(root), load_settings(settings_file), settings_file)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.first_case_shown, timeout=10000)
     K = Qt.Key
-    _rate(qtbot, win, [(K.Key_1, K.Key_E, K.Key_Return), (K.Key_2, K.Key_C, K.Key_Return),
-                       (K.Key_4, K.Key_E, K.Key_Return), (K.Key_1, K.Key_C, K.Key_Return)])
+    _rate(
+        qtbot,
+        win,
+        [
+            (K.Key_1, K.Key_E, K.Key_Return),
+            (K.Key_2, K.Key_C, K.Key_Return),
+            (K.Key_4, K.Key_E, K.Key_Return),
+            (K.Key_1, K.Key_C, K.Key_Return),
+        ],
+    )
     versions = {v.name for v in win.ctx.reader.model_versions()}
     dialog = win.open_retrain()
     dialog.start_button.click()
@@ -128,7 +151,9 @@ def test_compare_fills_metrics_and_opens_a_disagreement(qtbot, window) -> None:
     assert view.version_a.currentText() == "v1" and view.version_b.currentText() == "v2"
     with qtbot.waitSignal(view.compared, timeout=120000) as done:
         view.run_button.click()
-    assert done.args[0] == "done", view.status.text()  # both versions judged every case: none left out
+    assert done.args[0] == "done", (
+        view.status.text()
+    )  # both versions judged every case: none left out
     assert view.metrics.rowCount() >= 5
     assert "[" in view.metrics.item(0, 1).text(), "accuracy with its interval"
     assert "McNemar" in view.mcnemar.text()
@@ -177,7 +202,9 @@ def test_import_manifest_imports_good_rows_and_lists_bad_ones(qtbot, window, tmp
         dialog.run_button.click()
     assert done.args[0] == "partial", dialog.panel.log.toPlainText()
     problems = [dialog.panel.problems.item(i).text() for i in range(dialog.panel.problems.count())]
-    assert len(problems) == 1 and "cases.csv:3" in problems[0] and "missing.png" in problems[0], problems
+    assert len(problems) == 1 and "cases.csv:3" in problems[0] and "missing.png" in problems[0], (
+        problems
+    )
     # The queue was reloaded with the imported case.
     assert window.review.total == before + 1
     assert window.review_view.queue.count.text().startswith(f"Rated 0 / total {before + 1}")

@@ -14,7 +14,11 @@ from app.gui.progress_plan import OverallProgress, format_left
 from core.runtime.progress import ProgressEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAN = (("images", "Drawing the images", 10.0), ("train", "Training", 30.0), ("predict", "Predicting", 10.0))
+PLAN = (
+    ("images", "Drawing the images", 10.0),
+    ("train", "Training", 30.0),
+    ("predict", "Predicting", 10.0),
+)
 
 
 class Clock:
@@ -44,16 +48,23 @@ def test_time_left_follows_this_machines_speed() -> None:
     op = OverallProgress(PLAN, clock=clock)
     op.start()
     first = op.update(ProgressEvent("images", 0, 10))
-    assert not first.measured and first.eta_s == pytest.approx(50.0), "before data: the plan's own figure"
+    assert not first.measured and first.eta_s == pytest.approx(50.0), (
+        "before data: the plan's own figure"
+    )
     # This machine runs at half the plan's speed: 10 planned seconds of images take 20 s.
     clock.t = 20.0
     done_images = op.update(ProgressEvent("images", 10, 10))
-    assert done_images.measured and done_images.eta_s == pytest.approx(80.0)  # 40 planned s left, x2
+    assert done_images.measured and done_images.eta_s == pytest.approx(
+        80.0
+    )  # 40 planned s left, x2
     clock.t = 50.0
     mid = op.update(ProgressEvent("train", 15, 30, eta_s=25.0))  # the stage's own estimate
     assert mid.index == 1 and mid.words == "Training"
     assert mid.eta_s == pytest.approx(25.0 + 10.0 * (50.0 / 25.0))
-    assert format_left(mid.eta_s) == "45 s left" and format_left(130, about=True) == "about 2 min 10 s left"
+    assert (
+        format_left(mid.eta_s) == "45 s left"
+        and format_left(130, about=True) == "about 2 min 10 s left"
+    )
 
 
 def test_process_panel_shows_the_whole_run_and_logs_each_stage(qtbot) -> None:
@@ -90,7 +101,9 @@ def test_the_app_first_run_creates_the_quick_demo(qtbot, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_quick_demo_then_the_window_trains_the_full_models_in_the_background(qtbot, tmp_path, settings_file) -> None:
+def test_quick_demo_then_the_window_trains_the_full_models_in_the_background(
+    qtbot, tmp_path, settings_file
+) -> None:
     from app.cli.demo import PENDING_NAME, QUICK_VERSION
     from app.gui.app import build_window
     from app.settings import load_settings
@@ -98,9 +111,26 @@ def test_quick_demo_then_the_window_trains_the_full_models_in_the_background(qtb
     from feedback_db import open_store
 
     root = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "app.cli.main", "demo", "create", "--quick", "--workspace", str(root),
-                           "--cases", "40", "--progress", "json"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "demo",
+            "create",
+            "--quick",
+            "--workspace",
+            str(root),
+            "--cases",
+            "40",
+            "--progress",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     stages = [json.loads(x)["stage"] for x in proc.stdout.splitlines() if x.startswith("{")]
     assert stages[0] == "demo images" and f"predict: {QUICK_VERSION}" in stages
@@ -122,4 +152,6 @@ def test_quick_demo_then_the_window_trains_the_full_models_in_the_background(qtb
     win.confirm = lambda title, text: asked.append(text) or True
     win.close()
     assert asked and "demo models" in asked[0]
-    assert not job.running and (root / PENDING_NAME).is_file(), "a stop leaves the note: the next start goes on"
+    assert not job.running and (root / PENDING_NAME).is_file(), (
+        "a stop leaves the note: the next start goes on"
+    )

@@ -29,7 +29,9 @@ def test_letter_shortcuts_work_with_a_filter_focused(qtbot, window) -> None:
         row = review.row
         qtbot.keyClick(box, K.Key_4)
         qtbot.keyClick(box, K.Key_E)
-        assert (rating.preference(), rating.true_label()) == ("both_wrong", "ERROR"), type(box).__name__
+        assert (rating.preference(), rating.true_label()) == ("both_wrong", "ERROR"), type(
+            box
+        ).__name__
         qtbot.keyClick(box, K.Key_J)
         assert review.row == row + 1, "J moves to the next case"
         qtbot.keyClick(box, K.Key_K)
@@ -76,7 +78,9 @@ def test_ctrl_q_quits(qtbot, window) -> None:
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=3000)
 
 
-def test_restart_resumes_at_the_first_unrated_case_in_the_last_order(qtbot, workspace, settings_file) -> None:
+def test_restart_resumes_at_the_first_unrated_case_in_the_last_order(
+    qtbot, workspace, settings_file
+) -> None:
     from app.gui.app import build_window
     from app.settings import load_settings
 

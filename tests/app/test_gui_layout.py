@@ -16,8 +16,14 @@ def clipped_widgets(win) -> list[str]:
     for w in win.findChildren(QWidget):
         if not w.isVisible() or QWidget.window(w) is not win:
             continue
-        if isinstance(w, QAbstractButton | QComboBox) or (isinstance(w, QLabel) and w.text() and not w.wordWrap()):
-            name = f"{type(w).__name__} {w.objectName() or ''} {getattr(w, 'text', lambda: '')()!r}"[:80]
+        if isinstance(w, QAbstractButton | QComboBox) or (
+            isinstance(w, QLabel) and w.text() and not w.wordWrap()
+        ):
+            name = (
+                f"{type(w).__name__} {w.objectName() or ''} {getattr(w, 'text', lambda: '')()!r}"[
+                    :80
+                ]
+            )
             if w.width() + 1 < w.minimumSizeHint().width():
                 bad.append(f"{name}: {w.width()} px < {w.minimumSizeHint().width()} px")
             top_left = w.mapTo(win, w.rect().topLeft())

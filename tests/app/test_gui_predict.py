@@ -1,4 +1,4 @@
-""""Run model on these cases": imported cases have no verdicts and cannot be rated; the end of an
+""" "Run model on these cases": imported cases have no verdicts and cannot be rated; the end of an
 import offers to run the review pair on them, and ``medreview predict --missing`` (a real child
 process, a real model) fills them in."""
 
@@ -32,8 +32,14 @@ def _runnable_pair(workspace, tmp_path: Path) -> None:
     writes, which is all this test needs)."""
     root = str(workspace["root"])
     assert main(["predict", "--version", "heuristic", "--split", "all", "--workspace", root]) == 0
-    proc = subprocess.run([sys.executable, "-c", SETUP, root, str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", **__import__("os").environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", SETUP, root, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", **__import__("os").environ},
+    )
     assert proc.returncode == 0, proc.stderr
     with open_store(workspace["ws"].db_url) as store:
         store.set_active("heuristic")
@@ -46,13 +52,17 @@ def _manifest(tmp_path: Path) -> Path:
     folder.mkdir()
     Image.new("L", (64, 48), 120).save(folder / "new.png")
     manifest = folder / "cases.csv"
-    manifest.write_text("modality,image,finding,treatment,split\n"
-                        "xray,new.png,Lobar consolidation (pneumonia),Oral antibiotics,test\n", encoding="utf-8")
+    manifest.write_text(
+        "modality,image,finding,treatment,split\n"
+        "xray,new.png,Lobar consolidation (pneumonia),Oral antibiotics,test\n",
+        encoding="utf-8",
+    )
     return manifest
 
 
-def test_predicting_from_the_gui_fills_in_the_verdicts_of_imported_cases(qtbot, workspace, settings_file,
-                                                                        tmp_path) -> None:
+def test_predicting_from_the_gui_fills_in_the_verdicts_of_imported_cases(
+    qtbot, workspace, settings_file, tmp_path
+) -> None:
     from app.gui.app import build_window
     from app.settings import load_settings
 
@@ -77,9 +87,14 @@ def test_predicting_from_the_gui_fills_in_the_verdicts_of_imported_cases(qtbot, 
     dialog.run_model.click()
     predict = win.dialogs["predict"]
     assert predict.isVisible()
-    assert "heuristic on 1 case" in predict.intro.text() and "tiny on 21 cases" in predict.intro.text()
+    assert (
+        "heuristic on 1 case" in predict.intro.text() and "tiny on 21 cases" in predict.intro.text()
+    )
     runs = predict.runs()
-    assert [r[:3] for r in runs] == [["predict", "--version", "heuristic"], ["predict", "--version", "tiny"]]
+    assert [r[:3] for r in runs] == [
+        ["predict", "--version", "heuristic"],
+        ["predict", "--version", "tiny"],
+    ]
     assert all("--missing" in r for r in runs)
     with qtbot.waitSignal(predict.completed, timeout=300000) as finished:
         assert predict.run()
@@ -101,11 +116,41 @@ def test_predict_missing_skips_cases_that_have_a_verdict(workspace, capsys) -> N
     assert main(["predict", "--version", "heuristic", "--split", "test", "--workspace", root]) == 0
     with open_store(workspace["ws"].db_url) as store:
         first = store.predictions_for_version("heuristic")
-    assert main(["predict", "--version", "heuristic", "--split", "all", "--missing", "--workspace", root]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--version",
+                "heuristic",
+                "--split",
+                "all",
+                "--missing",
+                "--workspace",
+                root,
+            ]
+        )
+        == 0
+    )
     with open_store(workspace["ws"].db_url) as store:
         after = store.predictions_for_version("heuristic")
     assert len(after) == workspace["n"]
-    assert all(after[cid].id == p.id for cid, p in first.items()), "existing verdicts are not redone"
+    assert all(after[cid].id == p.id for cid, p in first.items()), (
+        "existing verdicts are not redone"
+    )
     capsys.readouterr()
-    assert main(["predict", "--version", "heuristic", "--split", "all", "--missing", "--workspace", root]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--version",
+                "heuristic",
+                "--split",
+                "all",
+                "--missing",
+                "--workspace",
+                root,
+            ]
+        )
+        == 0
+    )
     assert "every case already has a verdict from heuristic" in capsys.readouterr().err

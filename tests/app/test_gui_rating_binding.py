@@ -25,18 +25,31 @@ def window_on_demo(qtbot, demo_ws: Path, settings_file: Path):  # noqa: F811
     win.close()
 
 
-def test_a_rating_stays_with_its_pair_across_a_retrain(qtbot, window_on_demo, demo_ws: Path) -> None:  # noqa: F811
+def test_a_rating_stays_with_its_pair_across_a_retrain(
+    qtbot,
+    window_on_demo,
+    demo_ws: Path,  # noqa: F811 (demo_ws: the fixture)
+) -> None:
     win = window_on_demo
     review = win.review
     before_pair = review.versions
-    case_id = next(cid for cid in review.ids if review.reader.get_case(cid).split == "review"
-                   and review.reader.current_rating(cid, win.ctx.reviewer.id) is None)
+    case_id = next(
+        cid
+        for cid in review.ids
+        if review.reader.get_case(cid).split == "review"
+        and review.reader.current_rating(cid, win.ctx.reviewer.id) is None
+    )
     review.open_case(case_id)
     shown = review.shown
     assert shown.can_rate
     with qtbot.waitSignal(review.saved, timeout=10000) as saved:
-        assert review.save("both_wrong", shown.a.label, "high" if shown.a.label == "ERROR" else None,
-                           "the reason both give does not match the image", advance=False)
+        assert review.save(
+            "both_wrong",
+            shown.a.label,
+            "high" if shown.a.label == "ERROR" else None,
+            "the reason both give does not match the image",
+            advance=False,
+        )
     rating = saved.args[0]
     rated_a, rated_b = shown.a, shown.b
 
@@ -72,7 +85,9 @@ def test_a_rating_stays_with_its_pair_across_a_retrain(qtbot, window_on_demo, de
     assert win.errors == []
 
 
-def test_a_rating_stays_with_its_pair_across_an_import(qtbot, window, workspace, tmp_path: Path) -> None:
+def test_a_rating_stays_with_its_pair_across_an_import(
+    qtbot, window, workspace, tmp_path: Path
+) -> None:
     """Another workstation's ratings of the same case: no model version appears, the review pair
     is unchanged, and this reviewer's rating stays bound to the verdicts it was given for."""
     import json
@@ -85,15 +100,24 @@ def test_a_rating_stays_with_its_pair_across_an_import(qtbot, window, workspace,
     pair = review.versions
     shown = review.shown
     with qtbot.waitSignal(review.saved, timeout=10000) as saved:
-        assert review.save("b", shown.b.label, "high" if shown.b.label == "ERROR" else None, None, advance=False)
+        assert review.save(
+            "b", shown.b.label, "high" if shown.b.label == "ERROR" else None, None, advance=False
+        )
     mine = saved.args[0]
     out = tmp_path / "share" / "expert_feedback.jsonl"
     with open_store(workspace["ws"].db_url) as store:
         versions_before = [v.name for v in store.model_versions()]
         export_feedback(store, out, workspace_root=workspace["root"])
         lines = [json.loads(x) for x in out.read_text().splitlines()]
-        out.write_text("".join(json.dumps({**x, "reviewer": "dr-visitor", "rated_at": "2030-01-01T00:00:00.000000Z"}) + "\n"
-                               for x in lines))
+        out.write_text(
+            "".join(
+                json.dumps(
+                    {**x, "reviewer": "dr-visitor", "rated_at": "2030-01-01T00:00:00.000000Z"}
+                )
+                + "\n"
+                for x in lines
+            )
+        )
         res = import_feedback(store, out, create_reviewers=True, workspace_root=workspace["root"])
         assert res.errors == [] and res.ratings == 1
         assert [v.name for v in store.model_versions()] == versions_before  # no "imported" version
@@ -122,8 +146,11 @@ def test_a_burned_in_image_is_flagged_and_can_be_confirmed(qtbot, window, worksp
     panel = window.review_view.case_panel
     assert panel.burned_in.isVisible() and "left out of exports" in panel.burned_in.text()
     assert panel.confirm_button.isVisible()
-    with qtbot.waitSignal(review.message, timeout=10000,
-                          check_params_cb=lambda m: "confirmed the image shows no identifier" in m):
+    with qtbot.waitSignal(
+        review.message,
+        timeout=10000,
+        check_params_cb=lambda m: "confirmed the image shows no identifier" in m,
+    ):
         panel.confirm_button.click()
     qtbot.waitUntil(lambda: not panel.confirm_button.isVisible(), timeout=5000)
     assert "Dr Test confirmed" in panel.burned_in.text()

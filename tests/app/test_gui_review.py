@@ -36,7 +36,9 @@ def test_first_case_shows_case_verdicts_and_image(window, workspace) -> None:
     assert view.case_panel.treatment.text() == shown.case.treatment
     # Each card shows its own prediction (the fixture's reasons name the version and the case).
     for card, pred in ((view.verdicts.card_a, shown.a), (view.verdicts.card_b, shown.b)):
-        assert card.verdict.text() == ("⚠ UNPARSEABLE" if pred.label == "UNPARSEABLE" else pred.label)
+        assert card.verdict.text() == (
+            "⚠ UNPARSEABLE" if pred.label == "UNPARSEABLE" else pred.label
+        )
         assert pred.reason in card.reason.text()
     assert shown.a.version != shown.b.version
     assert "hidden" in view.verdicts.card_a.author.text()
@@ -95,7 +97,9 @@ def test_rate_from_keyboard_undo_and_store_holds_exactly_that(qtbot, window, wor
     third = review.shown
     # B better with B's verdict word; an unreadable B cannot be the better one (a contradiction
     # the panel refuses), so then A, or both wrong.
-    pref_key, side = (Qt.Key.Key_2, third.b) if third.b.label != "UNPARSEABLE" else (Qt.Key.Key_1, third.a)
+    pref_key, side = (
+        (Qt.Key.Key_2, third.b) if third.b.label != "UNPARSEABLE" else (Qt.Key.Key_1, third.a)
+    )
     if side.label == "UNPARSEABLE":
         pref_key, side = Qt.Key.Key_4, third.a
     label_key = Qt.Key.Key_E if side.label == "ERROR" else Qt.Key.Key_C
@@ -105,7 +109,9 @@ def test_rate_from_keyboard_undo_and_store_holds_exactly_that(qtbot, window, wor
 
     # Undo the third rating: the case is unrated again and on screen.
     with qtbot.waitSignal(review.countsChanged, timeout=5000):
-        qtbot.keyClick(QApplication.focusWidget() or view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        qtbot.keyClick(
+            QApplication.focusWidget() or view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+        )
     assert review.shown.case.case_id == third.case.case_id
     assert review.shown.rating is None
     assert "Undid the rating" in window.statusBar().currentMessage()
@@ -183,7 +189,12 @@ def test_queue_model_reads_pages_lazily(window) -> None:
     model = window.review_view.queue.model
     assert model.rowCount() == 20
     first = window.review.reader.get_cases(window.review.ids[:1])[0]
-    words = {"xray": "X-ray", "mri": "MRI", "histopathology": "Histopathology", "ultrasound": "Ultrasound"}
+    words = {
+        "xray": "X-ray",
+        "mri": "MRI",
+        "histopathology": "Histopathology",
+        "ultrasound": "Ultrasound",
+    }
     assert model.data(model.index(0, 1)) == words[first.modality]  # the first row's own case
     assert model.data(model.index(0, 2)) == first.finding
     assert 0 in model._pages and len(model._pages) == 1

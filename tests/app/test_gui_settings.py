@@ -32,12 +32,15 @@ def test_tests_never_use_the_real_settings_file(settings_file) -> None:
     assert settings_path() == settings_file
 
 
-@pytest.mark.parametrize("change, word", [
-    ({"device": "tpu"}, "device"),
-    ({"reviewer_role": " "}, "reviewer_role"),
-    ({"queue_order": "random"}, "queue_order"),
-    ({"reviewer_name": " Dr A"}, "spaces"),
-])
+@pytest.mark.parametrize(
+    "change, word",
+    [
+        ({"device": "tpu"}, "device"),
+        ({"reviewer_role": " "}, "reviewer_role"),
+        ({"queue_order": "random"}, "queue_order"),
+        ({"reviewer_name": " Dr A"}, "spaces"),
+    ],
+)
 def test_invalid_values_are_refused_in_words(change, word) -> None:
     with pytest.raises(SettingsError, match=word):
         Settings().updated(**change)
@@ -47,7 +50,12 @@ def test_version_1_file_is_migrated(tmp_path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"version": 1, "user": "Dr Old", "device": "cpu"}))
     s = load_settings(path)
-    assert (s.reviewer_name, s.device, s.queue_order, s.version) == ("Dr Old", "cpu", "uncertainty", SETTINGS_VERSION)
+    assert (s.reviewer_name, s.device, s.queue_order, s.version) == (
+        "Dr Old",
+        "cpu",
+        "uncertainty",
+        SETTINGS_VERSION,
+    )
 
 
 def test_broken_or_newer_file_raises_with_its_path(tmp_path) -> None:

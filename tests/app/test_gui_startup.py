@@ -17,7 +17,11 @@ def test_window_shows_first_case_without_ml_libraries(workspace, settings_file) 
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MEDREVIEW_SETTINGS": str(settings_file)}
     proc = subprocess.run(
         [sys.executable, "-m", "app.gui.startup_probe", str(workspace["root"])],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -70,7 +74,9 @@ def test_a_workspace_that_cannot_be_opened_fails_in_words(tmp_path, settings_fil
 
     ws = Workspace(tmp_path / "broken").ensure()
     ws.db_path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"cannot read .*broken.*not a database"):  # the file and the reason
+    with pytest.raises(
+        StoreError, match=r"cannot read .*broken.*not a database"
+    ):  # the file and the reason
         build_window(ws, load_settings(settings_file), settings_file)
 
 
@@ -86,6 +92,9 @@ def test_uncaught_gui_exceptions_reach_the_error_dialog(window, monkeypatch) -> 
     from app.errors import log_path
 
     # One sentence in the dialog, naming the log that holds the traceback (never the traceback).
-    assert window.errors[-1] == ("Unexpected error", f"the case list could not be read (details in {log_path()})")
+    assert window.errors[-1] == (
+        "Unexpected error",
+        f"the case list could not be read (details in {log_path()})",
+    )
     assert "Traceback" in log_path().read_text() and "Traceback" not in window.errors[-1][1]
     window.dialogs["error"].close()

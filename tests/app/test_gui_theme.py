@@ -42,7 +42,12 @@ def test_dark_is_the_default_and_old_files_keep_light(tmp_path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"version": 2, "reviewer_name": "Dr Old", "queue_order": "id"}))
     s = load_settings(path)
-    assert (s.version, s.theme, s.font_scale, s.queue_order) == (SETTINGS_VERSION, "light", 1.0, "id")
+    assert (s.version, s.theme, s.font_scale, s.queue_order) == (
+        SETTINGS_VERSION,
+        "light",
+        1.0,
+        "id",
+    )
     for bad in ({"theme": "purple"}, {"font_scale": 5.0}, {"font_scale": "big"}):
         with pytest.raises(SettingsError, match=next(iter(bad))):
             Settings().updated(**bad)
@@ -55,7 +60,9 @@ def test_font_scale_scales_every_size_in_the_sheet() -> None:
     assert theme.scale_fonts("a { font-size: 12px; }", 0.5) == "a { font-size: 8px; }"
 
 
-def test_theme_and_text_size_from_settings_are_applied_and_remembered(qtbot, window, settings_file) -> None:
+def test_theme_and_text_size_from_settings_are_applied_and_remembered(
+    qtbot, window, settings_file
+) -> None:
     from app.qt import QApplication, QColor
 
     app = QApplication.instance()

@@ -67,9 +67,11 @@ def ct_case(window, workspace, tmp_path):
     folder = tmp_path / "ct"
     folder.mkdir()
     hu = write_ct(folder / "scan.dcm")
-    (folder / "cases.csv").write_text("modality,image,finding,treatment,split\n"
-                                      "xray,scan.dcm,Lobar consolidation (pneumonia),Oral antibiotics,test\n",
-                                      encoding="utf-8")
+    (folder / "cases.csv").write_text(
+        "modality,image,finding,treatment,split\n"
+        "xray,scan.dcm,Lobar consolidation (pneumonia),Oral antibiotics,test\n",
+        encoding="utf-8",
+    )
     assert main(["import", str(folder / "cases.csv"), "--workspace", str(workspace["root"])]) == 0
     window.review.reload()
     (case_id,) = set(window.review.ids) - set(workspace["case_ids"])
@@ -110,7 +112,9 @@ def test_ct_window_presets(qtbot, window, ct_case) -> None:
     window.open_case(window.review.ids[0])
     qtbot.waitUntil(lambda: pane.shown_case_id == window.review.ids[0], timeout=10000)
     if pane.image.is_greyscale:
-        assert pane.preset.count() >= 3 and not any("Lung" == pane.preset.itemText(i) for i in range(pane.preset.count()))
+        assert pane.preset.count() >= 3 and not any(
+            "Lung" == pane.preset.itemText(i) for i in range(pane.preset.count())
+        )
 
 
 def test_ruler_measures_in_mm(qtbot, window, ct_case) -> None:
@@ -122,9 +126,13 @@ def test_ruler_measures_in_mm(qtbot, window, ct_case) -> None:
     pane._show_image(case_id, load_image(pane.original), "")
     viewer = pane.viewer
     assert viewer.spacing == (0.5, 0.8)
-    assert viewer.measure(QPointF(0, 0), QPointF(30, 40)) == f"{np.hypot(30 * 0.8, 40 * 0.5):.1f} mm"
+    assert (
+        viewer.measure(QPointF(0, 0), QPointF(30, 40)) == f"{np.hypot(30 * 0.8, 40 * 0.5):.1f} mm"
+    )
     viewer.spacing = None
-    assert viewer.measure(QPointF(0, 0), QPointF(30, 40)) == "50.0 px", "pixels where the spacing is unknown"
+    assert viewer.measure(QPointF(0, 0), QPointF(30, 40)) == "50.0 px", (
+        "pixels where the spacing is unknown"
+    )
     viewer.spacing = (0.5, 0.8)
     # With the ruler on, a drag measures (here 10 columns at 0.8 mm).
     pane.ruler_button.click()

@@ -76,23 +76,44 @@ def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     deep.write_text("[" * 200_000 + "\n")
     ratings = tmp / "ratings" / "expert_feedback.jsonl"
     ratings.parent.mkdir()
-    ratings.write_text(json.dumps({"prompt": "x", "chosen": "ERROR - a", "rejected": "CORRECT - b",
-                                   "case_id": "c1", "reviewer": "r", "rated_at": "2026-01-01T00:00:00Z",
-                                   "images": ["../../etc/passwd"]}) + "\n" + "[" * 200_000 + "\n")
+    ratings.write_text(
+        json.dumps(
+            {
+                "prompt": "x",
+                "chosen": "ERROR - a",
+                "rejected": "CORRECT - b",
+                "case_id": "c1",
+                "reviewer": "r",
+                "rated_at": "2026-01-01T00:00:00Z",
+                "images": ["../../etc/passwd"],
+            }
+        )
+        + "\n"
+        + "[" * 200_000
+        + "\n"
+    )
     return {"deep manifest": deep, "hostile ratings": ratings}
 
 
 @pytest.mark.parametrize("verb", VERBS, ids=lambda v: " ".join(v[:2]))
 def test_every_verb_answers_broken_workspaces_in_words(
-    verb: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    hostile_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+    verb: tuple[str, ...],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    hostile_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MEDREVIEW_LOG_DIR", str(tmp_path / "logs"))
     for what, ws in _broken_workspaces(tmp_path).items():
-        argv = [a.format(out=tmp_path / "out" / "f.jsonl", manifest=hostile_files["deep manifest"]) for a in verb]
+        argv = [
+            a.format(out=tmp_path / "out" / "f.jsonl", manifest=hostile_files["deep manifest"])
+            for a in verb
+        ]
         rc, text = _run(capsys, [*argv, "--workspace", str(ws)])
         assert "Traceback" not in text, f"{what}: {' '.join(verb)} printed a traceback:\n{text}"
-        assert "sqlalche.me" not in text and "[SQL:" not in text, f"{what}: library text leaked:\n{text}"
+        assert "sqlalche.me" not in text and "[SQL:" not in text, (
+            f"{what}: library text leaked:\n{text}"
+        )
         lines = [line for line in text.splitlines() if line.strip()]
         assert lines, f"{what}: {' '.join(verb)} said nothing"
         assert all(len(line) < 600 for line in lines), f"{what}: not one sentence: {text!r}"
@@ -107,12 +128,23 @@ def test_every_verb_answers_broken_workspaces_in_words(
 
 @pytest.mark.parametrize("name", ["deep manifest", "hostile ratings"])
 def test_hostile_files_are_refused_in_words(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], hostile_files: dict[str, Path],
+    name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    hostile_files: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MEDREVIEW_LOG_DIR", str(tmp_path / "logs"))
-    rc, text = _run(capsys, ["import", str(hostile_files[name]), "--workspace", str(tmp_path / "ws"),
-                             "--create-reviewers"])
+    rc, text = _run(
+        capsys,
+        [
+            "import",
+            str(hostile_files[name]),
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--create-reviewers",
+        ],
+    )
     assert "Traceback" not in text and "RecursionError" not in text, text
     assert rc in (1, 2)
     assert str(hostile_files[name].name) in text  # the message names the file (and line)
@@ -138,7 +170,10 @@ def test_an_unexpected_error_is_one_sentence_with_a_log(
 
 
 def test_a_read_only_workspace_opens_read_only(
-    workspace: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    workspace: dict,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """db info and export to elsewhere work; writing verbs are refused in words; nothing changes.
     (``MEDREVIEW_READ_ONLY=1`` stands for a read-only disk: the tests run as root, who can write
@@ -152,10 +187,16 @@ def test_a_read_only_workspace_opens_read_only(
     monkeypatch.setenv("MEDREVIEW_LOG_DIR", str(tmp_path / "logs"))
     rc, text = _run(capsys, ["db", "info", "--workspace", str(root)])
     assert rc == 0 and "schema:" in text
-    rc, text = _run(capsys, ["export", str(tmp_path / "elsewhere" / "f.jsonl"), "--workspace", str(root)])
+    rc, text = _run(
+        capsys, ["export", str(tmp_path / "elsewhere" / "f.jsonl"), "--workspace", str(root)]
+    )
     assert rc == 0, text
-    for argv in (["import", str(tmp_path / "elsewhere" / "f.jsonl")], ["train", "retrain"],
-                 ["db", "upgrade"], ["predict", "--version", "v1"]):
+    for argv in (
+        ["import", str(tmp_path / "elsewhere" / "f.jsonl")],
+        ["train", "retrain"],
+        ["db", "upgrade"],
+        ["predict", "--version", "v1"],
+    ):
         rc, text = _run(capsys, [*argv, "--workspace", str(root)])
         assert rc == 2 and "is read-only" in text and "Traceback" not in text, (argv, text)
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before

@@ -14,7 +14,9 @@ from feedback_db.feedback_lines import parse_label
 
 @pytest.mark.parametrize("modality", [*MODALITIES, "dermoscopy"])
 def test_case_text_is_the_same(modality: str) -> None:
-    case = Case("c1", modality, "images/x.png", "Glioblastoma, left frontal", "Surgical resection\nthen RT")
+    case = Case(
+        "c1", modality, "images/x.png", "Glioblastoma, left frontal", "Surgical resection\nthen RT"
+    )
     assert store_text.case_text(case.modality, case.finding, case.treatment) == case_text(case)
 
 
@@ -25,8 +27,16 @@ def test_modality_names_are_the_same() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "ERROR - wrong drug", "error: wrong drug", "**CORRECT**: fine", " Error \u2014 x", "CORRECT",
-        "correct - fits\nsecond line", "The answer is ERROR", "", "ERRORS everywhere", "> `ERROR` - quoted",
+        "ERROR - wrong drug",
+        "error: wrong drug",
+        "**CORRECT**: fine",
+        " Error \u2014 x",
+        "CORRECT",
+        "correct - fits\nsecond line",
+        "The answer is ERROR",
+        "",
+        "ERRORS everywhere",
+        "> `ERROR` - quoted",
         "\n\n  CORRECT - after blank lines",
     ],
 )

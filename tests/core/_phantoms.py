@@ -67,7 +67,9 @@ def make_cases(folder: Path, n: int = 24, seed: int = 0, split: str = "test") ->
         modality = modalities[i % len(modalities)]
         findings = kb.findings_for(modality)
         shown = rng.choice(findings)
-        scenario = ("none", "treatment_mismatch", "unsupported_by_image")[(i // len(modalities)) % 3]
+        scenario = ("none", "treatment_mismatch", "unsupported_by_image")[
+            (i // len(modalities)) % 3
+        ]
         stated = shown
         if scenario == "unsupported_by_image":
             stated = rng.choice([f for f in findings if f.name != shown.name])

@@ -36,10 +36,34 @@ def jpeg_bytes(shade: int) -> bytes:
 
 
 CASES = [
-    ("c-xray-1", "xray", "Pneumonia in the right lower lobe", "Oral antibiotics", "none", None, "train"),
-    ("c-mri-1", "mri", "Glioblastoma", "Aspirin and rest", "treatment_mismatch", "critical", "test"),
+    (
+        "c-xray-1",
+        "xray",
+        "Pneumonia in the right lower lobe",
+        "Oral antibiotics",
+        "none",
+        None,
+        "train",
+    ),
+    (
+        "c-mri-1",
+        "mri",
+        "Glioblastoma",
+        "Aspirin and rest",
+        "treatment_mismatch",
+        "critical",
+        "test",
+    ),
     ("c-us-1", "ultrasound", "Gallstones", "Cholecystectomy", "none", None, "test"),
-    ("c-hist-1", "histopathology", "Benign tissue", "Chemotherapy", "unsupported_by_image", "high", "val"),
+    (
+        "c-hist-1",
+        "histopathology",
+        "Benign tissue",
+        "Chemotherapy",
+        "unsupported_by_image",
+        "high",
+        "val",
+    ),
 ]
 
 
@@ -59,21 +83,48 @@ def seed(store: Store, root: Path) -> Seeded:
         ext = "jpg" if modality == "ultrasound" else "png"
         data = jpeg_bytes(40 * i) if ext == "jpg" else png_bytes(40 * i)
         (root / "images" / f"{cid}.{ext}").write_bytes(data)
-        cases.append(CaseIn(cid, modality, f"images/{cid}.{ext}", finding, treatment, err, sev, 1000.0 * i, split,
-                            {"window": [40, 400]}))
+        cases.append(
+            CaseIn(
+                cid,
+                modality,
+                f"images/{cid}.{ext}",
+                finding,
+                treatment,
+                err,
+                sev,
+                1000.0 * i,
+                split,
+                {"window": [40, 400]},
+            )
+        )
     store.add_cases(cases)
     store.add_model_version("base", "heuristic", "knowledge-table", active=True)
     store.add_model_version("v2", "clip-llm", "tiny-llama", parent="base")
     base_conf = {"c-xray-1": 0.95, "c-mri-1": 0.55, "c-us-1": 0.7, "c-hist-1": 0.6}
     v2_conf = {"c-xray-1": 0.9, "c-mri-1": 0.6, "c-us-1": 0.52, "c-hist-1": 0.8}
-    store.add_predictions("base", [
-        PredictionIn(c[0], "CORRECT", "treatment fits", "CORRECT - treatment fits", base_conf[c[0]], 3.0) for c in CASES
-    ])
-    store.add_predictions("v2", [
-        PredictionIn(c[0], "ERROR" if c[4] != "none" else "CORRECT", "v2 says so",
-                     ("ERROR" if c[4] != "none" else "CORRECT") + " - v2 says so", v2_conf[c[0]], 9.0)
-        for c in CASES
-    ])
+    store.add_predictions(
+        "base",
+        [
+            PredictionIn(
+                c[0], "CORRECT", "treatment fits", "CORRECT - treatment fits", base_conf[c[0]], 3.0
+            )
+            for c in CASES
+        ],
+    )
+    store.add_predictions(
+        "v2",
+        [
+            PredictionIn(
+                c[0],
+                "ERROR" if c[4] != "none" else "CORRECT",
+                "v2 says so",
+                ("ERROR" if c[4] != "none" else "CORRECT") + " - v2 says so",
+                v2_conf[c[0]],
+                9.0,
+            )
+            for c in CASES
+        ],
+    )
     reviewer = store.ensure_reviewer("dr-lee", "radiologist")
     preds = {}
     for cid, *_ in CASES:

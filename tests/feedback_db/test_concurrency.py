@@ -17,12 +17,16 @@ def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path, sqlite_onl
     db = root / "medreview.db"
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    other.execute("INSERT INTO reviewers (name, role, created_at) VALUES ('dr-other', 'x', '2026-01-01')")
+    other.execute(
+        "INSERT INTO reviewers (name, role, created_at) VALUES ('dr-other', 'x', '2026-01-01')"
+    )
     release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
     release.start()
     try:
         a, b = seeded.preds["c-mri-1"]
-        r = seeded.store.add_rating(RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
+        r = seeded.store.add_rating(
+            RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR")
+        )
     finally:
         release.join()
         other.close()
@@ -30,7 +34,9 @@ def test_a_write_waits_for_another_writer(seeded: Seeded, root: Path, sqlite_onl
     assert "dr-other" in [x.name for x in seeded.store.reviewers()]
 
 
-def test_a_rating_outlasts_a_lock_longer_than_any_busy_timeout(seeded: Seeded, root: Path, sqlite_only: None) -> None:
+def test_a_rating_outlasts_a_lock_longer_than_any_busy_timeout(
+    seeded: Seeded, root: Path, sqlite_only: None
+) -> None:
     """A lock held for 3 s (12x SQLite's per-attempt wait) delays the rating, never loses it; with
     too little patience the write fails as StoreBusy and nothing is saved."""
     import time
@@ -49,7 +55,9 @@ def test_a_rating_outlasts_a_lock_longer_than_any_busy_timeout(seeded: Seeded, r
         release = threading.Timer(3.0, lambda: other.execute("COMMIT"))
         release.start()
         t0 = time.monotonic()
-        r = seeded.store.add_rating(RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
+        r = seeded.store.add_rating(
+            RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR")
+        )
         waited = time.monotonic() - t0
         release.join()
     finally:
@@ -66,7 +74,9 @@ def test_two_stores_on_one_file_see_each_other(seeded: Seeded) -> None:
         a, b = seeded.preds["c-hist-1"]
         r = second.add_rating(RatingIn("c-hist-1", seeded.reviewer.id, a.id, b.id, "b", "ERROR"))
         assert seeded.store.current_rating("c-hist-1") == r
-        r2 = seeded.store.add_rating(RatingIn("c-hist-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT"))
+        r2 = seeded.store.add_rating(
+            RatingIn("c-hist-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT")
+        )
         assert r2.supersedes_id == r.id and second.current_rating("c-hist-1") == r2
     finally:
         second.close()
@@ -79,7 +89,11 @@ def test_a_store_made_in_one_thread_works_in_another(seeded: Seeded) -> None:
     def work() -> None:
         try:
             a, b = seeded.preds["c-us-1"]
-            results.append(seeded.store.add_rating(RatingIn("c-us-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT")))
+            results.append(
+                seeded.store.add_rating(
+                    RatingIn("c-us-1", seeded.reviewer.id, a.id, b.id, "a", "CORRECT")
+                )
+            )
         except Exception as exc:  # reported by the assertion below
             results.append(exc)
 
@@ -99,7 +113,9 @@ def test_threads_writing_at_once_lose_nothing(seeded: Seeded) -> None:
             for preference in ("a", "b", "tie"):
                 for cid, (a, b) in seeded.preds.items():
                     true = consistent_label(seeded, cid, preference)
-                    pref = "both_wrong" if preference == "tie" and a.label != b.label else preference
+                    pref = (
+                        "both_wrong" if preference == "tie" and a.label != b.label else preference
+                    )
                     store.add_rating(RatingIn(cid, reviewer_id, a.id, b.id, pref, true))
                     store.query_case_ids(rated=False, reviewer_id=reviewer_id)
         except BaseException as exc:  # reported by the assertion below

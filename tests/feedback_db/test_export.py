@@ -14,7 +14,9 @@ from feedback_db.images import ImageError, strip_jpeg, strip_png
 from tests.feedback_db.factory import SECRET, Seeded, jpeg_bytes, png_bytes
 
 
-def _rate(s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object) -> RatingIn:
+def _rate(
+    s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object
+) -> RatingIn:
     a, b = s.preds[case_id]
     return RatingIn(case_id, s.reviewer.id, a.id, b.id, preference, true_label, **kw)  # type: ignore[arg-type]
 
@@ -32,11 +34,24 @@ def test_trl_lines_are_exactly_the_design(seeded: Seeded, tmp_path: Path) -> Non
     [line] = _read(out)
     image = line["images"][0]
     assert line == {
-        "prompt": [{"role": "user", "content": [
-            {"type": "image"},
-            {"type": "text", "text": "Modality: Brain MRI\nClinical Finding: Glioblastoma\nTreatment: Aspirin and rest"}]}],
-        "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "ERROR - v2 says so"}]}],
-        "rejected": [{"role": "assistant", "content": [{"type": "text", "text": "CORRECT - treatment fits"}]}],
+        "prompt": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image"},
+                    {
+                        "type": "text",
+                        "text": "Modality: Brain MRI\nClinical Finding: Glioblastoma\nTreatment: Aspirin and rest",
+                    },
+                ],
+            }
+        ],
+        "chosen": [
+            {"role": "assistant", "content": [{"type": "text", "text": "ERROR - v2 says so"}]}
+        ],
+        "rejected": [
+            {"role": "assistant", "content": [{"type": "text", "text": "CORRECT - treatment fits"}]}
+        ],
         "images": [image],
         "case_id": "c-mri-1",
         "modality": "mri",
@@ -53,8 +68,20 @@ def test_trl_lines_are_exactly_the_design(seeded: Seeded, tmp_path: Path) -> Non
         "answer_a": "CORRECT - treatment fits",
         "answer_b": "ERROR - v2 says so",
     }
-    assert list(line)[:12] == ["prompt", "chosen", "rejected", "images", "case_id", "modality", "error_type",
-                               "severity", "true_label", "reviewer", "rated_at", "chosen_source"]  # docs/architecture.md's order
+    assert list(line)[:12] == [
+        "prompt",
+        "chosen",
+        "rejected",
+        "images",
+        "case_id",
+        "modality",
+        "error_type",
+        "severity",
+        "true_label",
+        "reviewer",
+        "rated_at",
+        "chosen_source",
+    ]  # docs/architecture.md's order
     assert line["rated_at"].endswith("Z") and "margin" not in line
     data = (out.parent / image).read_bytes()
     assert image == f"images/{hashlib.sha256(data).hexdigest()}.png"
@@ -72,7 +99,10 @@ def test_only_standing_ratings_are_exported(seeded: Seeded, tmp_path: Path) -> N
     out = tmp_path / "f.jsonl"
     res = export_feedback(store, out, workspace_root=seeded.root)
     lines = _read(out)
-    assert [(x["case_id"], x["chosen"][0]["content"][0]["text"], x["rejected"][0]["content"][0]["text"]) for x in lines] == [
+    assert [
+        (x["case_id"], x["chosen"][0]["content"][0]["text"], x["rejected"][0]["content"][0]["text"])
+        for x in lines
+    ] == [
         ("c-mri-1", "ERROR - resection", "CORRECT - treatment fits"),
         ("c-mri-1", "ERROR - resection", "ERROR - v2 says so"),
     ]
@@ -89,7 +119,10 @@ def test_reviewer_filter_and_margin_column(seeded: Seeded, tmp_path: Path) -> No
     out = tmp_path / "f.jsonl"
     export_feedback(store, out, workspace_root=seeded.root)
     # One rating has a margin, so every line carries one (0.0 = the plain pairwise loss).
-    assert [(x["reviewer"], x["margin"]) for x in _read(out)] == [("dr-lee", 2.0), ("dr-okafor", 0.0)]
+    assert [(x["reviewer"], x["margin"]) for x in _read(out)] == [
+        ("dr-lee", 2.0),
+        ("dr-okafor", 0.0),
+    ]
     export_feedback(store, out, workspace_root=seeded.root, reviewer="dr-okafor")
     assert [(x["reviewer"], "margin" in x) for x in _read(out)] == [("dr-okafor", False)]
     with pytest.raises(StoreError, match="unknown reviewer 'nobody'"):
@@ -98,11 +131,15 @@ def test_reviewer_filter_and_margin_column(seeded: Seeded, tmp_path: Path) -> No
 
 def test_kto_rows(seeded: Seeded, tmp_path: Path) -> None:
     store = seeded.store
-    store.add_rating(_rate(seeded, "c-mri-1", "both_wrong", rationale="needs resection", severity="critical"))
+    store.add_rating(
+        _rate(seeded, "c-mri-1", "both_wrong", rationale="needs resection", severity="critical")
+    )
     store.add_rating(_rate(seeded, "c-xray-1", "tie", "CORRECT"))
     out = tmp_path / "kto.jsonl"
     res = export_feedback(store, out, workspace_root=seeded.root, fmt="kto")
-    rows = [(x["case_id"], x["completion"][0]["content"][0]["text"], x["label"]) for x in _read(out)]
+    rows = [
+        (x["case_id"], x["completion"][0]["content"][0]["text"], x["label"]) for x in _read(out)
+    ]
     # One rule with the pairs: "both wrong" makes both answers undesirable (even B, whose verdict
     # word was right) and the clinician's rationale desirable; a tie of two right answers, both
     # desirable.
@@ -127,7 +164,11 @@ def test_missing_image_leaves_the_row_out_and_says_so(seeded: Seeded, tmp_path: 
     out = tmp_path / "f.jsonl"
     res = export_feedback(store, out, workspace_root=seeded.root)
     assert [x["case_id"] for x in _read(out)] == ["c-mri-1"]
-    assert len(res.problems) == 1 and "c-hist-1" in res.problems[0] and "cannot read image" in res.problems[0]
+    assert (
+        len(res.problems) == 1
+        and "c-hist-1" in res.problems[0]
+        and "cannot read image" in res.problems[0]
+    )
 
 
 def test_jpeg_and_converted_images(seeded: Seeded, tmp_path: Path) -> None:
@@ -152,7 +193,10 @@ def test_jpeg_and_converted_images(seeded: Seeded, tmp_path: Path) -> None:
 
     res = export_feedback(store, out, workspace_root=seeded.root, image_converter=convert)
     lines = _read(out)
-    assert [x["images"][0].rsplit(".", 1)[1] for x in lines] == ["jpg", "png"] and res.problems == []
+    assert [x["images"][0].rsplit(".", 1)[1] for x in lines] == [
+        "jpg",
+        "png",
+    ] and res.problems == []
     assert seen == [dicom]
     for x in lines:
         data = (tmp_path / x["images"][0]).read_bytes()
@@ -190,7 +234,9 @@ def test_export_and_its_images_are_owner_only(seeded: Seeded, tmp_path: Path) ->
         os.umask(old)
     written = [out, *(out.parent / "images").iterdir()]
     assert len(written) == 2
-    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: 0o600 for p in written}
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {
+        p.name: 0o600 for p in written
+    }
 
 
 def test_metadata_stripping_keeps_pixels() -> None:
@@ -210,11 +256,18 @@ def test_metadata_stripping_keeps_pixels() -> None:
         strip_png(png[:-20], "x.png")
 
 
-def test_a_burned_in_image_is_exported_only_after_a_clinician_confirms_it(seeded: Seeded, tmp_path: Path) -> None:
-
+def test_a_burned_in_image_is_exported_only_after_a_clinician_confirms_it(
+    seeded: Seeded, tmp_path: Path
+) -> None:
 
     store = seeded.store
-    store.add_cases([CaseIn("c-burn", "xray", "images/c-xray-1.png", "Pneumonia", "Antibiotics", burned_in=True)])
+    store.add_cases(
+        [
+            CaseIn(
+                "c-burn", "xray", "images/c-xray-1.png", "Pneumonia", "Antibiotics", burned_in=True
+            )
+        ]
+    )
     store.add_predictions("base", [PredictionIn("c-burn", "CORRECT", "fits", "CORRECT - fits")])
     store.add_predictions("v2", [PredictionIn("c-burn", "ERROR", "no", "ERROR - no")])
     a, b = (p for p in store.predictions_for_case("c-burn"))

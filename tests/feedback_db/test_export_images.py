@@ -76,7 +76,9 @@ def test_png_keeps_only_the_chunks_that_display() -> None:
     clean = strip_png(png)
     assert SECRET in png and SECRET not in clean and b"prVt" not in clean and b"iCCP" not in clean
     assert b"sBIT" in clean  # what display needs stays
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(clean))), np.asarray(Image.open(io.BytesIO(png))))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(clean))), np.asarray(Image.open(io.BytesIO(png)))
+    )
     with pytest.raises(ImageError, match="no IHDR"):
         strip_png(b"\x89PNG\r\n\x1a\n" + _chunk(b"prVt", SECRET) + _chunk(b"IEND", b""))
 
@@ -89,7 +91,9 @@ def test_jpeg_keeps_only_what_decodes(progressive: bool) -> None:
     assert clean.count(b"\xff\xd8") == 1 and clean.endswith(b"\xff\xd9")
     assert b"Exif" not in clean and b"\xff\xfe" not in clean
     original = np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB"))
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(clean)).convert("RGB")), original)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(clean)).convert("RGB")), original
+    )
     assert strip_jpeg(clean) == clean  # stable: export -> import -> export
 
 
@@ -119,7 +123,12 @@ def test_the_exporter_never_reads_outside_its_root(tmp_path: Path) -> None:
     (outside / "x.png").write_bytes(_hostile_png())
     (root / "images" / "link.png").symlink_to(outside / "x.png")
     exporter = ImageExporter(tmp_path / "out", root)
-    for ref in ("images/link.png", str(outside / "x.png"), "../outside/x.png", "../outside/none.png"):
+    for ref in (
+        "images/link.png",
+        str(outside / "x.png"),
+        "../outside/x.png",
+        "../outside/none.png",
+    ):
         with pytest.raises(ImageError, match="leads outside"):
             exporter.export(ref)
 
@@ -144,7 +153,12 @@ _OPENED: list[str] | None = None
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
-    if _OPENED is not None and event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
+    if (
+        _OPENED is not None
+        and event == "open"
+        and args
+        and isinstance(args[0], str | bytes | os.PathLike)
+    ):
         _OPENED.append(os.fsdecode(args[0]))
 
 
@@ -166,7 +180,9 @@ def exported(seeded: Seeded, tmp_path: Path) -> Path:
     from feedback_db import RatingIn
 
     a, b = seeded.preds["c-mri-1"]
-    seeded.store.add_rating(RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", b.label, severity="critical"))
+    seeded.store.add_rating(
+        RatingIn("c-mri-1", seeded.reviewer.id, a.id, b.id, "b", b.label, severity="critical")
+    )
     out = tmp_path / "from-a" / "expert_feedback.jsonl"
     export_feedback(seeded.store, out, workspace_root=seeded.root)
     return out
@@ -187,8 +203,15 @@ def test_ratings_images_outside_the_files_folder_are_refused_unseen(
     (tmp_path / "secret.png").write_bytes(_hostile_png())
     (folder / "images" / "link.png").symlink_to(tmp_path / "secret.png")
     line = json.loads(exported.read_text().splitlines()[0])
-    hostile = ["../../etc/passwd", "/etc/passwd", "images/../../x", "images/../../secret.png",
-               "C:\\Windows\\win.ini", "..\\..\\secret.png", "images/link.png"]
+    hostile = [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "images/../../x",
+        "images/../../secret.png",
+        "C:\\Windows\\win.ini",
+        "..\\..\\secret.png",
+        "images/link.png",
+    ]
     lines = []
     for i, ref in enumerate(hostile):
         lines.append(json.dumps({**line, "case_id": f"evil-{i}", "images": [ref]}))
@@ -206,10 +229,14 @@ def test_ratings_images_outside_the_files_folder_are_refused_unseen(
     assert not (root / "images").exists() or not any((root / "images").iterdir())
 
 
-def test_a_deeply_nested_ratings_line_is_refused_in_words(exported: Path, empty: tuple[Store, Path]) -> None:
+def test_a_deeply_nested_ratings_line_is_refused_in_words(
+    exported: Path, empty: tuple[Store, Path]
+) -> None:
     good = exported.read_text().splitlines()[0]
     path = exported.parent / "deep.jsonl"
-    path.write_text(good + "\n" + "[" * 200_000 + "\n" + '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    path.write_text(
+        good + "\n" + "[" * 200_000 + "\n" + '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    )
     assert looks_like_feedback(path)
     deep_first = exported.parent / "deep-first.jsonl"
     deep_first.write_text("[" * 200_000 + "\n" + good + "\n")

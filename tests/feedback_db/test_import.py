@@ -15,7 +15,9 @@ from feedback_db.import_jsonl import import_feedback, looks_like_feedback
 from tests.feedback_db.factory import Seeded, seed
 
 
-def _rate(s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object) -> RatingIn:
+def _rate(
+    s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object
+) -> RatingIn:
     a, b = s.preds[case_id]
     return RatingIn(case_id, s.reviewer.id, a.id, b.id, preference, true_label, **kw)  # type: ignore[arg-type]
 
@@ -28,7 +30,15 @@ def _read(path: Path) -> list[dict]:
 def exported(seeded: Seeded, tmp_path: Path) -> Path:
     store = seeded.store
     store.add_rating(_rate(seeded, "c-mri-1", "b", severity="critical", margin=1.5))
-    store.add_rating(_rate(seeded, "c-hist-1", "both_wrong", severity="high", rationale="benign tissue needs no chemotherapy"))
+    store.add_rating(
+        _rate(
+            seeded,
+            "c-hist-1",
+            "both_wrong",
+            severity="high",
+            rationale="benign tissue needs no chemotherapy",
+        )
+    )
     store.add_rating(_rate(seeded, "c-us-1", "a", "CORRECT", rationale="symptomatic gallstones"))
     out = tmp_path / "from-a" / "expert_feedback.jsonl"
     export_feedback(store, out, workspace_root=seeded.root)
@@ -55,7 +65,9 @@ def test_round_trip_gives_back_the_same_file(exported: Path, other: Store, tmp_p
     assert again.read_bytes() == exported.read_bytes()
 
 
-def test_imported_ratings_keep_their_own_answers_and_create_no_version(exported: Path, other: Store) -> None:
+def test_imported_ratings_keep_their_own_answers_and_create_no_version(
+    exported: Path, other: Store
+) -> None:
     versions = [v.name for v in other.model_versions()]
     predictions = other.info().counts["predictions"]
     import_feedback(other, exported)
@@ -72,7 +84,12 @@ def test_imported_ratings_keep_their_own_answers_and_create_no_version(exported:
 @pytest.mark.parametrize("rationale", [None, "the image shows a mass that needs resection"])
 @pytest.mark.parametrize("preference", ["a", "b", "tie", "both_wrong"])
 def test_every_kind_survives_export_import_export(
-    seeded: Seeded, other: Store, tmp_path: Path, preference: str, rationale: str | None, margin: float | None
+    seeded: Seeded,
+    other: Store,
+    tmp_path: Path,
+    preference: str,
+    rationale: str | None,
+    margin: float | None,
 ) -> None:
     store = seeded.store
     for cid in ("c-mri-1", "c-xray-1", "c-hist-1", "c-us-1"):
@@ -81,8 +98,19 @@ def test_every_kind_survives_export_import_export(
         if preference == "tie" and a.label != b.label:
             pref = "both_wrong"
         true = (b if pref == "b" else a).label
-        store.add_rating(RatingIn(cid, seeded.reviewer.id, a.id, b.id, pref, true,
-                                  "high" if true == "ERROR" else None, rationale=rationale, margin=margin))
+        store.add_rating(
+            RatingIn(
+                cid,
+                seeded.reviewer.id,
+                a.id,
+                b.id,
+                pref,
+                true,
+                "high" if true == "ERROR" else None,
+                rationale=rationale,
+                margin=margin,
+            )
+        )
     first = tmp_path / "one" / "expert_feedback.jsonl"
     export_feedback(store, first, workspace_root=seeded.root)
     res = import_feedback(other, first)
@@ -96,8 +124,13 @@ def test_every_kind_survives_export_import_export(
             assert theirs is None
             continue
         assert theirs is not None
-        assert (theirs.preference, theirs.true_label, theirs.rationale, theirs.margin, theirs.severity) == (
-            mine.preference, mine.true_label, mine.rationale, mine.margin, mine.severity)
+        assert (
+            theirs.preference,
+            theirs.true_label,
+            theirs.rationale,
+            theirs.margin,
+            theirs.severity,
+        ) == (mine.preference, mine.true_label, mine.rationale, mine.margin, mine.severity)
         assert (theirs.answer_a, theirs.answer_b) == (mine.answer_a, mine.answer_b)
     second = tmp_path / "two" / "expert_feedback.jsonl"
     export_feedback(other, second, workspace_root=other_root(other))
@@ -108,7 +141,9 @@ def other_root(store: Store) -> Path:
     return Path(store.info().url.removeprefix("sqlite:///")).parent
 
 
-def test_ratings_import_into_an_empty_workspace_creates_their_cases(exported: Path, tmp_path: Path) -> None:
+def test_ratings_import_into_an_empty_workspace_creates_their_cases(
+    exported: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "empty"
     store = open_store(f"sqlite:///{root / 'medreview.db'}")
     try:
@@ -117,14 +152,21 @@ def test_ratings_import_into_an_empty_workspace_creates_their_cases(exported: Pa
         assert res.cases_created == ["c-hist-1", "c-mri-1", "c-us-1"]
         case = store.get_case("c-mri-1")
         assert case is not None
-        assert (case.modality, case.finding, case.treatment, case.split) == ("mri", "Glioblastoma", "Aspirin and rest", "review")
-        assert case.error_type is None and case.severity is None  # ground truth never comes from a rating
+        assert (case.modality, case.finding, case.treatment, case.split) == (
+            "mri",
+            "Glioblastoma",
+            "Aspirin and rest",
+            "review",
+        )
+        assert (
+            case.error_type is None and case.severity is None
+        )  # ground truth never comes from a rating
         assert (root / case.image).is_file()
         again = tmp_path / "again" / "expert_feedback.jsonl"
         export_feedback(store, again, workspace_root=root)
-        assert [
-            {k: v for k, v in line.items() if k != "error_type"} for line in _read(again)
-        ] == [{k: v for k, v in line.items() if k != "error_type"} for line in _read(exported)]
+        assert [{k: v for k, v in line.items() if k != "error_type"} for line in _read(again)] == [
+            {k: v for k, v in line.items() if k != "error_type"} for line in _read(exported)
+        ]
         # Without a workspace to put them in, unknown cases are refused, in words.
         bare = open_store(f"sqlite:///{tmp_path / 'bare.db'}")
         res = import_feedback(bare, exported, create_reviewers=True)
@@ -134,7 +176,9 @@ def test_ratings_import_into_an_empty_workspace_creates_their_cases(exported: Pa
         store.close()
 
 
-def test_a_case_created_from_a_foreign_line_reads_its_prompt(exported: Path, tmp_path: Path) -> None:
+def test_a_case_created_from_a_foreign_line_reads_its_prompt(
+    exported: Path, tmp_path: Path
+) -> None:
     line = _read(exported)[0]
     for key in ("finding", "treatment", "preference", "rationale", "answer_a", "answer_b"):
         line.pop(key)
@@ -146,7 +190,10 @@ def test_a_case_created_from_a_foreign_line_reads_its_prompt(exported: Path, tmp
         res = import_feedback(store, path, create_reviewers=True, workspace_root=root)
         assert res.errors == [] and res.cases_created == ["c-mri-1"]
         case = store.get_case("c-mri-1")
-        assert case is not None and (case.finding, case.treatment) == ("Glioblastoma", "Aspirin and rest")
+        assert case is not None and (case.finding, case.treatment) == (
+            "Glioblastoma",
+            "Aspirin and rest",
+        )
     finally:
         store.close()
 
@@ -161,7 +208,10 @@ def test_a_contradictory_or_hand_edited_rating_is_refused(exported: Path, other:
     res = import_feedback(other, path)
     assert res.ratings == 0
     assert [e.line for e in res.errors] == [1, 2]
-    assert "contradicts" in res.errors[0].message and "B is marked better but says ERROR" in res.errors[0].message
+    assert (
+        "contradicts" in res.errors[0].message
+        and "B is marked better but says ERROR" in res.errors[0].message
+    )
     assert "do not follow from the rating" in res.errors[1].message
 
 
@@ -177,16 +227,16 @@ def test_bad_lines_are_reported_and_good_lines_import(exported: Path, other: Sto
     good = exported.read_text(encoding="utf-8").splitlines()
     mri = json.loads(good[0])
     lines = [
-        good[0],                                                      # 1 good
-        good[0][: len(good[0]) // 2],                                 # 2 truncated JSON
-        json.dumps({**mri, "images": ["images/missing.png"]}),        # 3 missing image
-        json.dumps({**mri, "severity": 3}),                           # 4 wrong type
-        json.dumps({**mri, "reviewer": "dr-unknown"}),                # 5 unknown reviewer
-        json.dumps({**mri, "case_id": "c-ghost"}),                    # 6 unknown case
-        "",                                                           # 7 blank: ignored
-        json.dumps({**mri, "margin": "big"}),                         # 8 wrong type
+        good[0],  # 1 good
+        good[0][: len(good[0]) // 2],  # 2 truncated JSON
+        json.dumps({**mri, "images": ["images/missing.png"]}),  # 3 missing image
+        json.dumps({**mri, "severity": 3}),  # 4 wrong type
+        json.dumps({**mri, "reviewer": "dr-unknown"}),  # 5 unknown reviewer
+        json.dumps({**mri, "case_id": "c-ghost"}),  # 6 unknown case
+        "",  # 7 blank: ignored
+        json.dumps({**mri, "margin": "big"}),  # 8 wrong type
         json.dumps({k: v for k, v in mri.items() if k != "chosen"}),  # 9 missing field
-        good[3],                                                      # 10 good
+        good[3],  # 10 good
     ]
     bad = exported.with_name("mixed.jsonl")
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -202,7 +252,9 @@ def test_bad_lines_are_reported_and_good_lines_import(exported: Path, other: Sto
     assert "'chosen' missing" in messages[9]
     assert str(res.errors[0]) == f"{bad}:2: {messages[2]}"
     assert res.ratings == 2
-    assert other.current_rating("c-mri-1") is not None and other.current_rating("c-us-1") is not None
+    assert (
+        other.current_rating("c-mri-1") is not None and other.current_rating("c-us-1") is not None
+    )
 
 
 def test_unknown_reviewers_can_be_created(exported: Path, other: Store) -> None:

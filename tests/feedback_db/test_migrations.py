@@ -43,13 +43,18 @@ def test_empty_database_migrates_to_head_and_matches_the_models(tmp_path: Path) 
     store.close()
 
 
-def test_the_head_constant_is_the_scripts_head_and_the_revision_reads_as_alembic_reads_it(tmp_path: Path) -> None:
+def test_the_head_constant_is_the_scripts_head_and_the_revision_reads_as_alembic_reads_it(
+    tmp_path: Path,
+) -> None:
     # Opening a store compares with migrate.HEAD without importing alembic; a new migration
     # script without updating HEAD would make every store look out of date, or worse.
     assert head_revision() == script_head()
     store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
     with store.sessions.engine.connect() as conn:
-        assert current_revision(store.sessions.engine) == MigrationContext.configure(conn).get_current_revision()
+        assert (
+            current_revision(store.sessions.engine)
+            == MigrationContext.configure(conn).get_current_revision()
+        )
     store.close()
 
 
@@ -79,9 +84,13 @@ def test_second_run_changes_nothing(tmp_path: Path) -> None:
 def test_committed_files_are_what_the_builder_makes(tmp_path: Path) -> None:
     for rev in REVISIONS:
         committed = DATA / f"store_{rev}.db"
-        assert committed.is_file(), f"run python -m tests.feedback_db.old_stores to create {committed}"
+        assert committed.is_file(), (
+            f"run python -m tests.feedback_db.old_stores to create {committed}"
+        )
         assert _revision(committed) == rev
-    assert REVISIONS[-1] == head_revision(), "new schema revision: add it to old_stores.REVISIONS and commit its file"
+    assert REVISIONS[-1] == head_revision(), (
+        "new schema revision: add it to old_stores.REVISIONS and commit its file"
+    )
 
 
 @pytest.mark.parametrize("rev", REVISIONS)
@@ -98,9 +107,14 @@ def test_every_committed_revision_upgrades_with_a_backup(tmp_path: Path, rev: st
     assert store.info().up_to_date
     # The data came through: history, the standing rating, its pairs, versions and runs.
     history = store.rating_history("c1")
-    assert [(r.id, r.preference, r.supersedes_id, r.margin) for r in history] == [(1, "a", None, None), (2, "b", 1, None)]
+    assert [(r.id, r.preference, r.supersedes_id, r.margin) for r in history] == [
+        (1, "a", None, None),
+        (2, "b", 1, None),
+    ]
     assert store.current_rating("c1") == history[1]
-    assert [(p.chosen, p.rejected) for p in store.pairs_for_rating(2)] == [("ERROR - wrong drug", "CORRECT - fits")]
+    assert [(p.chosen, p.rejected) for p in store.pairs_for_rating(2)] == [
+        ("ERROR - wrong drug", "CORRECT - fits")
+    ]
     assert [v.name for v in store.model_versions()] == ["base", "v2"]
     assert store.training_runs()[0].version == "v2"
     assert store.get_case("c1").severity == "critical"  # type: ignore[union-attr]

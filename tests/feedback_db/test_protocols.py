@@ -22,4 +22,6 @@ def test_store_has_every_protocol_method_with_the_same_parameters() -> None:
             if name.startswith("_"):
                 continue
             mine = getattr(Store, name)
-            assert list(inspect.signature(mine).parameters) == list(inspect.signature(member).parameters), name
+            assert list(inspect.signature(mine).parameters) == list(
+                inspect.signature(member).parameters
+            ), name

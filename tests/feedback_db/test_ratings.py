@@ -9,7 +9,9 @@ from feedback_db.pairs import derive_pairs
 from tests.feedback_db.factory import Seeded
 
 
-def _rate(s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object) -> RatingIn:
+def _rate(
+    s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", **kw: object
+) -> RatingIn:
     a, b = s.preds[case_id]
     return RatingIn(case_id, s.reviewer.id, a.id, b.id, preference, true_label, **kw)  # type: ignore[arg-type]
 
@@ -17,12 +19,24 @@ def _rate(s: Seeded, case_id: str, preference: str, true_label: str = "ERROR", *
 def test_a_new_rating_supersedes_and_keeps_history(seeded: Seeded) -> None:
     store = seeded.store
     first = store.add_rating(_rate(seeded, "c-mri-1", "a", "CORRECT"))
-    second = store.add_rating(_rate(seeded, "c-mri-1", "b", "ERROR", severity="critical", rationale="aspirin does not treat a glioblastoma"))
+    second = store.add_rating(
+        _rate(
+            seeded,
+            "c-mri-1",
+            "b",
+            "ERROR",
+            severity="critical",
+            rationale="aspirin does not treat a glioblastoma",
+        )
+    )
     assert second.supersedes_id == first.id and first.supersedes_id is None
     store.close()
     store = open_store(store.url)
     history = store.rating_history("c-mri-1")
-    assert [(r.id, r.preference, r.retracted) for r in history] == [(first.id, "a", False), (second.id, "b", False)]
+    assert [(r.id, r.preference, r.retracted) for r in history] == [
+        (first.id, "a", False),
+        (second.id, "b", False),
+    ]
     assert history[0] == first  # the old row is untouched
     current = store.current_rating("c-mri-1", seeded.reviewer.id)
     assert current == second and current.reviewer == "dr-lee"
@@ -87,11 +101,15 @@ def test_pairs_stored_with_the_rating(seeded: Seeded) -> None:
     store = seeded.store
     b_better = store.add_rating(_rate(seeded, "c-mri-1", "b", severity="critical"))
     assert [(p.chosen, p.rejected) for p in store.pairs_for_rating(b_better.id)] == [
-        ("ERROR - v2 says so", "CORRECT - treatment fits")]
-    fixed = store.add_rating(_rate(seeded, "c-mri-1", "both_wrong", rationale=" glioblastoma needs resection "))
+        ("ERROR - v2 says so", "CORRECT - treatment fits")
+    ]
+    fixed = store.add_rating(
+        _rate(seeded, "c-mri-1", "both_wrong", rationale=" glioblastoma needs resection ")
+    )
     assert [(p.chosen, p.rejected) for p in store.pairs_for_rating(fixed.id)] == [
         ("ERROR - glioblastoma needs resection", "CORRECT - treatment fits"),
-        ("ERROR - glioblastoma needs resection", "ERROR - v2 says so")]
+        ("ERROR - glioblastoma needs resection", "ERROR - v2 says so"),
+    ]
     tie = store.add_rating(_rate(seeded, "c-xray-1", "tie", "CORRECT"))
     assert store.pairs_for_rating(tie.id) == []
 
@@ -115,16 +133,22 @@ def test_pair_rule(preference: str, rationale: str | None, expected: list[tuple[
 
 def test_identical_texts_make_no_pair() -> None:
     assert derive_pairs("a", "ERROR", None, "ERROR - x", "ERROR - x") == []
-    assert derive_pairs("both_wrong", "ERROR", "x", "ERROR - x", "CORRECT - y") == [("ERROR - x", "CORRECT - y")]
+    assert derive_pairs("both_wrong", "ERROR", "x", "ERROR - x", "CORRECT - y") == [
+        ("ERROR - x", "CORRECT - y")
+    ]
 
 
 def test_a_contradictory_rating_is_refused(seeded: Seeded) -> None:
     store = seeded.store
     # c-mri-1: A (base) says CORRECT, B (v2) says ERROR.
-    with pytest.raises(StoreError, match="B is marked better but says ERROR, while your true verdict is CORRECT"):
+    with pytest.raises(
+        StoreError, match="B is marked better but says ERROR, while your true verdict is CORRECT"
+    ):
         store.add_rating(_rate(seeded, "c-mri-1", "b", "CORRECT"))
     with pytest.raises(StoreError, match="A is marked better but says CORRECT"):
-        store.add_rating(_rate(seeded, "c-mri-1", "a", "ERROR", rationale="a rationale does not fix it"))
+        store.add_rating(
+            _rate(seeded, "c-mri-1", "a", "ERROR", rationale="a rationale does not fix it")
+        )
     with pytest.raises(StoreError, match="a tie between a right and a wrong verdict"):
         store.add_rating(_rate(seeded, "c-mri-1", "tie", "ERROR"))
     assert store.info().counts["ratings"] == 0
@@ -134,11 +158,16 @@ def test_a_contradictory_rating_is_refused(seeded: Seeded) -> None:
 def test_a_rating_keeps_the_answers_it_was_given_for(seeded: Seeded) -> None:
     store = seeded.store
     r = store.add_rating(_rate(seeded, "c-mri-1", "b", "ERROR"))
-    store.add_predictions("v2", [PredictionIn("c-mri-1", "CORRECT", "retrained", "CORRECT - retrained", 0.5)])
+    store.add_predictions(
+        "v2", [PredictionIn("c-mri-1", "CORRECT", "retrained", "CORRECT - retrained", 0.5)]
+    )
     again = store.current_rating("c-mri-1", seeded.reviewer.id)
     assert again is not None and again.id == r.id
     assert (again.answer_a, again.answer_b) == ("CORRECT - treatment fits", "ERROR - v2 says so")
-    assert (again.prediction_a_id, again.prediction_b_id) == (seeded.preds["c-mri-1"][0].id, seeded.preds["c-mri-1"][1].id)
+    assert (again.prediction_a_id, again.prediction_b_id) == (
+        seeded.preds["c-mri-1"][0].id,
+        seeded.preds["c-mri-1"][1].id,
+    )
 
 
 def test_undo_last_steps_back_through_re_rates_and_survives_a_restart(seeded: Seeded) -> None:
@@ -153,8 +182,13 @@ def test_undo_last_steps_back_through_re_rates_and_survives_a_restart(seeded: Se
     undo = store.undo_last(me)
     assert undo is not None and not undo.retracted
     back = store.current_rating("c-mri-1", me)
-    assert back is not None and (back.preference, back.true_label) == (first.preference, first.true_label)
-    assert [p.chosen for p in store.pairs_for_rating(back.id)] == [p.chosen for p in store.pairs_for_rating(first.id)]
+    assert back is not None and (back.preference, back.true_label) == (
+        first.preference,
+        first.true_label,
+    )
+    assert [p.chosen for p in store.pairs_for_rating(back.id)] == [
+        p.chosen for p in store.pairs_for_rating(first.id)
+    ]
     undo = store.undo_last(me)  # the x-ray rating
     assert undo is not None and undo.retracted and undo.case_id == "c-xray-1"
     assert store.current_rating("c-xray-1", me) is None

@@ -19,8 +19,16 @@ def _reopen(store: Store) -> Store:
 def test_new_database_is_created_with_wal_and_foreign_keys(store: Store, sqlite_only: None) -> None:
     info = store.info()
     assert info.up_to_date and info.revision == info.head
-    assert set(info.counts) >= {"reviewers", "cases", "model_versions", "predictions", "ratings",
-                                "preference_pairs", "training_runs", "evaluations"}
+    assert set(info.counts) >= {
+        "reviewers",
+        "cases",
+        "model_versions",
+        "predictions",
+        "ratings",
+        "preference_pairs",
+        "training_runs",
+        "evaluations",
+    }
     assert all(n == 0 for n in info.counts.values())
     with store.sessions.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -49,7 +57,18 @@ def test_reviewers_round_trip(store: Store) -> None:
 
 
 def test_cases_round_trip_and_conflicts(store: Store) -> None:
-    c = CaseIn("c1", "xray", "images/a.png", "Pneumonia", "Antibiotics", "none", None, 12.5, "test", {"window": [1, 2]})
+    c = CaseIn(
+        "c1",
+        "xray",
+        "images/a.png",
+        "Pneumonia",
+        "Antibiotics",
+        "none",
+        None,
+        12.5,
+        "test",
+        {"window": [1, 2]},
+    )
     assert store.add_cases([c]) == 1
     store = _reopen(store)
     got = store.get_case("c1")
@@ -61,7 +80,9 @@ def test_cases_round_trip_and_conflicts(store: Store) -> None:
     assert store.get_case("c2") is None  # all or nothing
     assert store.add_cases([c, dataclasses.replace(c, case_id="c2")], skip_existing=True) == 1
     with pytest.raises(StoreError, match="twice"):
-        store.add_cases([dataclasses.replace(c, case_id="c3"), dataclasses.replace(c, case_id="c3")])
+        store.add_cases(
+            [dataclasses.replace(c, case_id="c3"), dataclasses.replace(c, case_id="c3")]
+        )
     assert [x.case_id for x in store.get_cases(["c2", "missing", "c1"])] == ["c2", "c1"]
     store.close()
 
@@ -77,17 +98,23 @@ def test_case_input_is_validated() -> None:
 
 def test_model_versions_and_evaluations_round_trip(store: Store) -> None:
     base = store.add_model_version("base", "heuristic", "table", active=True, note="baseline")
-    v2 = store.add_model_version("v2", "clip-llm", "tiny", parent="base", path="models/v2", metrics={"acc": 0.8})
+    v2 = store.add_model_version(
+        "v2", "clip-llm", "tiny", parent="base", path="models/v2", metrics={"acc": 0.8}
+    )
     assert store.active_version() == base
     with pytest.raises(StoreError, match="already exists"):
         store.add_model_version("v2", "x", "y")
     with pytest.raises(StoreError, match="unknown model version 'ghost'"):
         store.add_model_version("v3", "x", "y", parent="ghost")
-    ev = store.record_evaluation("v2", {"accuracy": 0.91, "critical_misses": 0}, True, "better than base")
+    ev = store.record_evaluation(
+        "v2", {"accuracy": 0.91, "critical_misses": 0}, True, "better than base"
+    )
     assert ev.version == "v2" and ev.promoted
     store = _reopen(store)
     got = store.get_model_version("v2")
-    assert got is not None and got.active and got.metrics == {"accuracy": 0.91, "critical_misses": 0}
+    assert (
+        got is not None and got.active and got.metrics == {"accuracy": 0.91, "critical_misses": 0}
+    )
     assert got.promoted is True and got.promotion_reason == "better than base"
     assert got.parent == "base" and got.path == "models/v2" and got.id == v2.id
     assert not store.get_model_version("base").active  # type: ignore[union-attr]
@@ -103,10 +130,16 @@ def test_model_versions_and_evaluations_round_trip(store: Store) -> None:
 
 def test_predictions_latest_per_version(seeded: Seeded) -> None:
     store = seeded.store
-    store.add_predictions("v2", [PredictionIn("c-xray-1", "ERROR", "second look", "ERROR - second look", 0.51, 4.0)])
+    store.add_predictions(
+        "v2", [PredictionIn("c-xray-1", "ERROR", "second look", "ERROR - second look", 0.51, 4.0)]
+    )
     preds = store.predictions_for_case("c-xray-1")
     assert [(p.version, p.label) for p in preds] == [("base", "CORRECT"), ("v2", "ERROR")]
-    assert preds[1].confidence == 0.51 and preds[1].latency_ms == 4.0 and preds[1].reason == "second look"
+    assert (
+        preds[1].confidence == 0.51
+        and preds[1].latency_ms == 4.0
+        and preds[1].reason == "second look"
+    )
     by_case = store.predictions_for_version("v2")
     assert len(by_case) == 4 and by_case["c-xray-1"].label == "ERROR"
     assert set(store.predictions_for_version("v2", split="test")) == {"c-mri-1", "c-us-1"}
@@ -137,7 +170,9 @@ def test_training_runs_round_trip(seeded: Seeded) -> None:
     store = _reopen(store)
     runs = store.training_runs()
     assert [(r.kind, r.status, r.config) for r in runs] == [
-        ("reward", "succeeded", {"lr": 1e-4, "r": 16}), ("ppo", "canceled", {})]
+        ("reward", "succeeded", {"lr": 1e-4, "r": 16}),
+        ("ppo", "canceled", {}),
+    ]
     store.close()
 
 
@@ -147,7 +182,9 @@ def test_info_counts_rows(seeded: Seeded) -> None:
     assert counts["reviewers"] == 1 and counts["ratings"] == 0
 
 
-def test_database_errors_become_store_errors(tmp_path: Path) -> None:  # not parametrized: SQLite paths
+def test_database_errors_become_store_errors(
+    tmp_path: Path,
+) -> None:  # not parametrized: SQLite paths
     with pytest.raises(StoreError, match="cannot open database URL"):
         open_store("nosuchdialect://x")
     (tmp_path / "dir.db").mkdir()

@@ -55,7 +55,9 @@ class VerdictProbe:
     signature at every step: about 2 ms per case, 10% of a tiny model's generation.)
     """
 
-    def __init__(self, error_ids: Sequence[int], correct_ids: Sequence[int], steps: int = 4) -> None:
+    def __init__(
+        self, error_ids: Sequence[int], correct_ids: Sequence[int], steps: int = 4
+    ) -> None:
         self.error_ids = list(error_ids)
         self.correct_ids = list(correct_ids)
         self.ids = self.error_ids + self.correct_ids
@@ -144,7 +146,10 @@ def left_pad(rows: Sequence[Sequence[int]], pad_value: int) -> tuple[Any, Any]:
 
 def unpad_rows(ids: Any, mask: Any) -> list[list[int]]:
     """The real (unmasked) tokens of each row of a padded batch."""
-    return [[int(t) for t, m in zip(row, mrow, strict=True) if int(m)] for row, mrow in zip(ids, mask, strict=True)]
+    return [
+        [int(t) for t, m in zip(row, mrow, strict=True) if int(m)]
+        for row, mrow in zip(ids, mask, strict=True)
+    ]
 
 
 def cut_completions(completions: Any, eos_ids: Sequence[int], pad_id: int) -> Any:

@@ -150,7 +150,9 @@ class TransformersPolicy(Backend):
         return {k: (v.to(self.choice.device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
     # -- generation -------------------------------------------------------------------------
-    def _generate(self, cases: Sequence[Case], **gen_kwargs: Any) -> tuple[Any, list[str], list[float | None]]:
+    def _generate(
+        self, cases: Sequence[Case], **gen_kwargs: Any
+    ) -> tuple[Any, list[str], list[float | None]]:
         import torch
 
         inputs = self.encode(cases)
@@ -167,7 +169,9 @@ class TransformersPolicy(Backend):
         completions = cut_completions(
             out[:, inputs["input_ids"].shape[1] :], self._eos_ids, int(self.tokenizer.pad_token_id)
         )
-        texts = [t.strip() for t in self.tokenizer.batch_decode(completions, skip_special_tokens=True)]
+        texts = [
+            t.strip() for t in self.tokenizer.batch_decode(completions, skip_special_tokens=True)
+        ]
         return completions, texts, probe.error_probability(completions)
 
     def generate(self, cases: Sequence[Case], **gen_kwargs: Any) -> tuple[Any, list[str]]:
@@ -226,7 +230,9 @@ class TransformersPolicy(Backend):
         p = Path(folder)
         for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
             if not (p / name).is_file():
-                raise FileNotFoundError(f"adapter folder {p} lacks {name} (only safetensors are loaded)")
+                raise FileNotFoundError(
+                    f"adapter folder {p} lacks {name} (only safetensors are loaded)"
+                )
         base = self.model.unload() if isinstance(self.model, PeftModel) else self.model
         self.model = PeftModel.from_pretrained(base, str(p), is_trainable=False)
         self.model.to(self.choice.device)

@@ -95,7 +95,9 @@ class TrainablePolicy(Protocol):
     model: Any
     tokenizer: Any
 
-    def encode(self, cases: Sequence[Case], completions: Sequence[str] | None = None) -> dict[str, Any]: ...
+    def encode(
+        self, cases: Sequence[Case], completions: Sequence[str] | None = None
+    ) -> dict[str, Any]: ...
 
     def generate(self, cases: Sequence[Case], **gen_kwargs: Any) -> tuple[Any, list[str]]: ...
 

@@ -36,9 +36,12 @@ class ClipLLMConfig:
     max_new_tokens: int = field(default=32, metadata={"help": "longest verdict, in tokens"})
     top_k: int = field(default=2, metadata={"help": "findings named in the image description"})
     describe_image: bool = field(
-        default=True, metadata={"help": "put the image description in the prompt (False: text only)"}
+        default=True,
+        metadata={"help": "put the image description in the prompt (False: text only)"},
     )
-    image_root: str | None = field(default=None, metadata={"help": "folder relative image paths start from"})
+    image_root: str | None = field(
+        default=None, metadata={"help": "folder relative image paths start from"}
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens <= 0:
@@ -52,7 +55,9 @@ class ClipLLMBackend(TransformersPolicy):
 
     name = "clip-llm"
 
-    def __init__(self, config: ClipLLMConfig | None = None, knowledge: KnowledgeTable | None = None) -> None:
+    def __init__(
+        self, config: ClipLLMConfig | None = None, knowledge: KnowledgeTable | None = None
+    ) -> None:
         """Load both models (and the adapter) on the chosen device.
 
         Raises:
@@ -71,10 +76,14 @@ class ClipLLMBackend(TransformersPolicy):
         transformers.utils.logging.disable_progress_bar()
         self.choice = select_device(cfg.device, cfg.dtype)
         configure_threads()
-        self.scorer = ClipScorer(cfg.clip_model, self.choice, knowledge) if cfg.describe_image else None
+        self.scorer = (
+            ClipScorer(cfg.clip_model, self.choice, knowledge) if cfg.describe_image else None
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(lm_path)
         # use_safetensors: a folder with only pickled weights is refused, never torch.load-ed.
-        model: Any = AutoModelForCausalLM.from_pretrained(lm_path, dtype=self.choice.torch_dtype, use_safetensors=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            lm_path, dtype=self.choice.torch_dtype, use_safetensors=True
+        )
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
         self.image_root = cfg.image_root
@@ -105,7 +114,9 @@ class ClipLLMBackend(TransformersPolicy):
             if getattr(self.tokenizer, "chat_template", None):
                 out.append(
                     self.tokenizer.apply_chat_template(
-                        [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+                        [{"role": "user", "content": user}],
+                        add_generation_prompt=True,
+                        tokenize=False,
                     )
                 )
             else:

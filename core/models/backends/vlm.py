@@ -26,12 +26,16 @@ DEFAULT_VLM = "google/medgemma-4b-it"
 class VLMConfig:
     """What a vlm back end loads and how it answers."""
 
-    model: str = field(default=DEFAULT_VLM, metadata={"help": "image-text-to-text hub id or folder"})
+    model: str = field(
+        default=DEFAULT_VLM, metadata={"help": "image-text-to-text hub id or folder"}
+    )
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter folder, or None"})
     device: str = field(default="auto", metadata={"help": "auto | cuda | mps | cpu"})
     dtype: str | None = field(default=None, metadata={"help": "override the device's dtype"})
     max_new_tokens: int = field(default=32, metadata={"help": "longest verdict, in tokens"})
-    image_root: str | None = field(default=None, metadata={"help": "folder relative image paths start from"})
+    image_root: str | None = field(
+        default=None, metadata={"help": "folder relative image paths start from"}
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens <= 0:
@@ -74,7 +78,9 @@ class VLMBackend(TransformersPolicy):
         self.processor = AutoProcessor.from_pretrained(path)
         self.tokenizer = self.processor.tokenizer
         # use_safetensors: a folder with only pickled weights is refused, never torch.load-ed.
-        model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=self.choice.torch_dtype, use_safetensors=True)
+        model: Any = AutoModelForImageTextToText.from_pretrained(
+            path, dtype=self.choice.torch_dtype, use_safetensors=True
+        )
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
         self.image_root = cfg.image_root
@@ -85,7 +91,9 @@ class VLMBackend(TransformersPolicy):
     def prompt_texts(self, cases: Sequence[Case]) -> list[str]:
         """Each case's conversation rendered by the processor's chat template."""
         return [
-            self.processor.apply_chat_template(messages_for(c), add_generation_prompt=True, tokenize=False)
+            self.processor.apply_chat_template(
+                messages_for(c), add_generation_prompt=True, tokenize=False
+            )
             for c in cases
         ]
 

@@ -54,7 +54,9 @@ def upgrade() -> None:
         "predictions",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=False),
-        sa.Column("case_id", sa.String(100), sa.ForeignKey("cases.case_id"), nullable=False, index=True),
+        sa.Column(
+            "case_id", sa.String(100), sa.ForeignKey("cases.case_id"), nullable=False, index=True
+        ),
         sa.Column("label", sa.String(20), nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
@@ -62,12 +64,16 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
-    op.create_index("ix_predictions_version_case_id", "predictions", ["version_id", "case_id", "id"])
+    op.create_index(
+        "ix_predictions_version_case_id", "predictions", ["version_id", "case_id", "id"]
+    )
     op.create_table(
         "ratings",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("case_id", sa.String(100), sa.ForeignKey("cases.case_id"), nullable=False),
-        sa.Column("reviewer_id", sa.Integer, sa.ForeignKey("reviewers.id"), nullable=False, index=True),
+        sa.Column(
+            "reviewer_id", sa.Integer, sa.ForeignKey("reviewers.id"), nullable=False, index=True
+        ),
         sa.Column("prediction_a_id", sa.Integer, sa.ForeignKey("predictions.id"), nullable=False),
         sa.Column("prediction_b_id", sa.Integer, sa.ForeignKey("predictions.id"), nullable=False),
         sa.Column("preference", sa.String(20), nullable=False),
@@ -102,5 +108,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("training_runs", "preference_pairs", "ratings", "predictions", "model_versions", "cases", "reviewers"):
+    for table in (
+        "training_runs",
+        "preference_pairs",
+        "ratings",
+        "predictions",
+        "model_versions",
+        "cases",
+        "reviewers",
+    ):
         op.drop_table(table)

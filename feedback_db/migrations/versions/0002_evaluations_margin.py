@@ -22,7 +22,9 @@ def upgrade() -> None:
     op.create_table(
         "evaluations",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=False, index=True),
+        sa.Column(
+            "version_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=False, index=True
+        ),
         sa.Column("metrics", sa.JSON, nullable=False),
         sa.Column("promoted", sa.Boolean, nullable=False),
         sa.Column("reason", sa.Text, nullable=False),

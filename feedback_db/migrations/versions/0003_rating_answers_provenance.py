@@ -33,7 +33,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("answer_b", sa.Text))
         batch.add_column(sa.Column("source", sa.Text))
         batch.add_column(sa.Column("imported_at", sa.DateTime))
-        batch.add_column(sa.Column("undo_of", sa.Integer, sa.ForeignKey("ratings.id", name="fk_ratings_undo_of")))
+        batch.add_column(
+            sa.Column("undo_of", sa.Integer, sa.ForeignKey("ratings.id", name="fk_ratings_undo_of"))
+        )
         batch.alter_column("prediction_a_id", existing_type=sa.Integer, nullable=True)
         batch.alter_column("prediction_b_id", existing_type=sa.Integer, nullable=True)
     answer = (
@@ -41,13 +43,17 @@ def upgrade() -> None:
         "ELSE RTRIM(p.label || ' - ' || p.reason, ' -') END FROM predictions p WHERE p.id = ratings.{col})"
     )
     op.execute(
-        "UPDATE ratings SET answer_a = " + answer.format(col="prediction_a_id")
-        + ", answer_b = " + answer.format(col="prediction_b_id")
+        "UPDATE ratings SET answer_a = "
+        + answer.format(col="prediction_a_id")
+        + ", answer_b = "
+        + answer.format(col="prediction_b_id")
     )
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("card_sha256", sa.String(64)))
     with op.batch_alter_table("cases") as batch:
-        batch.add_column(sa.Column("burned_in", sa.Boolean, nullable=False, server_default=sa.false()))
+        batch.add_column(
+            sa.Column("burned_in", sa.Boolean, nullable=False, server_default=sa.false())
+        )
         batch.add_column(sa.Column("burned_in_cleared_by", sa.String(200)))
         batch.add_column(sa.Column("burned_in_cleared_at", sa.DateTime))
 

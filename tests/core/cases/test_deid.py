@@ -85,9 +85,14 @@ def test_nested_phi_private_tags_free_text_and_dates_never_reach_the_copy(tmp_pa
     ours = {"DeidentificationMethod", "CodeValue", "CodingSchemeDesignator", "CodeMeaning"}
     for keyword, vr in _walk_vrs(out):
         assert vr not in TEXT_VRS or keyword in ours, (keyword, vr)
-    assert out.PatientIdentityRemoved == "YES" and out.LongitudinalTemporalInformationModified == "REMOVED"
+    assert (
+        out.PatientIdentityRemoved == "YES"
+        and out.LongitudinalTemporalInformationModified == "REMOVED"
+    )
     # The image still shows the same.
-    np.testing.assert_array_equal(load_image(_saved(tmp_path, data)).pixels, load_image(path).pixels)
+    np.testing.assert_array_equal(
+        load_image(_saved(tmp_path, data)).pixels, load_image(path).pixels
+    )
 
 
 def _saved(tmp_path: Path, data: bytes) -> Path:
@@ -100,7 +105,9 @@ def test_imported_case_keeps_the_study_year_only(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     _hostile(src / "scan.dcm")
-    (src / "m.csv").write_text("modality,image,finding,treatment\nxray,scan.dcm,Pneumothorax,Chest tube\n")
+    (src / "m.csv").write_text(
+        "modality,image,finding,treatment\nxray,scan.dcm,Pneumothorax,Chest tube\n"
+    )
     res = read_manifest(src / "m.csv", tmp_path / "ws" / "images")
     (case,) = res.cases
     assert case.meta["study_year"] == 1999 and "study_date" not in case.meta
@@ -122,24 +129,34 @@ def test_uids_are_replaced_consistently_within_a_workspace(tmp_path: Path) -> No
     assert a.SeriesInstanceUID == b.SeriesInstanceUID and a.SOPInstanceUID != b.SOPInstanceUID
     assert a.file_meta.MediaStorageSOPInstanceUID == a.SOPInstanceUID
     assert all(uid.startswith("2.25.") for uid in (a.StudyInstanceUID, a.SOPInstanceUID))
-    other = pydicom.dcmread(io.BytesIO(deidentified_bytes(one, secret=workspace_secret(tmp_path / "ws2"))))
+    other = pydicom.dcmread(
+        io.BytesIO(deidentified_bytes(one, secret=workspace_secret(tmp_path / "ws2")))
+    )
     assert other.StudyInstanceUID != a.StudyInstanceUID  # nothing links two workspaces
 
 
 @pytest.mark.parametrize("flag", ["BurnedInAnnotation", "RecognizableVisualFeatures"])
-def test_declared_burned_in_is_refused_by_default_and_flagged_when_allowed(tmp_path: Path, flag: str) -> None:
+def test_declared_burned_in_is_refused_by_default_and_flagged_when_allowed(
+    tmp_path: Path, flag: str
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     path = _hostile(src / "scan.dcm")
     ds = pydicom.dcmread(path)
     setattr(ds, flag, "YES")
     ds.save_as(path)
-    (src / "m.csv").write_text("modality,image,finding,treatment\nus,scan.dcm,Simple cyst,Surveillance\n")
+    (src / "m.csv").write_text(
+        "modality,image,finding,treatment\nus,scan.dcm,Simple cyst,Surveillance\n"
+    )
     images = tmp_path / "ws" / "images"
     res = read_manifest(src / "m.csv", images)
     assert res.cases == [] and len(res.errors) == 1
     err = res.errors[0]
-    assert err.line == 2 and "burned into its pixels" in err.message and "--allow-burned-in" in err.message
+    assert (
+        err.line == 2
+        and "burned into its pixels" in err.message
+        and "--allow-burned-in" in err.message
+    )
     assert not images.exists() or not any(images.iterdir())  # nothing stored
     res = read_manifest(src / "m.csv", images, options=ImportOptions(allow_burned_in=True))
     (case,) = res.cases
@@ -163,5 +180,7 @@ def test_multi_valued_numbers_and_codes_are_kept() -> None:
     src = pydicom.dcmread(path)
     out = pydicom.dcmread(io.BytesIO(deidentified_bytes(path, secret=b"k" * 32)))
     assert [float(v) for v in out.PixelSpacing] == [float(v) for v in src.PixelSpacing]
-    assert list(src.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"] and list(out.ImageType) == list(src.ImageType)
+    assert list(src.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"] and list(out.ImageType) == list(
+        src.ImageType
+    )
     assert "PatientName" not in out

@@ -233,7 +233,10 @@ def test_deidentified_copy_keeps_pixels_and_drops_identity(tmp_path: Path) -> No
         "PixelData",
     }
     assert out.SOPInstanceUID != original.SOPInstanceUID and out.PatientIdentityRemoved == "YES"
-    assert out.StudyInstanceUID.startswith("2.25.") and out.StudyInstanceUID != original.StudyInstanceUID
+    assert (
+        out.StudyInstanceUID.startswith("2.25.")
+        and out.StudyInstanceUID != original.StudyInstanceUID
+    )
     np.testing.assert_array_equal(load_dicom_bytes(data, "x").pixels, load_image(path).pixels)
     # Deterministic within a workspace (same key), different in another.
     assert deidentified_bytes(path, secret=b"k" * 32) == data

@@ -18,7 +18,12 @@ from benchmarks.phi_sweep import sweep
 def test_no_identifying_value_survives_import_store_and_export(tmp_path: Path) -> None:
     res = sweep(tmp_path)
     assert res.with_pixels >= 50 and res.imported >= 40 and res.exported_rows == res.imported
-    assert res.values >= 200 and res.control_hits >= res.values  # the search finds them at the source
+    assert (
+        res.values >= 200 and res.control_hits >= res.values
+    )  # the search finds them at the source
     assert {where: len(h) for where, h in res.hits.items()} == {
-        "database": 0, "stored images": 0, "export file": 0, "exported images": 0,
+        "database": 0,
+        "stored images": 0,
+        "export file": 0,
+        "exported images": 0,
     }, res.hits

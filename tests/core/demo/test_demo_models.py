@@ -22,10 +22,22 @@ def test_tokenizer_keeps_case_and_has_the_tokens_gemma_needs() -> None:
     tok = build_demo_tokenizer()
     text = "ERROR - Lobectomy is not an accepted treatment for Pneumothorax"
     assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
-    assert tok.decode(tok.encode("naïve ünïcode 12.5%", add_special_tokens=False)) == "naïve ünïcode 12.5%"
-    for attr in ("boi_token_id", "eoi_token_id", "image_token_id", "bos_token_id", "eos_token_id", "pad_token_id"):
+    assert (
+        tok.decode(tok.encode("naïve ünïcode 12.5%", add_special_tokens=False))
+        == "naïve ünïcode 12.5%"
+    )
+    for attr in (
+        "boi_token_id",
+        "eoi_token_id",
+        "image_token_id",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+    ):
         assert isinstance(getattr(tok, attr), int)
-    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    chat = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert chat == "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
     assert build_demo_tokenizer().get_vocab() == tok.get_vocab()  # deterministic
 
@@ -82,7 +94,11 @@ def test_training_registers_two_versions(trained: tuple) -> None:
     assert all(f.endswith((".json", ".safetensors", ".jinja")) for f in cards[1].files)
     assert not [p for p in (root / "models").iterdir() if p.name.startswith(".demo-train")]
     stages = {e.stage for e in events}
-    assert stages == {"demo: image encoder", "demo: demo-v1 language model", "demo: demo-v2 language model"}
+    assert stages == {
+        "demo: image encoder",
+        "demo: demo-v1 language model",
+        "demo: demo-v2 language model",
+    }
     assert all(e.loss is not None for e in events)
 
 
@@ -141,7 +157,9 @@ def test_verdict_confidence_does_not_saturate(tmp_path: Path) -> None:
     torch.manual_seed(0)
     fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=300, batch_size=8), None, "t")
     assert set(fit) == {"final_lm_loss"}  # no val cases: the last step is kept
-    confidences = [v.confidence for v in backend.predict(cases, batch_size=24) if v.confidence is not None]
+    confidences = [
+        v.confidence for v in backend.predict(cases, batch_size=24) if v.confidence is not None
+    ]
     assert len(confidences) >= 20
     assert max(confidences) < 0.95 and not [c for c in confidences if c > 0.99], confidences
     assert max(confidences) - min(confidences) > 0.2, confidences
@@ -154,7 +172,9 @@ def test_val_split_picks_the_checkpoint(tmp_path: Path) -> None:
     val = make_cases(tmp_path / "val", n=6, seed=4, split="val")
     lm = build_demo_causal_lm(tmp_path / "lm", seed=0)
     backend = ClipLLMBackend(ClipLLMConfig(lm_model=str(lm), describe_image=False, device="cpu"))
-    fit = train_lm(backend, cases, DemoTrainConfig(lm_steps=30, batch_size=4, eval_every=10), None, "t", val)
+    fit = train_lm(
+        backend, cases, DemoTrainConfig(lm_steps=30, batch_size=4, eval_every=10), None, "t", val
+    )
     # Checked every 10 steps; the step kept is the one with the lowest val loss, and the model
     # is left at that checkpoint (its val loss, measured again, is the one reported).
     steps = [s for s, _ in fit["check_losses"]]
@@ -183,9 +203,13 @@ def test_demo_v2_beats_the_heuristic_on_image_only_errors(tmp_path: Path) -> Non
     from core.models.backends.heuristic import HeuristicBackend
 
     cases = generate_demo(tmp_path, seed=0, n_cases=600)  # the demo workspace's default
-    train_demo_models(cases, tmp_path / "models", config=DemoTrainConfig(), image_root=str(tmp_path))
+    train_demo_models(
+        cases, tmp_path / "models", config=DemoTrainConfig(), image_root=str(tmp_path)
+    )
     test = [c for c in cases if c.split == "test"]
-    v2 = Registry(tmp_path / "models").load_backend("demo-v2", device="cpu", image_root=str(tmp_path))
+    v2 = Registry(tmp_path / "models").load_backend(
+        "demo-v2", device="cpu", image_root=str(tmp_path)
+    )
     ours = v2.predict(test, batch_size=16)
     base = HeuristicBackend().predict(test)
 
@@ -225,7 +249,9 @@ def test_clip_checkpoint_is_chosen_on_val(tmp_path: Path) -> None:
     train = make_cases(tmp_path / "img", n=24, seed=6, split="train")
     val = make_cases(tmp_path / "val", n=8, seed=7, split="val")
     folder = build_demo_clip(tmp_path / "clip", seed=0)
-    fit = train_clip(folder, train, DemoTrainConfig(clip_steps=20, eval_every=5, batch_size=4), None, "c", val)
+    fit = train_clip(
+        folder, train, DemoTrainConfig(clip_steps=20, eval_every=5, batch_size=4), None, "c", val
+    )
     assert [c[0] for c in fit.check_losses] == [5, 10, 15, 20]
     best = min(fit.check_losses, key=lambda c: c[2])
     assert fit.best_step == best[0] and fit.val_loss == pytest.approx(best[2])

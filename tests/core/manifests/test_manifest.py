@@ -215,7 +215,9 @@ def test_jsonl_with_bad_lines(src: Path, tmp_path: Path) -> None:
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
     res = read_manifest(path, tmp_path / "images")
     assert len(res.cases) == 3
-    assert res.cases[1].meta["colour"] == "red" and len(res.notes) == 1 and "'colour'" in res.notes[0]
+    assert (
+        res.cases[1].meta["colour"] == "red" and len(res.notes) == 1 and "'colour'" in res.notes[0]
+    )
     assert res.cases[2].cost_impact == 250.0 and res.cases[2].meta["note"] == "x"
     assert res.cases[2].meta["format"] == "png"
     msgs = {e.line: e.message for e in res.errors}
@@ -312,20 +314,32 @@ def test_folder_import(src: Path, tmp_path: Path) -> None:
     res = read_manifest(src, images)
     assert sorted(c.modality for c in res.cases) == ["mri", "ultrasound"]
     mri = next(c for c in res.cases if c.modality == "mri")
-    assert mri.finding == "Intracranial mass" and mri.meta["site"] == "north" and mri.error_type is None
+    assert (
+        mri.finding == "Intracranial mass"
+        and mri.meta["site"] == "north"
+        and mri.error_type is None
+    )
     by_file = {Path(e.file).name: e for e in res.errors}
     # broken.png: its row names no modality and imgs/ is no modality folder.
-    assert by_file["cases.csv"].line == 4 and "cannot tell the modality" in by_file["cases.csv"].message
+    assert (
+        by_file["cases.csv"].line == 4
+        and "cannot tell the modality" in by_file["cases.csv"].message
+    )
     # a.png and b.png have no row: listed by name, with what to add.
     for name in ("a.png", "b.png"):
-        assert by_file[name].line == 0 and f"add a row for imgs/{name} in cases.csv" in by_file[name].message
+        assert (
+            by_file[name].line == 0
+            and f"add a row for imgs/{name} in cases.csv" in by_file[name].message
+        )
         assert "its modality" in by_file[name].message
     assert set(by_file) == {"cases.csv", "a.png", "b.png"}
     # Only the two imported images were copied in.
     assert sorted(p.name for p in images.iterdir()) == sorted(Path(c.image).name for c in res.cases)
 
 
-def test_folder_without_sidecar_imports_nothing_and_copies_nothing(src: Path, tmp_path: Path) -> None:
+def test_folder_without_sidecar_imports_nothing_and_copies_nothing(
+    src: Path, tmp_path: Path
+) -> None:
     (src / "xray").mkdir()
     Image.new("L", (16, 16), 40).save(src / "xray" / "c.png")
     images = tmp_path / "ws" / "images"
@@ -334,7 +348,10 @@ def test_folder_without_sidecar_imports_nothing_and_copies_nothing(src: Path, tm
     first = res.errors[0]
     assert first.file == str(src) and "no cases.csv in the folder" in first.message
     listed = {Path(e.file).name: e.message for e in res.errors[1:]}
-    assert "add a row for xray/c.png in cases.csv" in listed["c.png"] and "modality" not in listed["c.png"]
+    assert (
+        "add a row for xray/c.png in cases.csv" in listed["c.png"]
+        and "modality" not in listed["c.png"]
+    )
 
 
 def test_progress_and_cancel(src: Path, tmp_path: Path) -> None:

@@ -30,7 +30,9 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> list:
 
 
 def _backend(demo_dir: Path, **kw: object) -> ClipLLMBackend:
-    cfg = ClipLLMConfig(clip_model=str(demo_dir / "clip"), lm_model=str(demo_dir / "lm"), device="cpu", **kw)
+    cfg = ClipLLMConfig(
+        clip_model=str(demo_dir / "clip"), lm_model=str(demo_dir / "lm"), device="cpu", **kw
+    )
     return ClipLLMBackend(cfg)
 
 

@@ -15,8 +15,14 @@ import pytest
 from core.models.registry import CARD_FILE, Registry, RegistryError, card_sha256, check_weights
 
 
-def _version(reg: Registry, tmp_path: Path, name: str, backend: str = "heuristic",
-             base: dict[str, str] | None = None, files: dict[str, bytes] | None = None) -> Path:
+def _version(
+    reg: Registry,
+    tmp_path: Path,
+    name: str,
+    backend: str = "heuristic",
+    base: dict[str, str] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> Path:
     src = tmp_path / f"build-{name}"
     src.mkdir()
     for rel, data in (files or {"notes.txt": b"hello"}).items():
@@ -26,7 +32,9 @@ def _version(reg: Registry, tmp_path: Path, name: str, backend: str = "heuristic
     return reg.root / name
 
 
-@pytest.mark.parametrize("name", ["adapter/PYTORCH_MODEL.BIN", "adapter/w.Pt", "weights.dat", "adapter/model.zip"])
+@pytest.mark.parametrize(
+    "name", ["adapter/PYTORCH_MODEL.BIN", "adapter/w.Pt", "weights.dat", "adapter/model.zip"]
+)
 def test_pickles_are_refused_in_any_case_and_by_content(tmp_path: Path, name: str) -> None:
     reg = Registry(tmp_path / "models")
     data = pickle.dumps({"w": 1}) if not name.endswith(".zip") else b"PK\x03\x04torch zip"
@@ -39,7 +47,9 @@ def test_pickles_are_refused_in_any_case_and_by_content(tmp_path: Path, name: st
         reg.verify("v2")
 
 
-def test_a_safetensors_header_that_looks_like_a_pickle_opcode_is_not_refused(tmp_path: Path) -> None:
+def test_a_safetensors_header_that_looks_like_a_pickle_opcode_is_not_refused(
+    tmp_path: Path,
+) -> None:
     header = b'{"__metadata__":{}}'.ljust(0x0280, b" ")  # length 0x280: first bytes 0x80 0x02
     data = len(header).to_bytes(8, "little") + header
     assert data[:2] == b"\x80\x02"
@@ -61,7 +71,9 @@ def test_an_edited_card_is_refused_at_load_against_the_recorded_hash(tmp_path: P
     card = json.loads((folder / CARD_FILE).read_text())
     from core.models.registry import sha256_file
 
-    card["files"]["adapter/adapter_model.safetensors"] = sha256_file(folder / "adapter" / "adapter_model.safetensors")
+    card["files"]["adapter/adapter_model.safetensors"] = sha256_file(
+        folder / "adapter" / "adapter_model.safetensors"
+    )
     (folder / CARD_FILE).write_text(json.dumps(card))
     reg.verify("v1")  # without the recorded hash, the edit would pass
     with pytest.raises(RegistryError, match="was changed after it was registered"):
@@ -94,17 +106,30 @@ def _cached_model(cache: Path, repo: str, files: dict[str, bytes]) -> Path:
     return snapshot
 
 
-def test_pickle_only_base_models_are_refused_from_the_cache_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pickle_only_base_models_are_refused_from_the_cache_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub import constants
 
     cache = tmp_path / "hf"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    snapshot = _cached_model(cache, "acme/pickled", {"config.json": b"{}", "pytorch_model.bin": pickle.dumps(1)})
-    safe = _cached_model(cache, "acme/safe", {"config.json": b"{}", "model.safetensors": b"\0" * 16,
-                                              "pytorch_model.bin": pickle.dumps(1)})
+    snapshot = _cached_model(
+        cache, "acme/pickled", {"config.json": b"{}", "pytorch_model.bin": pickle.dumps(1)}
+    )
+    safe = _cached_model(
+        cache,
+        "acme/safe",
+        {
+            "config.json": b"{}",
+            "model.safetensors": b"\0" * 16,
+            "pytorch_model.bin": pickle.dumps(1),
+        },
+    )
     with pytest.raises(RegistryError, match="only pickle weights"):
         check_weights(snapshot, "acme/pickled")
-    check_weights(safe, "acme/safe")  # safetensors beside a pickle: the loaders take the safetensors
+    check_weights(
+        safe, "acme/safe"
+    )  # safetensors beside a pickle: the loaders take the safetensors
     (tmp_path / "models").mkdir()
     reg = Registry(tmp_path / "models")
     for name, ref in (("by-id", "acme/pickled"), ("by-path", str(snapshot))):

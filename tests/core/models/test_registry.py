@@ -28,7 +28,12 @@ def test_create_list_card_path(tmp_path: Path) -> None:
     assert reg.list() == []
     src = _folder(tmp_path)
     card = reg.create_version(
-        "v1", "heuristic", {"lm": "x/y"}, from_folder=src, training={"lr": 1e-4}, settings={"top_k": 2}
+        "v1",
+        "heuristic",
+        {"lm": "x/y"},
+        from_folder=src,
+        training={"lr": 1e-4},
+        settings={"top_k": 2},
     )
     assert not src.exists()  # moved, not copied
     assert reg.path("v1") == tmp_path / "models" / "v1"
@@ -126,7 +131,9 @@ def test_back_ends_with_real_default_ids_fail_fast_in_a_fresh_process(tmp_path: 
         "        print('MISSING', e.model_id)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert "MISSING google/gemma-3-1b-it" in out.stdout
     assert "MISSING google/medgemma-4b-it" in out.stdout

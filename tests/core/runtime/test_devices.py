@@ -48,7 +48,9 @@ def test_bad_input_is_a_clear_error(hw: dict) -> None:
         select_device("cpu", dtype="int8")
 
 
-def test_mps_fallback_is_set_when_mps_may_be_chosen(hw: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mps_fallback_is_set_when_mps_may_be_chosen(
+    hw: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PYTORCH_ENABLE_MPS_FALLBACK", raising=False)
     select_device("cpu")
     import os

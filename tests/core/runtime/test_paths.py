@@ -30,7 +30,12 @@ _OPENED: list[str] | None = None
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:
-    if _OPENED is not None and event == "open" and args and isinstance(args[0], str | bytes | os.PathLike):
+    if (
+        _OPENED is not None
+        and event == "open"
+        and args
+        and isinstance(args[0], str | bytes | os.PathLike)
+    ):
         _OPENED.append(os.fsdecode(args[0]))
 
 
@@ -116,9 +121,21 @@ def test_resolve_inside_is_the_same_in_core_and_feedback_db(layout: dict[str, Pa
     root = layout["incoming"]
     (root / "loop").symlink_to(root / "loop")
     (root / "up").symlink_to("..")
-    refs = ["imgs/ok.png", "imgs/./ok.png", "imgs/x/../ok.png", "imgs/link.png", "loop", "up/outside",
-            "up/incoming/imgs/ok.png", "nope/../../x", "nope/../imgs/ok.png", str(root / "imgs" / "ok.png"),
-            "/etc/passwd", "..", "."]
+    refs = [
+        "imgs/ok.png",
+        "imgs/./ok.png",
+        "imgs/x/../ok.png",
+        "imgs/link.png",
+        "loop",
+        "up/outside",
+        "up/incoming/imgs/ok.png",
+        "nope/../../x",
+        "nope/../imgs/ok.png",
+        str(root / "imgs" / "ok.png"),
+        "/etc/passwd",
+        "..",
+        ".",
+    ]
     for ref in refs:
         try:
             core_result: object = resolve_inside(root, ref)
@@ -139,26 +156,43 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     decompression bomb looks like before it is decoded."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     path.write_bytes(data)
     return path
 
 
 def test_a_png_over_the_pixel_budget_is_refused_before_decoding(tmp_path: Path) -> None:
-    bomb = _png_header_only(tmp_path / "bomb.png", 13000, 13000)  # 169 Mpx: Pillow's own warning too
+    bomb = _png_header_only(
+        tmp_path / "bomb.png", 13000, 13000
+    )  # 169 Mpx: Pillow's own warning too
     with pytest.raises(ImageError) as info:
         load_image(bomb)
     assert "169 megapixels" in info.value.reason and "not decoded" in info.value.reason
-    big = _png_header_only(tmp_path / "big.png", 9000, 8000)  # 72 Mpx: over our 64, under Pillow's 89
-    with pytest.raises(ImageError, match="9000x8000 pixels \\(72 megapixels\\) is above the pixel budget of 64"):
+    big = _png_header_only(
+        tmp_path / "big.png", 9000, 8000
+    )  # 72 Mpx: over our 64, under Pillow's 89
+    with pytest.raises(
+        ImageError, match="9000x8000 pixels \\(72 megapixels\\) is above the pixel budget of 64"
+    ):
         load_image(big)
     # The budget is a setting: a smaller one refuses a small image, in the manifest's words.
-    (tmp_path / "m.csv").write_text("modality,image,finding,treatment\nxray,ok.png,Pneumothorax,Chest tube\n")
+    (tmp_path / "m.csv").write_text(
+        "modality,image,finding,treatment\nxray,ok.png,Pneumothorax,Chest tube\n"
+    )
     _png(tmp_path / "ok.png")
-    res = read_manifest(tmp_path / "m.csv", tmp_path / "ws" / "images", options=ImportOptions(max_pixels=100))
+    res = read_manifest(
+        tmp_path / "m.csv", tmp_path / "ws" / "images", options=ImportOptions(max_pixels=100)
+    )
     assert res.cases == [] and "16x16 pixels" in res.errors[0].message and res.errors[0].line == 2
     # With a budget above Pillow's limit its decompression-bomb warning is still an error.
     with pytest.raises(ImageError, match="decompression-bomb"):
@@ -170,7 +204,9 @@ def test_a_dicom_over_the_pixel_budget_is_refused_from_its_header(tmp_path: Path
     big = tmp_path / "big.dcm"
     ds.Rows = ds.Columns = 20000  # 400 Mpx claimed; the pixel data is never read
     ds.save_as(big)
-    with pytest.raises(ImageError, match="20000x20000 pixels \\(400 megapixels\\) is above the pixel budget"):
+    with pytest.raises(
+        ImageError, match="20000x20000 pixels \\(400 megapixels\\) is above the pixel budget"
+    ):
         load_image(big)
 
 
@@ -187,23 +223,36 @@ def test_json_nested_100000_deep_is_refused_in_words(tmp_path: Path) -> None:
     ]
     (tmp_path / "m.json").write_text("[\n" + good + ",\n" + "[" * 100_000 + "\n]")
     res = read_manifest(tmp_path / "m.json", tmp_path / "ws" / "images")
-    assert res.cases == [] and res.errors[0].line == 3 and "nested deeper than 64" in res.errors[0].message
+    assert (
+        res.cases == []
+        and res.errors[0].line == 3
+        and "nested deeper than 64" in res.errors[0].message
+    )
     # Brackets inside strings are text, not nesting.
-    texty = '{"modality": "xray", "image": "ok.png", "finding": "' + "[" * 500 + '", "treatment": "x"}'
+    texty = (
+        '{"modality": "xray", "image": "ok.png", "finding": "' + "[" * 500 + '", "treatment": "x"}'
+    )
     (tmp_path / "t.jsonl").write_text(texty + "\n")
     assert read_manifest(tmp_path / "t.jsonl", tmp_path / "ws" / "images").errors == []
 
 
-def test_a_link_in_a_folder_import_is_not_followed_out(layout: dict[str, Path], opened: list[str]) -> None:
+def test_a_link_in_a_folder_import_is_not_followed_out(
+    layout: dict[str, Path], opened: list[str]
+) -> None:
     folder = layout["incoming"]
     (folder / "xray").mkdir()
     _png(folder / "xray" / "a.png")
     (folder / "xray" / "b.png").symlink_to(layout["outside"] / "secret.png")
-    (folder / "cases.csv").write_text("image,finding,treatment\nxray/a.png,Pneumothorax,Chest tube\n"
-                                      "xray/b.png,Pneumothorax,Chest tube\n")
+    (folder / "cases.csv").write_text(
+        "image,finding,treatment\nxray/a.png,Pneumothorax,Chest tube\n"
+        "xray/b.png,Pneumothorax,Chest tube\n"
+    )
     res = read_manifest(folder, layout["ws"] / "images")
     assert len(res.cases) == 1
     messages = [str(e) for e in res.errors]
     assert any("cases.csv:3: image 'xray/b.png' is outside the images root" in m for m in messages)
     assert not [p for p in opened if p.startswith(str(layout["outside"]))]
-    assert np.asarray(Image.open(io.BytesIO((layout["ws"] / res.cases[0].image).read_bytes()))).mean() == 90
+    assert (
+        np.asarray(Image.open(io.BytesIO((layout["ws"] / res.cases[0].image).read_bytes()))).mean()
+        == 90
+    )

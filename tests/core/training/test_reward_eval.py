@@ -48,6 +48,8 @@ def test_accuracy_by_a_key_and_each_answer_scored_once(tiny_policy):
     acc = reward_accuracy(Counting(), both, key=lambda p: "error case" if p.case.is_error else None)
     # each case: its right answer, the wrong one (another reason) and the flip: scored once each
     assert calls == [3 * len(pairs)]
-    assert acc.groups["chosen ERROR"].accuracy == 1.0 and acc.groups["chosen CORRECT"].accuracy == 0.0
+    assert (
+        acc.groups["chosen ERROR"].accuracy == 1.0 and acc.groups["chosen CORRECT"].accuracy == 0.0
+    )
     assert acc.groups["error case"].pairs == sum(p.case.is_error for p in both)
     assert acc.accuracy == pytest.approx(0.5)
