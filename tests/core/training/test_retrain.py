@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from core.clinical.verdicts import make_verdict
@@ -186,6 +188,11 @@ def test_gate_compares_with_the_active_version_on_val(registry, tmp_path):
     assert [c.case_id for c in res.heldout] == [c.case_id for c in val + test]  # test: recorded
 
 
+def _tree(*roots: Path) -> set[str]:
+    """Every path under ``roots`` (a refusal must leave the registry and the runs folder as they were)."""
+    return {str(q) for r in roots if r.exists() for q in r.rglob("*")}
+
+
 def test_refuses_too_little_and_nothing_new(registry, tmp_path):
     from core.training.retrain import RetrainError
 
@@ -194,19 +201,23 @@ def test_refuses_too_little_and_nothing_new(registry, tmp_path):
     runs = registry.root.parent / "runs"
     cfg = small_config("v-few")
     cfg.min_judged_cases = 10
+    before = _tree(registry.root, runs)
     with pytest.raises(
         RetrainError, match=r"too little to learn from .*6 judged cases.* at least 10"
     ):
         retrain(registry, "base-v1", feedback, val, runs, cfg)
-    assert not (registry.root / "v-few").exists()
+    assert _tree(registry.root, runs) == before and "v-few" not in [v.name for v in registry.list()]
     cfg = small_config("v-once")
     cfg.stages = ("reward",)
     retrain(registry, "base-v1", feedback, val, runs, cfg)
     again = small_config("v-twice")
     again.stages = ("reward",)
+    before = _tree(registry.root, runs)
     with pytest.raises(RetrainError, match="nothing new since v-once"):
         retrain(registry, "v-once", feedback, val, runs, again)
-    assert not (registry.root / "v-twice").exists()
+    assert _tree(registry.root, runs) == before and "v-twice" not in [
+        v.name for v in registry.list()
+    ]
 
 
 def test_ratings_on_val_and_test_cases_are_left_out(registry, tmp_path):
@@ -236,6 +247,7 @@ def test_versions_dir_untouched_on_missing_pairs(registry, tmp_path):
     empty.write_text("", encoding="utf-8")
     from core.training.retrain import RetrainError
 
+    before = _tree(registry.root, tmp_path / "runs")
     with pytest.raises(RetrainError, match="too little to learn from"):
         retrain(
             registry,
@@ -245,4 +257,4 @@ def test_versions_dir_untouched_on_missing_pairs(registry, tmp_path):
             tmp_path / "runs",
             small_config("v-x"),
         )
-    assert not (registry.root / "v-x").exists()
+    assert _tree(registry.root, tmp_path / "runs") == before
