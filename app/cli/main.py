@@ -1,6 +1,6 @@
 """Entry point of ``medreview``: parse the verb, run it, map failures to exit codes.
 
-Each verb lives in its own module with ``register(subparsers)``; the module sets ``func`` on its
+Each verb lives in its own module with ``register(sub, verb, help)``; the module sets ``func`` on its
 parser. A verb whose module is not there yet is registered as a placeholder that says so and exits
 2, so no command pretends to work. Heavy libraries are imported by the verbs that need them, so
 ``medreview --help`` is instant.
