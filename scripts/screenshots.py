@@ -321,7 +321,7 @@ def main() -> int:
     win.close()
     QApplication.processEvents()
     print(
-        f"retrain: {retrain_states or 'skipped'}; result: {retrain.result.text()[:200]!r}",
+        f"retrain: {retrain_states or 'skipped'}; result: {retrain.result_label.text()[:200]!r}",
         file=sys.stderr,
     )
     return 0
