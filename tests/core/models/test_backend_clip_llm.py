@@ -14,6 +14,10 @@ from core.models.backends import get_backend_class
 from core.models.backends.base import TrainablePolicy
 from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
 from tests.core._phantoms import make_cases
+from tests.core.models._verdicts import (
+    assert_confidences_are_forward_probabilities,
+    fit_verdict_lines,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,42 +70,12 @@ def test_confidence_is_the_models_verdict_word_probability(demo_dir: Path, cases
     torch.testing.assert_close(torch.tensor(p_error), (pe / (pe + pc)), rtol=1e-4, atol=1e-5)
 
 
-def _fit_verdict_lines(b: ClipLLMBackend, cases: list, steps: int = 15) -> None:
-    """A few full-model steps (about 1 s) so the untrained LM writes ``WORD - ...`` lines: the
-    fresh one answers only unparseable text, which would leave a verdict's confidence untested."""
-    texts = [f"{c.truth_label} - {c.finding}" for c in cases]
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(b.model.parameters(), lr=3e-3)
-    b.model.train()
-    for _ in range(steps):
-        b.model(**b.encode(cases, texts)).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    b.model.eval()
-
-
 def test_predict_end_to_end(demo_dir: Path, cases: list) -> None:
     b = _backend(demo_dir, max_new_tokens=8)
     assert {v.label for v in b.predict(cases, batch_size=4)} == {Label.UNPARSEABLE}  # untrained
     assert all(v.confidence is None for v in b.predict(cases[:2]))
-    _fit_verdict_lines(b, cases)
-    verdicts = b.predict(cases, batch_size=4)
-    assert len(verdicts) == len(cases)
-    parsed = [(i, v) for i, v in enumerate(verdicts) if v.label is not Label.UNPARSEABLE]
-    assert parsed, [v.text for v in verdicts]
-    # A verdict's confidence is its own word's probability among the two, as a plain forward
-    # pass gives it at the first answer position.
-    err_ids, cor_ids = b._verdict_ids
-    with torch.no_grad():
-        probs = torch.softmax(b.model(**b.encode(cases)).logits[:, -1].float(), dim=-1)
-    pe = probs[:, err_ids].sum(-1) / (probs[:, err_ids].sum(-1) + probs[:, cor_ids].sum(-1))
-    for i, v in parsed:
-        want = float(pe[i]) if v.label is Label.ERROR else 1.0 - float(pe[i])
-        assert v.confidence == pytest.approx(want, abs=1e-4), (v.text, v.confidence, want)
-    for v in verdicts:
-        assert v.latency_ms is not None and v.latency_ms > 0
-        if v.label is Label.UNPARSEABLE:
-            assert v.confidence is None
+    fit_verdict_lines(b, cases)
+    assert_confidences_are_forward_probabilities(b, cases, b.predict(cases, batch_size=4))
 
 
 def test_batched_equals_unbatched(demo_dir: Path, cases: list) -> None:
