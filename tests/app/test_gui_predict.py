@@ -113,24 +113,20 @@ def test_predicting_from_the_gui_fills_in_the_verdicts_of_imported_cases(
 
 def test_predict_missing_skips_cases_that_have_a_verdict(workspace, capsys) -> None:
     root = str(workspace["root"])
+    missing = [
+        "predict",
+        "--version",
+        "heuristic",
+        "--split",
+        "all",
+        "--missing",
+        "--workspace",
+        root,
+    ]
     assert main(["predict", "--version", "heuristic", "--split", "test", "--workspace", root]) == 0
     with open_store(workspace["ws"].db_url) as store:
         first = store.predictions_for_version("heuristic")
-    assert (
-        main(
-            [
-                "predict",
-                "--version",
-                "heuristic",
-                "--split",
-                "all",
-                "--missing",
-                "--workspace",
-                root,
-            ]
-        )
-        == 0
-    )
+    assert main(missing) == 0
     with open_store(workspace["ws"].db_url) as store:
         after = store.predictions_for_version("heuristic")
     assert len(after) == workspace["n"]
@@ -138,19 +134,5 @@ def test_predict_missing_skips_cases_that_have_a_verdict(workspace, capsys) -> N
         "existing verdicts are not redone"
     )
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "predict",
-                "--version",
-                "heuristic",
-                "--split",
-                "all",
-                "--missing",
-                "--workspace",
-                root,
-            ]
-        )
-        == 0
-    )
+    assert main(missing) == 0
     assert "every case already has a verdict from heuristic" in capsys.readouterr().err
