@@ -102,11 +102,9 @@ ALLOWLIST: Mapping[str, Rule] = {
     # Image Type (PS3.3 C.7.6.1.1.2): kept only when every value is a standard defined term,
     # so a site's own codes (which could be anything) drop the whole element.
     "ImageType": frozenset({
-        "ORIGINAL", "DERIVED", "PRIMARY", "SECONDARY", "AXIAL", "LOCALIZER", "OTHER", "PROJECTION",
-        "VOLUME", "REFORMATTED", "MPR", "MIP", "MINIP", "CURVED", "RECON", "SUBTRACTION", "ASL",
-        "MOSAIC", "NONE", "M", "P", "R", "I", "MAGNITUDE", "PHASE", "REAL", "IMAGINARY",
-        "DIFFUSION", "ADC", "TRACEW", "FA", "T1", "T2", "PD", "FLAIR", "DWI", "CT_SOM5 SPI",
-        "FILTERED", "UNFILTERED", "DEFAULT", "PRE_CONTRAST", "POST_CONTRAST", "SCREEN SAVE",
+        "ORIGINAL", "DERIVED", "PRIMARY", "SECONDARY", "AXIAL", "LOCALIZER", "OTHER",
+        "PROJECTION", "VOLUME", "REFORMATTED", "MPR", "MIP", "MINIP", "CURVED", "SUBTRACTION",
+        "MAGNITUDE", "PHASE", "REAL", "IMAGINARY", "NONE",
     }),
 }
 # fmt: on
