@@ -171,7 +171,7 @@ def reconcile(ws: Workspace, store: Any | None = None) -> Reconciled:
     ``store``: an open Store to use (one is opened otherwise). Safe to run while other runs are
     alive: their leases are locked and left alone. Never raises for a leftover it cannot remove.
     """
-    from feedback_db import StoreError, open_store
+    from feedback_db import StoreError
 
     runs = ws.runs_dir
     closed: list[int] = []
@@ -189,6 +189,8 @@ def reconcile(ws: Workspace, store: Any | None = None) -> Reconciled:
         else:
             dead.append((lock, taken[0], taken[1]))
     if dead:
+        from feedback_db import open_store  # only here: it loads SQLAlchemy (app.gui.preload)
+
         own = store is None
         db: Any = open_store(ws.db_url) if store is None else store
         try:

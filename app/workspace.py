@@ -74,6 +74,16 @@ class Workspace:
         return self.root / "workspace.json"
 
     @property
+    def sqlite_file(self) -> Path | None:
+        """The store's SQLite file when it is the workspace's own ``medreview.db`` (workspace.json
+        names no ``db_url``), else None. Needs no SQLAlchemy (the start-up quick reader's test)."""
+        try:
+            named = self.settings().get("db_url") if self.settings_path.exists() else None
+        except ValueError:
+            return None
+        return None if named else self.db_path
+
+    @property
     def db_url(self) -> str:
         """The store's SQLAlchemy URL: workspace.json's ``db_url`` or the SQLite file."""
         if self.settings_path.exists():

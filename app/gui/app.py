@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.gui.preload import Preload
 from app.settings import Settings, SettingsError, load_settings, save_settings
@@ -64,11 +64,17 @@ def open_context(
     """
     from app.gui.main_window import AppContext
     from app.gui.operations import Operations
-    from feedback_db import open_store
 
     preload = (preload or Preload(workspace, settings)).result()
-    reader, url, read_only = preload.reader, workspace.db_url, preload.read_only
-    ops = Operations(open_writer=lambda: open_store(url, upgrade=False, read_only=read_only))
+    reader, read_only = preload.reader, preload.read_only
+
+    def open_writer() -> Any:
+        # On the db lane's thread at its first write: SQLAlchemy is not loaded before that.
+        from feedback_db import open_store
+
+        return open_store(workspace.db_url, upgrade=False, read_only=read_only)
+
+    ops = Operations(open_writer=open_writer)
     reviewer = preload.reviewer
     try:
         if reviewer is None and read_only:

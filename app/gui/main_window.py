@@ -26,6 +26,7 @@ from app.gui.compare_view import CompareView
 from app.gui.jobs import JobDialog, JobIndicator, ask
 from app.gui.operations import Operations
 from app.gui.predict_dialog import PredictDialog, missing_counts
+from app.gui.preload import StartupReader
 from app.gui.retrain_dialog import RetrainDialog
 from app.gui.review_model import Filters, ReviewModel
 from app.gui.review_view import KEY_HELP, ReviewView
@@ -42,6 +43,7 @@ from app.qt import (
     QMainWindow,
     QMessageBox,
     QTabWidget,
+    QTimer,
     QWidget,
     Signal,
 )
@@ -49,6 +51,8 @@ from app.settings import Settings, save_settings
 from app.workspace import Workspace
 
 MIN_WIDTH, MIN_HEIGHT = 1000, 700  # the window fits a 1024 x 768 screen, with room for a panel
+# After the first case is on screen, the full Store opens behind it (app.gui.preload).
+STORE_OPEN_DELAY_MS = 250
 
 
 @dataclass
@@ -123,6 +127,10 @@ class MainWindow(QMainWindow):
         self.review.imageReady.connect(self._image_ready)
         self.review.caseChanged.connect(self._case_changed)
         self.compare_view.openCase.connect(self.open_case)
+        if isinstance(ctx.reader, StartupReader):
+            # The first case came from the quick reader: the Store opens once it is on screen
+            # and painted (its import on another thread would slow the first paint).
+            self.firstCaseShown.connect(self._open_store_soon)
         self.review_view.queue.order.currentIndexChanged.connect(self._order_changed)
         if pre is not None and pre.queue is not None:
             self.review.refresh(
@@ -138,6 +146,8 @@ class MainWindow(QMainWindow):
             ):
                 self.review.open_case(resume)
         ctx.preload = None  # used once
+        if self._first_shown and isinstance(ctx.reader, StartupReader):
+            self._open_store_soon()
         self._maybe_start_demo_models()
 
     # -- building --------------------------------------------------------------------------
@@ -299,6 +309,11 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         self.overlay.open()
+
+    def _open_store_soon(self) -> None:
+        reader = self.ctx.reader
+        if isinstance(reader, StartupReader):
+            QTimer.singleShot(STORE_OPEN_DELAY_MS, reader.start_loading)
 
     @property
     def first_case_shown(self) -> bool:

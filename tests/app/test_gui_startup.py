@@ -14,6 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_window_shows_first_case_without_ml_libraries(workspace, settings_file) -> None:
+    from feedback_db import open_store
+
+    # A returning reviewer (a new one is registered through the Store before the first case).
+    store = open_store(workspace["ws"].db_url)
+    store.ensure_reviewer("Dr Test", "radiologist")
+    store.close()
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MEDREVIEW_SETTINGS": str(settings_file)}
     proc = subprocess.run(
         [sys.executable, "-m", "app.gui.startup_probe", str(workspace["root"])],
@@ -29,6 +35,96 @@ def test_window_shows_first_case_without_ml_libraries(workspace, settings_file) 
     assert result["case_id"] in workspace["case_ids"]
     assert result["heavy"] == [], f"imported before the first case: {result['heavy']}"
     assert result["errors"] == []
+    # The first case came from the quick reader (plain sqlite3): SQLAlchemy loads after it.
+    assert result["sqlalchemy_loaded"] is False
+
+
+def test_the_startup_reader_hands_over_to_the_store(window, qtbot) -> None:
+    """After the first case the Store opens on a thread; from then on reads and filters are its."""
+    from app.gui.preload import StartupReader
+    from feedback_db import Store
+
+    reader = window.ctx.reader
+    assert isinstance(reader, StartupReader)
+    qtbot.waitUntil(lambda: reader.ready, timeout=10000)
+    assert isinstance(reader.store(), Store)
+    assert reader._quick is None  # the sqlite3 connection is closed once the Store is there
+    shown = window.review.shown.case.case_id
+    assert reader.get_case(shown) == reader.store().get_case(shown)
+    # A filter the quick reader never answers works (it is the Store's query).
+    window.review_view.queue.modality.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: window.review.shown is not None, timeout=5000)
+    assert window.errors == []
+
+
+def test_a_read_the_quick_reader_cannot_answer_waits_for_the_store(workspace) -> None:
+    from app.gui.preload import StartupReader
+    from feedback_db import open_store
+    from feedback_db.quick_reader import QuickReader
+
+    ws = workspace["ws"]
+    reader = StartupReader(QuickReader.open(ws.db_path), lambda: open_store(ws.db_url))
+    try:
+        assert not reader.ready  # nothing asked for the Store yet
+        quick_ids = reader.query_case_ids(order="id")
+        assert not reader.ready and reader._quick is not None  # answered by sqlite3
+        some = reader.query_case_ids(modality="xray", order="id")  # a filter: the Store's
+        assert reader.ready and reader._quick is None
+        assert set(some) < set(quick_ids) and quick_ids == reader.query_case_ids(order="id")
+        assert reader.info().up_to_date  # any Store method, through the Store
+    finally:
+        reader.close()
+
+
+def test_closing_before_the_store_opens_leaves_nothing_open(workspace) -> None:
+    """The window may close before its delayed ``start_loading`` fires: that call does nothing."""
+    from app.gui.preload import StartupReader
+    from feedback_db import open_store
+    from feedback_db.quick_reader import QuickReader
+
+    ws = workspace["ws"]
+    reader = StartupReader(QuickReader.open(ws.db_path), lambda: open_store(ws.db_url))
+    assert reader.get_case("no-such-case") is None
+    reader.close()
+    reader.start_loading()
+    assert reader._loader is None and reader._quick is None
+
+
+def test_a_store_that_fails_to_open_later_fails_in_words(workspace) -> None:
+    from app.gui.preload import StartupReader
+    from feedback_db import StoreError
+    from feedback_db.quick_reader import QuickReader
+
+    def broken():
+        raise StoreError("cannot open /x/medreview.db: disk I/O error")
+
+    reader = StartupReader(QuickReader.open(workspace["ws"].db_path), broken)
+    try:
+        reader.start_loading()
+        with pytest.raises(StoreError, match="disk I/O error"):
+            reader.model_versions()
+    finally:
+        reader.close()
+
+
+def test_a_store_named_in_workspace_json_opens_through_the_store(workspace, settings_file, qtbot):
+    """Only the workspace's own SQLite file takes the quick path (not a db_url, as PostgreSQL)."""
+    import json
+
+    from app.gui.app import build_window
+    from app.gui.preload import StartupReader
+    from app.settings import load_settings
+
+    ws = workspace["ws"]
+    ws.settings_path.write_text(json.dumps({"db_url": f"sqlite:///{ws.db_path}"}))
+    assert ws.sqlite_file is None
+    win = build_window(ws, load_settings(settings_file), settings_file)
+    qtbot.addWidget(win)
+    try:
+        assert not isinstance(win.ctx.reader, StartupReader)
+        assert win.review.shown is not None
+    finally:
+        win.close()
 
 
 def test_medreview_gui_verb_is_registered() -> None:
