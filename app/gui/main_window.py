@@ -24,7 +24,7 @@ from typing import Any
 from app.gui import theme
 from app.gui.compare_view import CompareView
 from app.gui.jobs import JobDialog, JobIndicator, ask
-from app.gui.operations import Operations
+from app.gui.operations import Operations, describe
 from app.gui.predict_dialog import PredictDialog, missing_counts
 from app.gui.preload import StartupReader
 from app.gui.retrain_dialog import RetrainDialog
@@ -131,6 +131,10 @@ class MainWindow(QMainWindow):
             # The first case came from the quick reader: the Store opens once it is on screen
             # and painted (its import on another thread would slow the first paint).
             self.firstCaseShown.connect(self._open_store_soon)
+            sink = ctx.ops.sink  # its signal crosses threads safely (queued to the GUI thread)
+            ctx.reader.on_failure = lambda exc: sink.report(
+                "The workspace's store could not be opened", describe(exc)
+            )
         self.review_view.queue.order.currentIndexChanged.connect(self._order_changed)
         if pre is not None and pre.queue is not None:
             self.review.refresh(

@@ -97,7 +97,9 @@ class StartupReader:
 
     The Store opens on its own thread at ``start_loading`` (the window calls it once its first
     case is on screen) or, at the latest, when a read the quick reader does not answer needs it;
-    that read waits for it. Used by one thread at a time, as a Store is.
+    that read waits for it. If it fails to open, ``on_failure`` hears of it at once (called on
+    the loading thread), the first screen's reads go on from the quick reader, and any other read
+    raises the Store's error, in words. Used by one thread at a time, as a Store is.
     """
 
     QUICK = frozenset(
@@ -113,9 +115,15 @@ class StartupReader:
         }
     )
 
-    def __init__(self, quick: Any, open_store: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        quick: Any,
+        open_store: Callable[[], Any],
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self._quick = quick
         self._open_store = open_store
+        self.on_failure = on_failure
         self._loader: threading.Thread | None = None
         self._loaded: Any = None
         self._error: BaseException | None = None
@@ -133,6 +141,8 @@ class StartupReader:
             self._loaded = self._open_store()
         except BaseException as exc:  # noqa: BLE001 (raised on the GUI thread by store())
             self._error = exc
+            if self.on_failure is not None:
+                self.on_failure(exc)
 
     @property
     def ready(self) -> bool:
@@ -146,11 +156,12 @@ class StartupReader:
             feedback_db.StoreError: it cannot be opened (the message in words).
         """
         if self._store is None:
-            if self._closed:
-                raise RuntimeError("the store was closed")
-            self.start_loading()
-            assert self._loader is not None
-            self._loader.join()
+            if self._loader is None and self._closed:
+                self._load()  # a read after close: open it here, as a closed Store reconnects
+            else:
+                self.start_loading()
+                assert self._loader is not None
+                self._loader.join()
             if self._error is not None:
                 raise self._error
             self._store, self._loaded = self._loaded, None
@@ -167,7 +178,7 @@ class StartupReader:
         return getattr(self.store(), name)
 
     def _read(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self._quick is not None and not self.ready:
+        if self._quick is not None and (not self.ready or self._error is not None):
             from feedback_db.quick_reader import NotQuick
 
             try:
@@ -177,16 +188,15 @@ class StartupReader:
         return getattr(self.store(), name)(*args, **kwargs)
 
     def close(self) -> None:
-        """Close what is open (waiting for a Store still opening, then closing it)."""
+        """Close what is open (waiting for a Store still opening). As with a Store, a read after
+        this still works: the Store reconnects."""
         self._closed = True
         if self._loader is not None:
             self._loader.join()
             if self._loaded is not None:
-                self._loaded.close()
-                self._loaded = None
+                self._store, self._loaded = self._loaded, None
         if self._store is not None:
             self._store.close()
-            self._store = None
         if self._quick is not None:
             self._quick.close()
             self._quick = None

@@ -14,12 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_window_shows_first_case_without_ml_libraries(workspace, settings_file) -> None:
-    from feedback_db import open_store
-
     # A returning reviewer (a new one is registered through the Store before the first case).
-    store = open_store(workspace["ws"].db_url)
-    store.ensure_reviewer("Dr Test", "radiologist")
-    store.close()
+    _returning_reviewer(workspace)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MEDREVIEW_SETTINGS": str(settings_file)}
     proc = subprocess.run(
         [sys.executable, "-m", "app.gui.startup_probe", str(workspace["root"])],
@@ -98,13 +94,85 @@ def test_a_store_that_fails_to_open_later_fails_in_words(workspace) -> None:
     def broken():
         raise StoreError("cannot open /x/medreview.db: disk I/O error")
 
-    reader = StartupReader(QuickReader.open(workspace["ws"].db_path), broken)
+    heard: list[BaseException] = []
+    reader = StartupReader(QuickReader.open(workspace["ws"].db_path), broken, heard.append)
     try:
         reader.start_loading()
+        reader._loader.join()
+        assert [str(e) for e in heard] == ["cannot open /x/medreview.db: disk I/O error"]
+        assert reader.model_versions()  # the first screen's reads go on from sqlite3
         with pytest.raises(StoreError, match="disk I/O error"):
-            reader.model_versions()
+            reader.query_case_ids(modality="xray")  # a filter needs the Store
+        assert len(heard) == 1  # told once
     finally:
         reader.close()
+
+
+def _returning_reviewer(workspace) -> None:
+    from feedback_db import open_store
+
+    store = open_store(workspace["ws"].db_url)
+    store.ensure_reviewer("Dr Test", "radiologist")
+    store.close()
+
+
+def test_a_store_failing_to_open_behind_the_first_case_is_reported_and_review_goes_on(
+    workspace, settings_file, qtbot, monkeypatch
+) -> None:
+    from app.gui import preload
+    from app.gui.app import build_window
+    from app.settings import load_settings
+    from feedback_db import StoreError
+
+    _returning_reviewer(workspace)
+
+    def broken(self):
+        raise StoreError("cannot read /x/medreview.db: disk I/O error")
+
+    monkeypatch.setattr(preload.Preload, "_open_store", broken)
+    win = build_window(workspace["ws"], load_settings(settings_file), settings_file)
+    qtbot.addWidget(win)
+    try:
+        win.show()
+        qtbot.waitUntil(lambda: win.first_case_shown, timeout=10000)
+        # Told at once, in words, without asking for anything.
+        qtbot.waitUntil(lambda: bool(win.errors), timeout=10000)
+        assert win.errors[0] == (
+            "The workspace's store could not be opened",
+            "cannot read /x/medreview.db: disk I/O error",
+        )
+        first = win.review.shown.case.case_id
+        win.review.next()  # the first screen's reads go on from the quick reader
+        assert win.review.shown.case.case_id != first
+        with pytest.raises(StoreError, match="disk I/O error"):
+            win.ctx.reader.info()  # a read only the Store answers says why it cannot
+    finally:
+        win.dialogs["error"].close()
+        win.close()
+
+
+def test_a_rating_saved_just_before_closing_is_kept(workspace, settings_file, qtbot) -> None:
+    """The db lane's answer arrives after the window closed its reader: it must still read."""
+    from app.gui.app import build_window
+    from app.settings import load_settings
+    from feedback_db import open_store
+
+    _returning_reviewer(workspace)
+    win = build_window(workspace["ws"], load_settings(settings_file), settings_file)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.first_case_shown, timeout=10000)
+    shown = win.review.shown
+    label = shown.a.label if shown.a.label in ("ERROR", "CORRECT") else "CORRECT"
+    assert win.review.save("a", label, "high" if label == "ERROR" else None, None, advance=False)
+    win.close()
+    qtbot.wait(300)  # pytest-qt fails the test if the late callback raises
+    store = open_store(workspace["ws"].db_url)
+    try:
+        reviewer = next(r for r in store.reviewers() if r.name == "Dr Test")
+        assert store.current_rating(shown.case.case_id, reviewer.id) is not None
+    finally:
+        store.close()
 
 
 def test_a_store_named_in_workspace_json_opens_through_the_store(workspace, settings_file, qtbot):
