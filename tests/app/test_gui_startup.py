@@ -262,3 +262,32 @@ def test_uncaught_gui_exceptions_reach_the_error_dialog(window, monkeypatch) -> 
     )
     assert "Traceback" in log_path().read_text() and "Traceback" not in window.errors[-1][1]
     window.dialogs["error"].close()
+
+
+def test_a_store_that_needs_an_upgrade_is_opened_and_upgraded_first(
+    tmp_path, settings_file, qtbot
+) -> None:
+    """The quick reader declines an older schema: the window opens through the Store, which
+    upgrades it (after its backup), and shows the case."""
+    import shutil
+
+    from app.gui.app import build_window
+    from app.gui.preload import StartupReader
+    from app.settings import load_settings
+    from app.workspace import Workspace
+    from feedback_db.quick_reader import QuickReader
+    from feedback_db.revision import HEAD
+    from tests.feedback_db.old_stores import DATA
+
+    ws = Workspace(tmp_path / "old-ws").ensure()
+    shutil.copy(DATA / "store_0002.db", ws.db_path)
+    assert QuickReader.open(ws.db_path) is None
+    win = build_window(ws, load_settings(settings_file), settings_file)
+    qtbot.addWidget(win)
+    try:
+        assert not isinstance(win.ctx.reader, StartupReader)
+        assert win.ctx.reader.info().revision == HEAD
+        assert win.review.shown is not None
+        assert list(ws.root.glob("medreview.db.bak-0002-*"))  # the backup came first
+    finally:
+        win.close()
