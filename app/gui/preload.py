@@ -11,9 +11,10 @@ On an up-to-date SQLite store (the usual case) the preload reads through
 ORM models are about 0.4 s of CPU that Python's GIL would otherwise add to Qt's, a third of the
 start-up budget. The window then gets a ``StartupReader``, which answers the first screen's reads
 from the quick reader and opens the full Store on a thread once the first case is on screen
-(``start_loading``); from then on every read is the Store's. Any other store (PostgreSQL, one
-that needs an upgrade, a read the quick reader does not answer) goes through the Store as
-before, waiting for it where needed.
+(``start_loading``); from then on every read is the Store's (if it cannot be opened, the window
+says why and the first screen's reads go on from sqlite3). Any other store (PostgreSQL, one that
+needs an upgrade) goes through the Store from the start, and a read the quick reader does not
+answer waits for it.
 """
 
 from __future__ import annotations
@@ -136,17 +137,17 @@ class StartupReader:
             self._loader = threading.Thread(target=self._load, name="store-open", daemon=True)
             self._loader.start()
 
-    def _load(self) -> None:
+    def _load(self, report: bool = True) -> None:
         try:
             self._loaded = self._open_store()
         except BaseException as exc:  # noqa: BLE001 (raised on the GUI thread by store())
             self._error = exc
-            if self.on_failure is not None:
+            if report and self.on_failure is not None:
                 self.on_failure(exc)
 
     @property
     def ready(self) -> bool:
-        """True once the Store is open (or failed to open) and reads no longer use sqlite3."""
+        """True once the Store is open, or has failed to open (then ``store()`` raises why)."""
         return self._store is not None or (self._loader is not None and not self._loader.is_alive())
 
     def store(self) -> Any:
@@ -157,7 +158,9 @@ class StartupReader:
         """
         if self._store is None:
             if self._loader is None and self._closed:
-                self._load()  # a read after close: open it here, as a closed Store reconnects
+                # A read after close (a late callback): open it here, as a closed Store
+                # reconnects; the window is gone, so a failure is not reported, only raised.
+                self._load(report=False)
             else:
                 self.start_loading()
                 assert self._loader is not None
