@@ -134,6 +134,7 @@ def threshold_rule(root: Path, val: list[Case], test: list[Case], device: str) -
     from core.clinical.knowledge import default_knowledge
     from core.models.backends._policy import load_pil, resolve_image
     from core.models.backends.clip_llm import ClipLLMBackend
+    from core.models.clip_scorer import choose_stated_threshold, stated_probability
     from core.models.registry import Registry
 
     kb = default_knowledge()
@@ -149,20 +150,19 @@ def threshold_rule(root: Path, val: list[Case], test: list[Case], device: str) -
         out = []
         for c, scores in zip(cases, scorer.score(images, [c.modality for c in cases]), strict=True):
             f = kb.finding(c.modality, c.finding)
-            out.append(dict(scores).get(f.name, 0.0) if f else 0.0)
+            out.append(stated_probability(scores, f.name) if f else 0.0)
         return out
 
+    def rejected(cases: list[Case]) -> list[bool]:
+        return [kb.is_acceptable(c.modality, c.finding, c.treatment) is False for c in cases]
+
     def accuracy(cases: list[Case], ps: list[float], t: float) -> float:
-        said = [
-            kb.is_acceptable(c.modality, c.finding, c.treatment) is False or p < t
-            for c, p in zip(cases, ps, strict=True)
-        ]
+        said = [r or p < t for r, p in zip(rejected(cases), ps, strict=True)]
         return sum(e == c.is_error for e, c in zip(said, cases, strict=True)) / len(cases)
 
     pv, pt = p_stated(val), p_stated(test)
-    best = max((accuracy(val, pv, t / 100), -t) for t in range(1, 100))
-    t = -best[1] / 100
-    return {"threshold": t, "val": best[0], "test": accuracy(test, pt, t)}
+    t, val_accuracy = choose_stated_threshold(pv, rejected(val), [bool(c.is_error) for c in val])
+    return {"threshold": t, "val": val_accuracy, "test": accuracy(test, pt, t)}
 
 
 def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:

@@ -94,6 +94,14 @@ class DemoTrainConfig:
             "not accepted treatment of its finding, and (demo-v2) with a finding it does not show"
         },
     )
+    stated_call: bool = field(
+        default=True,
+        metadata={
+            "help": "demo-v2's image description also gives the encoder's call on the stated "
+            "finding (seen or not seen), at the one-threshold rule's threshold chosen on val "
+            "(core.models.clip_scorer.choose_stated_threshold)"
+        },
+    )
     names: tuple[str, str] = field(
         default=("demo-v1", "demo-v2"), metadata={"help": "version names"}
     )
@@ -165,10 +173,11 @@ class ClipFit:
         best_step: the checkpoint kept (lowest val loss; the last step without val cases).
         val_loss: its cross-entropy on the val images (None without val cases).
         val_accuracy: its share of val images whose shown finding it ranks first.
-        descriptions: ``(image path, modality) -> descriptions`` of the training images at the
-            checks ``description_checks`` selects (one per check): what the LM learns from, a
-            CLIP as unsure and as often wrong as the kept one will be on images it never saw,
-            rather than the kept CLIP's near-perfect view of its own training images.
+        descriptions: ``(image path, modality) -> scores`` of the training images at the
+            checks ``description_checks`` selects (one score list per check, best first): what
+            the LM's descriptions are made from, a CLIP as unsure and as often wrong as the kept
+            one will be on images it never saw, rather than the kept CLIP's near-perfect view of
+            its own training images.
         description_steps: those checks' steps; description_losses: their training-image loss.
         check_losses: ``[step, training-image loss, val loss]`` of every check.
     """
@@ -177,7 +186,7 @@ class ClipFit:
     best_step: int
     val_loss: float | None = None
     val_accuracy: float | None = None
-    descriptions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    descriptions: dict[tuple[str, str], list[list[tuple[str, float]]]] = field(default_factory=dict)
     description_steps: list[int] = field(default_factory=list)
     description_losses: list[float] = field(default_factory=list)
     check_losses: list[list[float]] = field(default_factory=list)
@@ -241,7 +250,6 @@ def train_clip(
     import torch
 
     from core.demo.clip import save_clip_weights
-    from core.models.clip_scorer import describe_scores
 
     kb = default_knowledge()
     shown = [(c, _shown_finding(c, kb)) for c in cases]
@@ -330,9 +338,7 @@ def train_clip(
                     ),
                     key=lambda x: -x[1],
                 )
-                fit.descriptions.setdefault((str(c.image), c.modality), []).append(
-                    describe_scores(scores, 2)
-                )
+                fit.descriptions.setdefault((str(c.image), c.modality), []).append(scores)
     save_clip_weights(model.eval(), folder)
     return fit
 
@@ -516,9 +522,11 @@ def train_lm(
     return out
 
 
-def _describe_with(backend: Any, descriptions: dict[tuple[str, str], list[str]], seed: int) -> None:
-    """Make ``backend`` describe the images in ``descriptions`` with one of their texts, drawn
-    each time (``ClipFit.descriptions``); any other image (val) through its own CLIP."""
+def _describe_with(
+    backend: Any, descriptions: dict[tuple[str, str], list[list[tuple[str, float]]]], seed: int
+) -> None:
+    """Make ``backend`` describe the images in ``descriptions`` from one of their score lists,
+    drawn each time (``ClipFit.descriptions``); any other image (val) through its own CLIP."""
     from core.models.backends._policy import resolve_image
 
     own = backend.describe
@@ -528,9 +536,28 @@ def _describe_with(backend: Any, descriptions: dict[tuple[str, str], list[str]],
         keys = [(str(resolve_image(c.image, backend.image_root)), c.modality) for c in cases]
         missing = [c for c, k in zip(cases, keys, strict=True) if k not in descriptions]
         found = iter(own(missing)) if missing else iter(())
-        return [rng.choice(descriptions[k]) if k in descriptions else next(found) for k in keys]
+        return [
+            backend.describe_case(c, rng.choice(descriptions[k]))
+            if k in descriptions
+            else next(found)
+            for c, k in zip(cases, keys, strict=True)
+        ]
 
     backend.describe = describe
+
+
+def stated_threshold_on_val(backend: Any, val: Sequence[Case]) -> tuple[float, float]:
+    """The one-threshold rule's threshold for ``backend``'s CLIP, chosen on the ``val`` cases'
+    ground truth (a demo-model setting, as its checkpoints are): ``(t, val accuracy)``."""
+    from core.models.clip_scorer import choose_stated_threshold, stated_probability
+
+    kb = default_knowledge()
+    probs, rejected = [], []
+    for c, scores in zip(val, backend.image_scores(val), strict=True):
+        f = kb.finding(c.modality, c.finding)
+        probs.append(stated_probability(scores, f.name) if f else 0.0)
+        rejected.append(kb.is_acceptable(c.modality, c.finding, c.treatment) is False)
+    return choose_stated_threshold(probs, rejected, [bool(c.is_error) for c in val])
 
 
 def train_demo_models(
@@ -575,6 +602,7 @@ def train_demo_models(
     val = [c for c in _absolute(cases, image_root) if c.split == "val" and c.error_type is not None]
     registry = Registry(out_dir)
     clip_fit = ClipFit(final_loss=float("nan"), best_step=0)
+    clip_fit_extra: dict[str, float] = {}  # the stated call's threshold, chosen on val
     for name in cfg.names[:1] if cfg.text_only else cfg.names:
         if (registry.root / name).exists():
             from core.models.registry import RegistryError
@@ -605,6 +633,10 @@ def train_demo_models(
                     device="cpu",
                 )
             )
+            if with_image and cfg.stated_call and val:
+                t, t_acc = stated_threshold_on_val(backend, val)
+                backend.config.stated_threshold = t
+                clip_fit_extra = {"stated_threshold": t, "stated_threshold_val_accuracy": t_acc}
             if with_image and clip_fit.descriptions:
                 _describe_with(backend, clip_fit.descriptions, cfg.seed)
             examples = list(train)
@@ -632,8 +664,16 @@ def train_demo_models(
                     "clip-llm",
                     {"clip": "base/clip", "lm": "base/lm"},
                     from_folder=v2,
-                    training={**training, "clip": clip_fit.to_dict(), **fits[cfg.names[1]]},
-                    settings={"describe_image": True, "top_k": 2},
+                    training={
+                        **training,
+                        "clip": {**clip_fit.to_dict(), **clip_fit_extra},
+                        **fits[cfg.names[1]],
+                    },
+                    settings={
+                        "describe_image": True,
+                        "top_k": 2,
+                        **{k: v for k, v in clip_fit_extra.items() if k == "stated_threshold"},
+                    },
                     description="demo: tiny CLIP image description + tiny language model",
                 )
             )

@@ -136,7 +136,50 @@ class ClipScorer:
         return out
 
 
-def describe_scores(scores: Sequence[tuple[str, float]], top_k: int = 2) -> str:
-    """``image suggests: A (0.71), B (0.20)`` from the best ``top_k`` scores."""
+def describe_scores(
+    scores: Sequence[tuple[str, float]],
+    top_k: int = 2,
+    stated: str | None = None,
+    threshold: float | None = None,
+) -> str:
+    """``image suggests: A (0.71), B (0.20)`` from the best ``top_k`` scores.
+
+    With the ``stated`` finding's name and a ``threshold`` (``choose_stated_threshold``), the
+    encoder's call on the stated finding follows: ``; stated finding: seen (0.23)`` when its
+    probability reaches the threshold, ``not seen`` below it. The language model cannot tell
+    where a probability stops meaning "shown" (it never sees the val split); the threshold,
+    chosen on val, carries that calibration into the prompt.
+    """
     best = ", ".join(f"{name} ({p:.2f})" for name, p in list(scores)[:top_k])
-    return f"image suggests: {best}"
+    text = f"image suggests: {best}"
+    if stated is not None and threshold is not None:
+        p = stated_probability(scores, stated)
+        text += f"; stated finding: {'seen' if p >= threshold else 'not seen'} ({p:.2f})"
+    return text
+
+
+def stated_probability(scores: Sequence[tuple[str, float]], stated: str) -> float:
+    """The probability the scores give the finding named ``stated`` (0 when it is not scored)."""
+    return dict(scores).get(stated, 0.0)
+
+
+def choose_stated_threshold(
+    probabilities: Sequence[float], treatment_rejected: Sequence[bool], is_error: Sequence[bool]
+) -> tuple[float, float]:
+    """The one-threshold rule's threshold, chosen on labelled (val) cases: a case is called an
+    error when the knowledge table rejects its treatment or the stated finding's probability is
+    under t. Returns ``(t, accuracy)`` for the best t of 0.01..0.99 (the lowest on a tie).
+
+    Raises:
+        ValueError: no cases, or sequences of different lengths.
+    """
+    n = len(probabilities)
+    if n == 0 or len(treatment_rejected) != n or len(is_error) != n:
+        raise ValueError("choose_stated_threshold needs the same positive number of each")
+
+    def accuracy(t: float) -> float:
+        said = [r or p < t for p, r in zip(probabilities, treatment_rejected, strict=True)]
+        return sum(s == e for s, e in zip(said, is_error, strict=True)) / n
+
+    best = max((accuracy(k / 100), -k) for k in range(1, 100))
+    return -best[1] / 100, best[0]

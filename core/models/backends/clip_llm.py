@@ -3,8 +3,11 @@
 The image encoder scores each image against its modality's findings (zero-shot, see
 ``core.models.clip_scorer``); the best scores become a one-line description placed in the prompt
 (``core.clinical.prompts.build_prompt``) of any ``AutoModelForCausalLM``, rendered through the tokenizer's
-chat template when it has one; the LM writes the verdict by greedy generation. The LM may carry a
-LoRA adapter; the image encoder stays frozen (training changes the LM only).
+chat template when it has one; the LM writes the verdict by greedy generation. With a
+``stated_threshold`` (the demo's demo-v2 has one, chosen on val) the description ends with the
+encoder's call on the case's stated finding, ``seen`` or ``not seen``: the language model never
+sees the val split, so it cannot learn where a probability stops meaning "shown". The LM may
+carry a LoRA adapter; the image encoder stays frozen (training changes the LM only).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.cases.records import Case
-from core.clinical.knowledge import KnowledgeTable
+from core.clinical.knowledge import KnowledgeTable, default_knowledge
 from core.clinical.prompts import build_prompt
 from core.models.backends._policy import TransformersPolicy, load_pil, resolve_image
 from core.models.clip_scorer import DEFAULT_CLIP, ClipScorer, describe_scores, open_clip_name
@@ -35,6 +38,13 @@ class ClipLLMConfig:
     dtype: str | None = field(default=None, metadata={"help": "override the device's dtype"})
     max_new_tokens: int = field(default=32, metadata={"help": "longest verdict, in tokens"})
     top_k: int = field(default=2, metadata={"help": "findings named in the image description"})
+    stated_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "add the encoder's call on the stated finding to the description: seen when "
+            "its probability reaches this (chosen on val; None: no call)"
+        },
+    )
     describe_image: bool = field(
         default=True,
         metadata={"help": "put the image description in the prompt (False: text only)"},
@@ -48,6 +58,8 @@ class ClipLLMConfig:
             raise ValueError("max_new_tokens must be positive")
         if self.top_k <= 0:
             raise ValueError("top_k must be positive")
+        if self.stated_threshold is not None and not 0.0 < self.stated_threshold < 1.0:
+            raise ValueError("stated_threshold must be in (0, 1)")
 
 
 class ClipLLMBackend(TransformersPolicy):
@@ -87,24 +99,45 @@ class ClipLLMBackend(TransformersPolicy):
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
         self.image_root = cfg.image_root
-        self._descriptions: dict[tuple[str, str], str] = {}
+        self.knowledge = knowledge or default_knowledge()
+        self._scores: dict[tuple[str, str], list[tuple[str, float]]] = {}
         self._setup_generation()
         if cfg.adapter:
             self.load_adapter(cfg.adapter)
 
     # -- the image description ---------------------------------------------------------------
-    def describe(self, cases: Sequence[Case]) -> list[str | None]:
-        """The image description of each case (cached per image and modality)."""
+    def image_scores(self, cases: Sequence[Case]) -> list[list[tuple[str, float]]]:
+        """Each case's image scored against its modality's findings, best first (cached per
+        image and modality). Raises ValueError without an image encoder."""
         if self.scorer is None:
-            return [None] * len(cases)
+            raise ValueError("this clip-llm version does not look at the image")
         keys = [(str(resolve_image(c.image, self.image_root)), c.modality) for c in cases]
-        todo = sorted({k for k in keys if k not in self._descriptions})
+        todo = sorted({k for k in keys if k not in self._scores})
         if todo:
             images = [load_pil(resolve_image(path, None)) for path, _ in todo]
             scores = self.scorer.score(images, [m for _, m in todo])
             for key, s in zip(todo, scores, strict=True):
-                self._descriptions[key] = describe_scores(s, self.config.top_k)
-        return [self._descriptions[k] for k in keys]
+                self._scores[key] = s
+        return [self._scores[k] for k in keys]
+
+    def describe_case(self, case: Case, scores: Sequence[tuple[str, float]]) -> str:
+        """The description of ``case``'s image from its ``scores`` (with the call on its stated
+        finding when the version has a ``stated_threshold``)."""
+        stated = self.knowledge.finding(case.modality, case.finding)
+        return describe_scores(
+            scores,
+            self.config.top_k,
+            stated.name if stated is not None else None,
+            self.config.stated_threshold,
+        )
+
+    def describe(self, cases: Sequence[Case]) -> list[str | None]:
+        """The image description of each case (its image's scores are cached)."""
+        if self.scorer is None:
+            return [None] * len(cases)
+        return [
+            self.describe_case(c, s) for c, s in zip(cases, self.image_scores(cases), strict=True)
+        ]
 
     def prompt_texts(self, cases: Sequence[Case]) -> list[str]:
         """The full prompt text of each case, chat template applied when the tokenizer has one."""

@@ -261,4 +261,31 @@ def test_clip_checkpoint_is_chosen_on_val(tmp_path: Path) -> None:
                          None, "c", val)  # fmt: skip
     known = [c for c in train if c.error_type != "unsupported_by_image"]  # shown finding known
     assert len(matched.description_steps) == 1 and len(matched.descriptions) == len(known)
-    assert all(d[0].startswith("image suggests: ") for d in matched.descriptions.values())
+    # Score lists (best first), which the LM's descriptions are made from per case.
+    assert all(
+        d[0] and d[0] == sorted(d[0], key=lambda x: -x[1]) for d in matched.descriptions.values()
+    )
+
+
+def test_demo_v2_states_the_encoders_call_at_the_threshold_chosen_on_val(tmp_path: Path) -> None:
+    """demo-v2's description gives the encoder's call on the stated finding at the one-threshold
+    rule's threshold, chosen on the val split with the CLIP kept (never on test)."""
+    from dataclasses import replace
+
+    from core.demo.train_models import stated_threshold_on_val
+
+    train = make_cases(tmp_path / "img", n=24, seed=6, split="train")
+    val = make_cases(tmp_path / "val", n=12, seed=7, split="val")
+    test = make_cases(tmp_path / "test", n=6, seed=8, split="test")
+    test = [replace(c, error_type="none" if c.is_error else "treatment_mismatch") for c in test]
+    cfg = DemoTrainConfig(clip_steps=10, lm_steps=10, batch_size=4, eval_every=5)
+    cards = train_demo_models(train + val + test, tmp_path / "models", None, cfg)
+    t = cards[1].settings["stated_threshold"]
+    assert 0.0 < t < 1.0 and "stated_threshold" not in cards[0].settings
+    assert cards[1].training["clip"]["stated_threshold"] == t
+    backend = Registry(tmp_path / "models").load_backend("demo-v2", device="cpu")
+    assert backend.config.stated_threshold == t
+    assert stated_threshold_on_val(backend, val)[0] == t  # the same rule, on val, gives it
+    assert all("; stated finding: " in d for d in backend.describe(val))
+    off = train_demo_models(train + val, tmp_path / "off", None, replace(cfg, stated_call=False))
+    assert "stated_threshold" not in off[1].settings

@@ -163,3 +163,24 @@ def test_importing_the_back_end_does_not_import_torch() -> None:
     code = "import sys, core.models.backends.clip_llm, core.models.backends.vlm, core.models.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_stated_call_follows_the_threshold(demo_dir: Path, cases: list) -> None:
+    """With a stated_threshold the description ends with the encoder's call on the case's own
+    stated finding, read from the same scores as the rest of the line."""
+    from core.models.clip_scorer import stated_probability
+
+    plain = _backend(demo_dir)
+    case = cases[0]
+    scores = plain.image_scores([case])[0]
+    stated = plain.knowledge.finding(case.modality, case.finding)
+    assert stated is not None
+    p = stated_probability(scores, stated.name)
+    assert "stated finding" not in plain.describe([case])[0]
+    low = _backend(demo_dir, stated_threshold=max(0.01, p / 2)).describe([case])[0]
+    assert low.endswith(f"; stated finding: seen ({p:.2f})")
+    if p < 0.98:
+        high = _backend(demo_dir, stated_threshold=min(0.99, p + 0.01)).describe([case])[0]
+        assert high.endswith(f"; stated finding: not seen ({p:.2f})")
+    with pytest.raises(ValueError, match="stated_threshold"):
+        ClipLLMConfig(stated_threshold=1.0)
