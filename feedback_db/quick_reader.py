@@ -135,9 +135,8 @@ class QuickReader:
     thread), never by two at once, as a Store is.
     """
 
-    def __init__(self, con: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, con: sqlite3.Connection) -> None:
         self._con = con
-        self.path = path
 
     @classmethod
     def open(cls, path: Path) -> QuickReader | None:
@@ -158,7 +157,7 @@ class QuickReader:
         except sqlite3.Error:
             con.close()
             return None
-        return cls(con, path)
+        return cls(con)
 
     def close(self) -> None:
         self._con.close()
@@ -179,21 +178,7 @@ class QuickReader:
             "(SELECT max(id) FROM evaluations WHERE version_id = v.id) ORDER BY v.id"
         )
         out = []
-        for (
-            vid,
-            name,
-            backend,
-            base,
-            parent,
-            path,
-            metrics,
-            active,
-            note,
-            created,
-            sha,
-            prom,
-            why,
-        ) in rows:
+        for vid, name, backend, base, parent, path, metrics, active, note, created, sha, prom, why in rows:  # fmt: skip
             metrics = _json(metrics)
             out.append(
                 ModelVersion(
