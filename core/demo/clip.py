@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CONFIG_FILE = "open_clip_config.json"
-WEIGHTS_FILE = "open_clip_model.safetensors"
+from core.models.clip_scorer import OPEN_CLIP_CONFIG as CONFIG_FILE
+from core.models.clip_scorer import OPEN_CLIP_WEIGHTS as WEIGHTS_FILE
+from core.models.clip_scorer import save_open_clip_weights as save_clip_weights
+
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "DemoClipConfig", "build_demo_clip", "save_clip_weights"]
 
 
 @dataclass
@@ -108,11 +111,3 @@ def build_demo_clip(
         model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
     save_clip_weights(model, out)
     return out
-
-
-def save_clip_weights(model: Any, folder: str | Path) -> None:
-    """Write an open_clip model's weights as safetensors (contiguous copies, no shared storage)."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(Path(folder) / WEIGHTS_FILE))

@@ -43,6 +43,7 @@ from core.cases.records import Case
 from core.clinical.knowledge import Finding, KnowledgeTable, default_knowledge
 from core.models.registry import ModelCard, Registry
 from core.runtime.progress import Progress
+from core.training.encoder import augment
 
 DESCRIPTION_CHECKS = ("late", "matched", "final")
 # Cases whose stated finding is the one the image shows (CLIP can learn from these).
@@ -58,6 +59,14 @@ class DemoTrainConfig:
     lm_steps: int = field(default=1500, metadata={"help": "optimiser steps per language model"})
     batch_size: int = field(default=16, metadata={"help": "cases per step"})
     clip_lr: float = field(default=1e-3, metadata={"help": "CLIP learning rate (AdamW)"})
+    clip_batch: int = field(default=64, metadata={"help": "training images per CLIP step"})
+    clip_shift: float = field(
+        default=0.08,
+        metadata={
+            "help": "CLIP augmentation: each training image is moved by up to this share of its "
+            "side, at random (a lesion may sit anywhere), as well as mirrored half the time"
+        },
+    )
     lm_lr: float = field(default=3e-3, metadata={"help": "language model learning rate (AdamW)"})
     verdict_weight: float = field(
         default=3.0,
@@ -114,7 +123,10 @@ class DemoTrainConfig:
     )
 
     def __post_init__(self) -> None:
-        if min(self.clip_steps, self.lm_steps, self.batch_size, self.eval_every) <= 0:
+        if (
+            min(self.clip_steps, self.lm_steps, self.batch_size, self.clip_batch, self.eval_every)
+            <= 0
+        ):
             raise ValueError("steps, batch_size and eval_every must be positive")
         if self.description_checks not in DESCRIPTION_CHECKS:
             raise ValueError(f"description_checks must be one of {DESCRIPTION_CHECKS}")
@@ -289,10 +301,8 @@ def train_clip(
     for step in range(1, cfg.clip_steps + 1):
         if progress is not None:
             progress.check()
-        idx = torch.randint(len(usable), (min(cfg.batch_size * 2, len(usable)),), generator=gen)
-        batch = images[idx]
-        flip = torch.rand(len(idx), generator=gen) < 0.5  # mirror half: lesions sit on either side
-        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+        idx = torch.randint(len(usable), (min(cfg.clip_batch, len(usable)),), generator=gen)
+        batch = augment(images[idx], gen, cfg.clip_shift)
         img = model.encode_image(batch, normalize=True)
         txt = model.encode_text(text_tokens, normalize=True)
         logits = model.logit_scale.exp() * img @ txt.T

@@ -65,6 +65,20 @@ def quiet_open_clip() -> Iterator[None]:
         root.disabled = was
 
 
+#: open_clip's ``local-dir:`` layout: the model and preprocess config, and the weights.
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+OPEN_CLIP_WEIGHTS = "open_clip_model.safetensors"
+
+
+def save_open_clip_weights(model: Any, folder: str | Path) -> None:
+    """Write an open_clip model's weights into ``folder`` as safetensors (contiguous copies, no
+    shared storage), in the ``local-dir:`` layout's file name."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(Path(folder) / OPEN_CLIP_WEIGHTS))
+
+
 class ClipScorer:
     """An open_clip model, its preprocessing and tokenizer, and cached finding embeddings."""
 

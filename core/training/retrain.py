@@ -87,10 +87,13 @@ def default_name(parent: str) -> str:
     return f"{parent[:40]}-rl-{stamp}"
 
 
-def _copy_bases(card: ModelCard, parent_dir: Path, work: Path) -> None:
-    """Bring the parent's local base models (``base/...``) into the new version: hard links when
-    the filesystem allows (same bytes, no copy), else copies."""
-    for ref in card.base_models.values():
+def _copy_bases(card: ModelCard, parent_dir: Path, work: Path, used: dict[str, str]) -> None:
+    """Bring the parent's local base models (``base/...``) that the new version still uses
+    (``used``, its card's base models) into it: hard links when the filesystem allows (same
+    bytes, no copy), else copies."""
+    for key, ref in card.base_models.items():
+        if used.get(key) != ref:
+            continue  # replaced by a stage (the encoder stage's new encoder)
         src = parent_dir / ref
         if Path(ref).is_absolute() or not src.exists():
             continue  # a hub id or an absolute path: nothing to carry
@@ -211,7 +214,9 @@ def retrain(
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=runs_dir))
     run = _Run(registry, name, held, report, active or parent, image_root, t0)
-    ctx = StageContext(policy, data, cfg, work, parent_card, registry.path(parent), progress)
+    ctx = StageContext(
+        policy, data, cfg, work, parent_card, registry.path(parent), progress, val=held
+    )
     try:
         return _run(run, ctx)
     except BaseException:
@@ -306,7 +311,7 @@ def _run(run: _Run, ctx: StageContext) -> RetrainResult:
         parent=parent_card.name,
         training={"kind": "retrain", "config": asdict(cfg), **reports},
         metrics=report.to_dict(),
-        settings=parent_card.settings,
+        settings=ctx.settings,
         description=(
             f"{'+'.join(cfg.stages)} from {parent_card.name} on {ctx.data.ratings} ratings "
             f"({len(ctx.data.judgements)} judged cases)"
@@ -316,11 +321,11 @@ def _run(run: _Run, ctx: StageContext) -> RetrainResult:
     if not is_main_process():
         # Under `accelerate launch`, every process trains; only the main one registers.
         shutil.rmtree(work, ignore_errors=True)
-        card = ModelCard(name, parent_card.backend, parent_card.base_models, **fields)
+        card = ModelCard(name, parent_card.backend, ctx.base_models, **fields)
     else:
-        _copy_bases(parent_card, ctx.parent_dir, work)
+        _copy_bases(parent_card, ctx.parent_dir, work, ctx.base_models)
         card = run.registry.create_version(
-            name, parent_card.backend, parent_card.base_models, from_folder=work, **fields
+            name, parent_card.backend, ctx.base_models, from_folder=work, **fields
         )
     return RetrainResult(
         card, gate, report.to_dict(), active_report.to_dict(), [*held, *report_cases],

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.training.encoder_config import EncoderSettings
 from core.training.ppo_config import PPOConfig
 from core.training.reward_config import RewardModelConfig
 from core.training.sft_config import SFTSettings
@@ -67,6 +68,15 @@ _RUNS = "core.training.stages"
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
+        Stage(
+            "encoder",
+            "fine-tune the image encoder on what the clinicians judged each image to show "
+            "(kept only if its val loss is lower)",
+            runs="core.training.encoder:run_encoder",
+            config="encoder",
+            needs="judged cases whose verdict says whether the image shows the stated finding; "
+            "the val cases",
+        ),
         Stage(
             "sft",
             "LoRA supervised fine-tuning on the answers clinicians confirmed or wrote",
@@ -155,6 +165,9 @@ class RetrainConfig:
     )
     sft_min_examples: int = field(
         default=8, metadata={"help": "gold answers needed before auto runs SFT"}
+    )
+    encoder: EncoderSettings = field(
+        default_factory=EncoderSettings, metadata={"help": "encoder stage settings"}
     )
     sft: SFTSettings = field(default_factory=SFTSettings, metadata={"help": "SFT settings"})
     reward: RewardModelConfig = field(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.cases.records import Case
 from core.models.registry import ModelCard
 from core.runtime.progress import Progress
 from core.training.data import TrainingData
@@ -24,7 +25,11 @@ class StageContext:
     """What the stages of one retrain share: the policy being trained (the parent's model), what
     it learns from, the settings, the run's temporary folder (which becomes the new version), the
     parent's card and folder, and the progress. ``reward_model`` is set by the reward stage (or
-    carried from the parent) for PPO and GRPO; ``ran`` lists the stages that trained."""
+    carried from the parent) for PPO and GRPO; ``ran`` lists the stages that trained. ``val``:
+    the val cases with their verdicts, for a stage's choices (the encoder stage keeps its
+    checkpoint by them). ``base_models`` and ``settings`` start as the parent card's and become
+    the new card's: a stage that replaces a base model (the encoder stage) or a setting (the
+    stated call's threshold) changes them here."""
 
     policy: Any
     data: TrainingData
@@ -35,6 +40,13 @@ class StageContext:
     progress: Progress | None = None
     reward_model: Any = None
     ran: list[str] = field(default_factory=list)
+    val: list[Case] = field(default_factory=list)
+    base_models: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base_models = dict(self.base_models or self.parent.base_models)
+        self.settings = dict(self.settings or self.parent.settings)
 
     def announce(self, stage: str, message: str) -> None:
         """Honour a cancel, then say that ``stage`` starts and on what."""

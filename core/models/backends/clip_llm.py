@@ -120,6 +120,10 @@ class ClipLLMBackend(TransformersPolicy):
                 self._scores[key] = s
         return [self._scores[k] for k in keys]
 
+    def clear_image_cache(self) -> None:
+        """Forget the images' scores (after the image encoder's weights changed)."""
+        self._scores.clear()
+
     def describe_case(self, case: Case, scores: Sequence[tuple[str, float]]) -> str:
         """The description of ``case``'s image from its ``scores`` (with the call on its stated
         finding when the version has a ``stated_threshold``)."""
