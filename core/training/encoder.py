@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cases.records import Case
 from core.clinical.knowledge import KnowledgeTable, default_knowledge
@@ -43,6 +43,9 @@ from core.clinical.verdicts import Label
 from core.runtime.progress import Progress
 from core.training.data import TrainingData
 from core.training.encoder_config import EncoderSettings
+
+if TYPE_CHECKING:
+    from core.training.stages import StageContext
 
 #: Where the stage writes the new encoder inside the new version (its card's ``clip``).
 ENCODER_DIR = "encoder"
@@ -95,10 +98,10 @@ def labels_from_judgements(
             rationales.setdefault(case.case_id, []).append(text)
     out = []
     for case_id, judgement in sorted(data.judgements.items()):
-        case = data.cases.get(case_id)
-        if case is None:
+        judged = data.cases.get(case_id)
+        if judged is None:
             continue
-        label = image_label(case, judgement.true_label, rationales.get(case_id, []), kb)
+        label = image_label(judged, judgement.true_label, rationales.get(case_id, []), kb)
         if label is not None:
             out.append(label)
     return out
@@ -325,7 +328,7 @@ def save_encoder(model: Any, source: Path, dest: Path) -> None:
     save_open_clip_weights(model, dest)
 
 
-def run_encoder(ctx: Any) -> dict[str, Any] | None:
+def run_encoder(ctx: StageContext) -> dict[str, Any] | None:
     """The retrain stage (``core.training.retrain_config.STAGES``): fit the policy's image
     encoder to the judgements, keep it only if its val loss is lower, re-choose the stated
     call's threshold on val, and make the new version load it (``ctx.base_models['clip']``).

@@ -15,6 +15,7 @@ import pytest
 from core.models.registry import Registry
 from core.runtime.progress import Progress
 from core.training.data import TrainingData, write_feedback
+from core.training.encoder_config import EncoderSettings
 from core.training.judgement import Judgement
 from core.training.ppo_config import PPOConfig
 from core.training.retrain import RetrainError, check_data, retrain
@@ -46,14 +47,15 @@ def test_pipelines_and_the_default_are_made_of_the_table() -> None:
         assert pipeline.stages and set(pipeline.stages) <= set(STAGES) and pipeline.summary
     assert RetrainConfig().stages == PIPELINES["retrain"].stages
     with pytest.raises(
-        ValueError, match="stages must be one or more of sft, reward, ppo, dpo, grpo; got nope"
+        ValueError,
+        match="stages must be one or more of encoder, sft, reward, ppo, dpo, grpo; got nope",
     ):
         RetrainConfig(stages=("nope",))
 
 
 def test_every_settings_field_says_what_it_does() -> None:
     """The command line and config files are built from these fields; each needs its help."""
-    for cls in (RetrainConfig, SFTSettings, RewardModelConfig, PPOConfig):
+    for cls in (RetrainConfig, EncoderSettings, SFTSettings, RewardModelConfig, PPOConfig):
         for f in fields(cls):
             assert str(f.metadata.get("help", "")).strip(), f"{cls.__name__}.{f.name} has no help"
 
@@ -121,7 +123,11 @@ def test_retrain_runs_every_stage_of_the_table_in_its_order(registry, tmp_path) 
     events = []
     res = retrain(registry, "base-v1", feedback, held, runs,
                   _config("v-all", tuple(reversed(STAGES))), progress=Progress(events.append))  # fmt: skip
-    assert set(STAGES) <= set(res.card.training), "a stage of the table did not run"
+    # A text-only version has no image encoder: that stage says so and records nothing.
+    assert set(STAGES) - {"encoder"} <= set(res.card.training), "a stage of the table did not run"
+    assert "encoder" not in res.card.training
+    said = [e.message for e in events if e.stage == "encoder"]
+    assert said == ["skipped: this version has no separate image encoder to fit"]
     started = [e.stage for e in events if e.stage in STAGES]
     assert list(dict.fromkeys(started)) == list(STAGES)
     assert (registry.path("v-all") / "reward_model" / "reward_card.json").is_file()
