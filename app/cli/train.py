@@ -1,7 +1,7 @@
 """``medreview train``: train a new model version from the clinicians' ratings.
 
     medreview train retrain [--parent VERSION] [--steps N] [--progress json] ...
-    medreview train {sft,reward,ppo,dpo,grpo} [--parent VERSION] ...
+    medreview train {encoder,sft,reward,ppo,dpo,grpo} [--parent VERSION] ...
 
 ``retrain`` is the one-click pipeline (SFT where there are gold answers, reward model, PPO,
 evaluation on the val split, the safety gate against the active version, registration); ``rl``
@@ -9,7 +9,7 @@ is reward model + PPO; the other verbs run one stage through the same pipeline, 
 in an evaluated, registered version or in nothing at all. The verbs are the rows of the tables
 ``PIPELINES`` and ``STAGES`` (``core.training.retrain_config``), never listed here.
 
-Every field of ``RetrainConfig`` and of its ``sft``, ``reward`` and ``ppo`` sections is an option
+Every field of ``RetrainConfig`` and of its ``encoder``, ``sft``, ``reward`` and ``ppo`` sections is an option
 (``--max-fpr``, ``--ppo-init-kl-coef``...), built from the dataclasses with their types, defaults
 and help (``app.cli.config_args``); ``--config FILE`` (YAML, JSON or TOML) sets any of them, and
 the options typed override the file (docs/training.md, "Command line").

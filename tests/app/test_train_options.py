@@ -116,7 +116,7 @@ def test_an_unknown_stage_is_one_sentence(capsys: pytest.CaptureFixture[str]) ->
         main(["train", "retrain", "--stages", "reward,nope"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("stages takes sft | reward | ppo | dpo | grpo, got nope")
+    assert err[-1].endswith("stages takes encoder | sft | reward | ppo | dpo | grpo, got nope")
     assert len(err) == 2  # the short usage line, then the sentence
 
 
