@@ -42,7 +42,7 @@ VERBS: tuple[tuple[str, str, str], ...] = (
     ),
     ("predict", "app.cli.predict", "run a model version over the workspace's cases or a manifest"),
     ("evaluate", "app.cli.evaluate", "score a model version's verdicts against the ground truth"),
-    ("train", "app.cli.train", "train: encoder, sft, reward, ppo, grpo, dpo, or retrain (all)"),
+    ("train", "app.cli.train", "train: encoder, sft, reward, ppo, grpo, dpo, or the retrain"),
     ("compare", "app.cli.compare", "compare two model versions on the same held-out cases"),
     ("db", "app.cli.db", "the feedback store: info, upgrade"),
     ("benchmark", "app.cli.benchmark", "reproduce the plan's table on the demo benchmark"),
