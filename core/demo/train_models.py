@@ -6,8 +6,9 @@ clip-llm versions in the registry at ``out_dir``, so every case has an A and a B
 - ``demo-v1``: the language model alone, trained on the case text (no image description). Like
   the text heuristic it can learn treatment mismatches but cannot see an image-only error.
 - ``demo-v2``: the tiny CLIP is first fitted to tell each modality's findings apart (cross-entropy
-  of image/text similarities over the modality's ``clip_text``, both towers; cosine-decayed rate;
-  the checkpoint with the lowest loss on the val images is kept), then the language model is
+  of image/text similarities over the modality's ``clip_text``, both towers; 64 images a step,
+  each mirrored half the time and moved by up to 8% of its side; cosine-decayed rate; the
+  checkpoint with the lowest loss on the val images is kept), then the language model is
   trained on prompts that carry the CLIP's own description of the image.
 
 Targets are gold verdicts built from the ground truth and the knowledge table (``gold_verdict``).
@@ -127,7 +128,7 @@ class DemoTrainConfig:
             min(self.clip_steps, self.lm_steps, self.batch_size, self.clip_batch, self.eval_every)
             <= 0
         ):
-            raise ValueError("steps, batch_size and eval_every must be positive")
+            raise ValueError("steps, batch sizes and eval_every must be positive")
         if self.description_checks not in DESCRIPTION_CHECKS:
             raise ValueError(f"description_checks must be one of {DESCRIPTION_CHECKS}")
         if self.clip_lr <= 0 or self.lm_lr <= 0 or self.verdict_weight <= 0:

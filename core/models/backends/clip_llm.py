@@ -7,7 +7,9 @@ chat template when it has one; the LM writes the verdict by greedy generation. W
 ``stated_threshold`` (the demo's demo-v2 has one, chosen on val) the description ends with the
 encoder's call on the case's stated finding, ``seen`` or ``not seen``: the language model never
 sees the val split, so it cannot learn where a probability stops meaning "shown". The LM may
-carry a LoRA adapter; the image encoder stays frozen (training changes the LM only).
+carry a LoRA adapter; SFT, the reward model and PPO train the LM only, and the image encoder
+changes only through the opt-in encoder stage (``core.training.encoder``), which gives the new
+version an encoder of its own.
 """
 
 from __future__ import annotations
