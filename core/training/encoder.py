@@ -67,7 +67,13 @@ def image_label(
 ) -> ImageLabel | None:
     """The image label a true verdict (and the clinicians' rationales) gives ``case``, or None
     when it says nothing about the image (an unknown finding, or a treatment that does not fit
-    the stated finding)."""
+    the stated finding).
+
+    Two heuristics, said plainly: an ERROR on a treatment the knowledge table accepts is read as
+    an image error (a clinician who disagrees with the table itself gives a wrong "not shown"
+    label), and a rationale "names" a finding when the finding's name appears in it, so "not a
+    Pneumothorax" names Pneumothorax; only a rationale that names exactly one other finding is
+    used. The val loss guard keeps labels this noisy from doing harm."""
     stated = kb.finding(case.modality, case.finding)
     if stated is None:
         return None
@@ -130,14 +136,18 @@ def augment(batch: Any, gen: Any, shift: float) -> Any:
 
     flip = torch.rand(len(batch), generator=gen) < 0.5
     batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
-    side = batch.shape[-1]
-    s = round(shift * side)
-    if s <= 0 or not len(batch):
+    height, width = batch.shape[-2:]
+    sy, sx = round(shift * height), round(shift * width)
+    if max(sy, sx) <= 0 or not len(batch):
         return batch
-    padded = torch.nn.functional.pad(batch, (s, s, s, s), mode="replicate")
-    offsets = torch.randint(0, 2 * s + 1, (len(batch), 2), generator=gen).tolist()
+    padded = torch.nn.functional.pad(batch, (sx, sx, sy, sy), mode="replicate")
+    dys = torch.randint(0, 2 * sy + 1, (len(batch),), generator=gen).tolist()
+    dxs = torch.randint(0, 2 * sx + 1, (len(batch),), generator=gen).tolist()
     return torch.stack(
-        [padded[i, :, dy : dy + side, dx : dx + side] for i, (dy, dx) in enumerate(offsets)]
+        [
+            padded[i, :, dy : dy + height, dx : dx + width]
+            for i, (dy, dx) in enumerate(zip(dys, dxs, strict=True))
+        ]
     )
 
 
@@ -293,6 +303,7 @@ def fit_encoder(
         if progress is not None and (step % 10 == 0 or step == cfg.steps):
             progress.update(stage, step, cfg.steps, loss=float(loss.detach()))
     model.load_state_dict(best[2])
+    model.zero_grad(set_to_none=True)
     model.eval()
     return EncoderReport(
         labels=len(labels),
@@ -319,11 +330,13 @@ def local_open_clip_folder(source: str) -> Path | None:
 def save_encoder(model: Any, source: Path, dest: Path) -> None:
     """Write ``model`` as an open_clip folder at ``dest``: ``source``'s config and tokenizer
     files, the new weights."""
-    from core.models.clip_scorer import OPEN_CLIP_WEIGHTS, save_open_clip_weights
+    from core.models.clip_scorer import save_open_clip_weights
+    from core.models.registry import PICKLE_SUFFIXES
 
     dest.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
-        if item.is_file() and item.name != OPEN_CLIP_WEIGHTS and item.suffix != ".bin":
+        weights = item.suffix.lower() in (*PICKLE_SUFFIXES, ".safetensors")
+        if item.is_file() and not weights:
             shutil.copy2(item, dest / item.name)
     save_open_clip_weights(model, dest)
 
@@ -368,26 +381,26 @@ def run_encoder(ctx: StageContext) -> dict[str, Any] | None:
         model, scorer.tokenizer, scorer.preprocess, load, labels, val_labels, cfg,
         device=scorer.choice.device, knowledge=kb, progress=ctx.progress,
     )  # fmt: skip
+    if report.kept:  # saved as trained (fp32), before the cast back to the device's dtype
+        save_encoder(model, folder, ctx.work / ENCODER_DIR)
+        ctx.base_models["clip"] = ENCODER_DIR
     model.to(dtype=dtype).eval()
     scorer.clear_cache()
     policy.clear_image_cache()
-    if report.kept:
-        threshold = policy.config.stated_threshold
-        report.threshold_before = threshold
-        if threshold is not None:
-            val = [c for c in ctx.val if c.truth_label is not None]
-            scores = policy.image_scores(val)
-            probs = [
-                stated_probability(s, f.name) if (f := kb.finding(c.modality, c.finding)) else 0.0
-                for c, s in zip(val, scores, strict=True)
-            ]
-            rejected = [kb.is_acceptable(c.modality, c.finding, c.treatment) is False for c in val]
-            t, acc = choose_stated_threshold(probs, rejected, [bool(c.is_error) for c in val])
-            policy.config.stated_threshold = t
-            ctx.settings["stated_threshold"] = t
-            report.threshold_after, report.threshold_val_accuracy = t, acc
-        save_encoder(model, folder, ctx.work / ENCODER_DIR)
-        ctx.base_models["clip"] = ENCODER_DIR
+    threshold = policy.config.stated_threshold
+    report.threshold_before = threshold
+    if report.kept and threshold is not None:
+        val = [c for c in ctx.val if c.truth_label is not None]
+        scores = policy.image_scores(val)
+        probs = [
+            stated_probability(s, f.name) if (f := kb.finding(c.modality, c.finding)) else 0.0
+            for c, s in zip(val, scores, strict=True)
+        ]
+        rejected = [kb.is_acceptable(c.modality, c.finding, c.treatment) is False for c in val]
+        t, acc = choose_stated_threshold(probs, rejected, [bool(c.is_error) for c in val])
+        policy.config.stated_threshold = t
+        ctx.settings["stated_threshold"] = t
+        report.threshold_after, report.threshold_val_accuracy = t, acc
     if ctx.progress is not None:
         ctx.progress.update("encoder", report.steps, report.steps, message=report.line())
     return report.to_dict()

@@ -92,8 +92,8 @@ def _copy_bases(card: ModelCard, parent_dir: Path, work: Path, used: dict[str, s
     (``used``, its card's base models) into it: hard links when the filesystem allows (same
     bytes, no copy), else copies."""
     for key, ref in card.base_models.items():
-        if used.get(key) != ref:
-            continue  # replaced by a stage (the encoder stage's new encoder)
+        if used.get(key) != ref or (work / ref).exists():
+            continue  # replaced by a stage (the encoder stage's new encoder, even of the same name)
         src = parent_dir / ref
         if Path(ref).is_absolute() or not src.exists():
             continue  # a hub id or an absolute path: nothing to carry
