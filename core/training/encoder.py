@@ -136,18 +136,16 @@ def augment(batch: Any, gen: Any, shift: float) -> Any:
 
     flip = torch.rand(len(batch), generator=gen) < 0.5
     batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
-    height, width = batch.shape[-2:]
-    sy, sx = round(shift * height), round(shift * width)
-    if max(sy, sx) <= 0 or not len(batch):
+    side = batch.shape[-1]
+    if batch.shape[-2] != side:  # open_clip's preprocessing always gives square images
+        raise ValueError(f"augment expects square images, got {tuple(batch.shape[-2:])}")
+    s = round(shift * side)
+    if s <= 0 or not len(batch):
         return batch
-    padded = torch.nn.functional.pad(batch, (sx, sx, sy, sy), mode="replicate")
-    dys = torch.randint(0, 2 * sy + 1, (len(batch),), generator=gen).tolist()
-    dxs = torch.randint(0, 2 * sx + 1, (len(batch),), generator=gen).tolist()
+    padded = torch.nn.functional.pad(batch, (s, s, s, s), mode="replicate")
+    offsets = torch.randint(0, 2 * s + 1, (len(batch), 2), generator=gen).tolist()
     return torch.stack(
-        [
-            padded[i, :, dy : dy + height, dx : dx + width]
-            for i, (dy, dx) in enumerate(zip(dys, dxs, strict=True))
-        ]
+        [padded[i, :, dy : dy + side, dx : dx + side] for i, (dy, dx) in enumerate(offsets)]
     )
 
 
