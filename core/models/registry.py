@@ -7,6 +7,8 @@ Layout of a version folder::
     base/             demo base models saved whole (save_pretrained, safetensors) with their
                       tokenizer/processor files; real base models stay in the HF cache
     adapter/          LoRA adapter (peft, adapter_model.safetensors)
+    encoder/          an image encoder the encoder stage fine-tuned (open_clip local-dir), in
+                      place of the parent's; the card's ``clip`` base model names it
     reward_model/     the reward model, where training made one
 
 Base model ids in the card are hub ids (found in the local Hugging Face cache), paths relative to
