@@ -119,7 +119,6 @@ def _load(case: Case):
 
 
 def test_fit_lowers_the_val_loss_and_keeps_the_better_encoder(phantoms, tmp_path) -> None:
-    torch.set_num_threads(1)
     model, tok, pre = _clip(tmp_path / "clip")
     labels = labels_from_verdicts(phantoms["train"], KB)  # verdicts as if judged
     val = labels_from_verdicts(phantoms["val"], KB)
