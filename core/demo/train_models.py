@@ -9,7 +9,11 @@ clip-llm versions in the registry at ``out_dir``, so every case has an A and a B
   of image/text similarities over the modality's ``clip_text``, both towers; 64 images a step,
   each mirrored half the time and moved by up to 8% of its side; cosine-decayed rate; the
   checkpoint with the lowest loss on the val images is kept), then the language model is
-  trained on prompts that carry the CLIP's own description of the image.
+  trained on prompts that carry the CLIP's own description of the image, ending with the
+  encoder's call on the stated finding at a threshold chosen on val (``stated_call``). A share of
+  those descriptions (``call_mix``) is mixed toward another finding while the call stays true, so
+  the LM learns that the call, not the top finding, decides: the kept CLIP knows its training
+  images, and on them the two almost never disagree (on new images they do).
 
 Targets are gold verdicts built from the ground truth and the knowledge table (``gold_verdict``).
 Besides the train cases themselves, each language model learns from ``knowledge_examples``: every
@@ -112,6 +116,18 @@ class DemoTrainConfig:
             "(core.models.clip_scorer.choose_stated_threshold)"
         },
     )
+    call_mix: float = field(
+        default=0.3,
+        metadata={
+            "help": "demo-v2: share of the LM's training draws whose image scores are mixed "
+            "toward a random finding of the modality (weight drawn from 0 to 1), kept only when "
+            "the encoder's call on the stated finding still says what the training case's image "
+            "shows: the kept CLIP knows its training images, so without this the LM rarely sees "
+            "the top finding and the call disagree, and on new images it follows the top finding "
+            "where the call (its threshold chosen on val) is right; with description_checks 'final' and "
+            "stated_call; 0 turns it off"
+        },
+    )
     names: tuple[str, str] = field(
         default=("demo-v1", "demo-v2"), metadata={"help": "version names"}
     )
@@ -133,6 +149,8 @@ class DemoTrainConfig:
             raise ValueError(f"description_checks must be one of {DESCRIPTION_CHECKS}")
         if self.clip_lr <= 0 or self.lm_lr <= 0 or self.verdict_weight <= 0:
             raise ValueError("learning rates and verdict_weight must be positive")
+        if not 0.0 <= self.call_mix <= 1.0:
+            raise ValueError("call_mix must be in [0, 1]")
         if not 0.0 <= self.verdict_smoothing < 0.5:
             raise ValueError("verdict_smoothing must be in [0, 0.5)")
         if len(self.names) != 2 or self.names[0] == self.names[1]:
@@ -557,6 +575,53 @@ def _describe_with(
     backend.describe = describe
 
 
+def mixed_scores(
+    scores: Sequence[tuple[str, float]], toward: str, weight: float
+) -> list[tuple[str, float]]:
+    """``scores`` mixed with a point mass on the finding ``toward``: ``(1 - weight) * p``, plus
+    ``weight`` on ``toward``; still a distribution, best first."""
+    mixed = ((n, (1.0 - weight) * p + (weight if n == toward else 0.0)) for n, p in scores)
+    return sorted(mixed, key=lambda x: -x[1])
+
+
+def _mix_calls(backend: Any, examples: Sequence[Case], share: float, seed: int) -> dict[str, int]:
+    """Make ``backend`` describe ``share`` of the drawn ``examples`` (training cases, ground truth
+    known) from scores mixed toward a random finding of their modality (``mixed_scores``), where
+    the encoder's call on the stated finding (``stated_threshold``) still matches what the image
+    shows; other draws, and every other case (val), as before. Returns the running counts
+    ``{"mixed": .., "kept_as_is": ..}`` (a mix whose call would lie is not used)."""
+    from core.models.clip_scorer import stated_probability
+
+    kb = default_knowledge()
+    t = backend.config.stated_threshold
+    own = backend.describe
+    rng = random.Random(seed + 1)  # its own stream: the descriptions' draws stay as they were
+    truth = {c.case_id: c.error_type != "unsupported_by_image" for c in examples}
+    counts = {"mixed": 0, "kept_as_is": 0}
+
+    def describe(cases: Sequence[Case]) -> list[str | None]:
+        out = own(cases)
+        picked = [i for i, c in enumerate(cases) if c.case_id in truth and rng.random() < share]
+        if not picked:
+            return out
+        scores = backend.image_scores([cases[i] for i in picked])
+        for i, s in zip(picked, scores, strict=True):
+            c = cases[i]
+            stated = kb.finding(c.modality, c.finding)
+            if stated is None:
+                continue
+            mixed = mixed_scores(s, rng.choice(kb.findings_for(c.modality)).name, rng.random())
+            if (stated_probability(mixed, stated.name) >= t) == truth[c.case_id]:
+                out[i] = backend.describe_case(c, mixed)
+                counts["mixed"] += 1
+            else:
+                counts["kept_as_is"] += 1
+        return out
+
+    backend.describe = describe
+    return counts
+
+
 def stated_threshold_on_val(backend: Any, val: Sequence[Case]) -> tuple[float, float]:
     """The one-threshold rule's threshold for ``backend``'s CLIP, chosen on the ``val`` cases'
     ground truth (a demo-model setting, as its checkpoints are): ``(t, val accuracy)``."""
@@ -653,9 +718,19 @@ def train_demo_models(
             examples = list(train)
             if cfg.knowledge_examples:
                 examples += knowledge_examples(train, with_image, cfg.seed)
+            mixing = None
+            if (
+                with_image
+                and cfg.call_mix > 0
+                and cfg.description_checks == "final"
+                and backend.config.stated_threshold is not None
+            ):
+                mixing = _mix_calls(backend, examples, cfg.call_mix, cfg.seed)
             stage = f"demo: {folder.name} language model"
             fits[folder.name] = {"lm_examples": len(examples),
                                  **train_lm(backend, examples, cfg, progress, stage, val)}  # fmt: skip
+            if mixing is not None:
+                fits[folder.name]["lm_call_mix"] = dict(mixing)
             backend.model.save_pretrained(folder / "base" / "lm", safe_serialization=True)
         cards = [
             registry.create_version(

@@ -62,8 +62,12 @@ class PPOConfig:
         metadata={"help": "weight of the plan's clinical reward, on prompts a clinician judged"},
     )
     contradiction_penalty: float = field(
-        default=2.0,
-        metadata={"help": "subtracted when an answer's reason contradicts its verdict word"},
+        default=8.0,
+        metadata={
+            "help": "subtracted when an answer's reason contradicts its verdict word; above the "
+            "clinical reward's widest gap between the right and the wrong verdict (7, on a "
+            "critical error), so flipping the word and keeping the reason never pays"
+        },
     )
     normalize_rewards: bool = field(
         default=True,

@@ -289,3 +289,55 @@ def test_demo_v2_states_the_encoders_call_at_the_threshold_chosen_on_val(tmp_pat
     assert all("; stated finding: " in d for d in backend.describe(val))
     off = train_demo_models(train + val, tmp_path / "off", None, replace(cfg, stated_call=False))
     assert "stated_threshold" not in off[1].settings
+    # The LM learnt from descriptions mixed toward other findings (call_mix), only where a call
+    # is made; the card counts them.
+    assert cards[1].training["lm_call_mix"]["mixed"] > 0
+    assert "lm_call_mix" not in off[1].training and "lm_call_mix" not in cards[0].training
+
+
+def test_mixed_scores_stay_a_distribution_best_first() -> None:
+    from core.demo.train_models import mixed_scores
+
+    scores = [("A", 0.9), ("B", 0.08), ("C", 0.02)]
+    out = mixed_scores(scores, "C", 0.5)
+    assert out[0] == ("C", pytest.approx(0.51)) and out[1] == ("A", pytest.approx(0.45))
+    assert sum(p for _, p in out) == pytest.approx(1.0)
+    assert mixed_scores(scores, "B", 0.0) == scores
+
+
+def test_mixed_descriptions_keep_the_call_true_and_leave_val_alone(tmp_path: Path) -> None:
+    """The LM's training descriptions mixed toward another finding (``call_mix``): the stated
+    call in every mixed one still says what the training image shows, some put another finding
+    on top of a call that is right (what the LM must learn to read), and val is untouched."""
+    import re
+
+    from core.demo.clip import DemoClipConfig
+    from core.demo.train_models import _mix_calls
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    clip = build_demo_clip(tmp_path / "clip", DemoClipConfig(), seed=0)
+    lm = build_demo_causal_lm(tmp_path / "lm", DemoLMConfig(), seed=0)
+    backend = ClipLLMBackend(
+        ClipLLMConfig(
+            clip_model=str(clip), lm_model=str(lm), describe_image=True, device="cpu",
+            stated_threshold=0.3,
+        )
+    )  # fmt: skip
+    train = make_cases(tmp_path / "img", n=16, seed=1, split="train")
+    val = make_cases(tmp_path / "val", n=8, seed=2, split="val")
+    plain_train, plain_val = backend.describe(train), backend.describe(val)
+    counts = _mix_calls(backend, train, 1.0, seed=0)
+    call = re.compile(r"image suggests: ([^(]+) \(.*stated finding: (seen|not seen)")
+    changed = disagree = 0
+    for _ in range(5):
+        assert backend.describe(val) == plain_val
+        for case, plain, mixed in zip(train, plain_train, backend.describe(train), strict=True):
+            if mixed == plain:
+                continue
+            changed += 1
+            top, said = call.search(mixed).groups()  # type: ignore[union-attr]
+            shown = case.error_type != "unsupported_by_image"
+            assert (said == "seen") == shown, (case.error_type, mixed)
+            disagree += (top.strip() == case.finding) != shown
+    assert counts["mixed"] >= changed > 0 and counts["kept_as_is"] > 0
+    assert disagree > 0

@@ -96,6 +96,24 @@ def test_the_contradiction_penalty_and_running_normalisation():
     assert second.score == pytest.approx([(r - mean) / std for r in second.raw])
 
 
+def test_by_default_flipping_the_verdict_word_never_pays():
+    """A reason that contradicts its verdict word must score below every consistent answer on a
+    judged case, the wrong ones included, at every severity: otherwise PPO can gain by flipping
+    the word and keeping a misleading reason (seen in the benchmark at a penalty of 2)."""
+    cfg = replace(PPOConfig(), normalize_rewards=False)
+    for case in make_cases(12, seed=7):
+        for severity in ("critical", "high", "moderate"):
+            judged = {case.case_id: Judgement(case.case_id, case.truth_label, severity)}
+            texts = [
+                "CORRECT - the image does not show it",
+                "ERROR - the treatment fits the finding",
+                "CORRECT - the treatment fits the finding",
+                "ERROR - the image does not show it",
+            ]
+            raw = RewardComposer(cfg, judgements=judged)([case] * 4, texts).raw
+            assert max(raw[:2]) < min(raw[2:]), (case.truth_label, severity, raw)
+
+
 @dataclass(frozen=True)
 class Rating:
     """What a judgement is read from: a rating's case, true verdict and severity."""
