@@ -66,7 +66,8 @@ class PPOConfig:
         metadata={
             "help": "subtracted when an answer's reason contradicts its verdict word; above the "
             "clinical reward's widest gap between the right and the wrong verdict (7, on a "
-            "critical error), so flipping the word and keeping the reason never pays"
+            "critical error, at clinical_weight 1), so on a judged case flipping the word and "
+            "keeping the reason never pays more than the consistent wrong answer"
         },
     )
     normalize_rewards: bool = field(

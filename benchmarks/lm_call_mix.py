@@ -1,0 +1,172 @@
+"""An experiment, not a product path: does demo-v2's language model read the encoder's call
+better when some of its training descriptions are mixed toward another finding (``call_mix``)?
+
+On the workspaces ``medreview benchmark --dir DIR`` leaves (``DIR/seed-N``, never modified), per
+seed and per mix share: a fresh demo LM (the seed's own initialisation) is trained as
+``train_demo_models`` trained demo-v2's (the manifest's cases in its order, the card's
+settings, the train split plus the knowledge examples, the kept
+CLIP's descriptions with the call at the card's ``stated_threshold``, checkpoint on val log
+loss), then its greedy verdicts are scored on val. The kept CLIP is the workspace's own and is
+not retrained, so only the LM's reading of the same scores differs. The one-threshold rule on
+those scores is printed beside it (what the LM should at least match).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.lm_call_mix --dir DIR \
+        [--seeds 0,1,2] [--mix 0,0.3,0.6] [--test] [--json OUT]
+
+About 3.5 minutes a seed and share on this 2-core CPU. ``--test`` adds the test split: look at
+it once, at the end; the default share was chosen on val.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def rule_right(backend: Any, cases: list, threshold: float) -> int:
+    """Cases the one-threshold rule gets right on ``backend``'s CLIP scores."""
+    from core.clinical.knowledge import default_knowledge
+    from core.models.clip_scorer import stated_probability
+
+    kb = default_knowledge()
+    right = 0
+    for c, scores in zip(cases, backend.image_scores(cases), strict=True):
+        f = kb.finding(c.modality, c.finding)
+        p = stated_probability(scores, f.name) if f else 0.0
+        said = kb.is_acceptable(c.modality, c.finding, c.treatment) is False or p < threshold
+        right += said == bool(c.is_error)
+    return right
+
+
+def lm_right(backend: Any, cases: list) -> int:
+    """Cases whose greedy verdict word is the truth."""
+    return sum(
+        (v.label.value == "ERROR") == bool(c.is_error)
+        for v, c in zip(backend.predict(cases, batch_size=32), cases, strict=True)
+    )
+
+
+def run_one(root: Path, seed: int, mix: float, test: bool) -> dict[str, Any]:
+    import torch
+
+    from core.cases.records import Case
+    from core.demo import MANIFEST_NAME
+    from core.demo.lm import DemoLMConfig, build_demo_causal_lm
+    from core.demo.train_models import (
+        DemoTrainConfig,
+        _absolute,
+        _mix_calls,
+        knowledge_examples,
+        train_lm,
+    )
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    card = json.loads((root / "models" / "demo-v2" / "model_card.json").read_text())
+    threshold = card["settings"]["stated_threshold"]
+    # The manifest's order is the order train_demo_models was given (knowledge examples and
+    # batches are drawn case by case); its settings are the card's.
+    lines = (root / MANIFEST_NAME).read_text().splitlines()
+    every = _absolute([Case.from_dict(json.loads(x)) for x in lines if x.strip()], str(root))
+    cases = {
+        s: [c for c in every if c.split == s and c.error_type is not None]
+        for s in ("train", "val", "test")
+    }
+    train, val = cases["train"], cases["val"]
+    known = {f.name for f in fields(DemoTrainConfig)}
+    trained = {k: v for k, v in card["training"].items() if k in known}
+    trained["names"] = tuple(trained.get("names", DemoTrainConfig().names))
+    cfg = replace(DemoTrainConfig(**trained), seed=seed, call_mix=mix)
+    tmp = Path(tempfile.mkdtemp(prefix="lm-call-mix-"))
+    try:
+        torch.manual_seed(seed)
+        lm = build_demo_causal_lm(tmp / "lm", DemoLMConfig(), seed=seed)
+        backend = ClipLLMBackend(
+            ClipLLMConfig(
+                clip_model=str(root / "models" / "demo-v2" / "base" / "clip"),
+                lm_model=str(lm),
+                describe_image=True,
+                device="cpu",
+                stated_threshold=threshold,
+            )
+        )
+        examples = list(train) + knowledge_examples(train, True, seed)
+        own = backend.describe
+        counts = _mix_calls(backend, examples, mix, seed) if mix > 0 else {}
+        t0 = time.monotonic()
+        fit = train_lm(backend, examples, cfg, None, "lm", val)
+        backend.describe = own  # type: ignore[method-assign]
+        out: dict[str, Any] = {
+            "seed": seed,
+            "mix": mix,
+            "seconds": round(time.monotonic() - t0),
+            "best_step": fit.get("best_step"),
+            "val_log_loss": round(fit["val_verdict_log_loss"], 4),
+            "val_cases": len(val),
+            "val_right": lm_right(backend, val),
+            "rule_val_right": rule_right(backend, val, threshold),
+            **{f"mixed_{k}": v for k, v in counts.items()},
+        }
+        if test:
+            out.update(
+                test_cases=len(cases["test"]),
+                test_right=lm_right(backend, cases["test"]),
+                rule_test_right=rule_right(backend, cases["test"], threshold),
+            )
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dir", required=True, help="the folder `medreview benchmark --dir` filled")
+    p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
+    p.add_argument("--mix", default="0,0.3,0.6", help="call_mix shares to compare")
+    p.add_argument(
+        "--test", action="store_true", help="also score the test split (once, at the end)"
+    )
+    p.add_argument("--json", help="write the rows to this file")
+    args = p.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        mixes = [float(m) for m in args.mix.split(",")]
+    except ValueError:
+        print(
+            "lm_call_mix: --seeds takes integers and --mix numbers, comma-separated",
+            file=sys.stderr,
+        )
+        return 2
+    rows = []
+    for seed in seeds:
+        root = Path(args.dir) / f"seed-{seed}"
+        if not (root / "models" / "demo-v2" / "model_card.json").is_file():
+            print(
+                f"lm_call_mix: {root} has no demo-v2 (run `medreview benchmark --dir {args.dir}` first)",
+                file=sys.stderr,
+            )
+            return 2
+        card = json.loads((root / "models" / "demo-v2" / "model_card.json").read_text())
+        if "stated_threshold" not in card.get("settings", {}):
+            print(
+                f"lm_call_mix: {root}: demo-v2 has no stated_threshold (trained with stated_call off)",
+                file=sys.stderr,
+            )
+            return 2
+        for mix in mixes:
+            row = run_one(root, seed, mix, args.test)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
