@@ -30,21 +30,6 @@ from pathlib import Path
 from typing import Any
 
 
-def rule_right(backend: Any, cases: list, threshold: float) -> int:
-    """Cases the one-threshold rule gets right on ``backend``'s CLIP scores."""
-    from core.clinical.knowledge import default_knowledge
-    from core.models.clip_scorer import stated_probability
-
-    kb = default_knowledge()
-    right = 0
-    for c, scores in zip(cases, backend.image_scores(cases), strict=True):
-        f = kb.finding(c.modality, c.finding)
-        p = stated_probability(scores, f.name) if f else 0.0
-        said = kb.is_acceptable(c.modality, c.finding, c.treatment) is False or p < threshold
-        right += said == bool(c.is_error)
-    return right
-
-
 def lm_right(backend: Any, cases: list) -> int:
     """Cases whose greedy verdict word is the truth."""
     return sum(
@@ -53,31 +38,34 @@ def lm_right(backend: Any, cases: list) -> int:
     )
 
 
-def run_one(root: Path, seed: int, mix: float, test: bool) -> dict[str, Any]:
-    import torch
-
+def load_workspace(root: Path) -> tuple[dict[str, Any], dict[str, list]]:
+    """demo-v2's card and the cases with ground truth by split, in the manifest's order (the
+    order train_demo_models was given: knowledge examples and batches are drawn case by case)."""
     from core.cases.records import Case
     from core.demo import MANIFEST_NAME
-    from core.demo.lm import DemoLMConfig, build_demo_causal_lm
-    from core.demo.train_models import (
-        DemoTrainConfig,
-        _absolute,
-        _mix_calls,
-        knowledge_examples,
-        train_lm,
-    )
-    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+    from core.demo.train_models import _absolute
 
     card = json.loads((root / "models" / "demo-v2" / "model_card.json").read_text())
-    threshold = card["settings"]["stated_threshold"]
-    # The manifest's order is the order train_demo_models was given (knowledge examples and
-    # batches are drawn case by case); its settings are the card's.
     lines = (root / MANIFEST_NAME).read_text().splitlines()
     every = _absolute([Case.from_dict(json.loads(x)) for x in lines if x.strip()], str(root))
     cases = {
         s: [c for c in every if c.split == s and c.error_type is not None]
         for s in ("train", "val", "test")
     }
+    return card, cases
+
+
+def run_one(
+    root: Path, card: dict[str, Any], cases: dict[str, list], seed: int, mix: float, test: bool
+) -> dict[str, Any]:
+    """A fresh LM trained at ``mix`` on the workspace's kept CLIP, with the card's settings."""
+    import torch
+
+    from core.demo.lm import DemoLMConfig, build_demo_causal_lm
+    from core.demo.train_models import DemoTrainConfig, _mix_calls, knowledge_examples, train_lm
+    from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
+
+    threshold = card["settings"]["stated_threshold"]
     train, val = cases["train"], cases["val"]
     known = {f.name for f in fields(DemoTrainConfig)}
     trained = {k: v for k, v in card["training"].items() if k in known}
@@ -110,14 +98,12 @@ def run_one(root: Path, seed: int, mix: float, test: bool) -> dict[str, Any]:
             "val_log_loss": round(fit["val_verdict_log_loss"], 4),
             "val_cases": len(val),
             "val_right": lm_right(backend, val),
-            "rule_val_right": rule_right(backend, val, threshold),
             **{f"mixed_{k}": v for k, v in counts.items()},
         }
         if test:
             out.update(
                 test_cases=len(cases["test"]),
                 test_right=lm_right(backend, cases["test"]),
-                rule_test_right=rule_right(backend, cases["test"], threshold),
             )
         return out
     finally:
@@ -125,6 +111,8 @@ def run_one(root: Path, seed: int, mix: float, test: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.cli.benchmark import threshold_rule
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", required=True, help="the folder `medreview benchmark --dir` filled")
     p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
@@ -152,15 +140,20 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        card = json.loads((root / "models" / "demo-v2" / "model_card.json").read_text())
+        card, cases = load_workspace(root)
         if "stated_threshold" not in card.get("settings", {}):
             print(
                 f"lm_call_mix: {root}: demo-v2 has no stated_threshold (trained with stated_call off)",
                 file=sys.stderr,
             )
             return 2
+        # The one-threshold rule on the same CLIP scores, once a seed: the bar the LM should meet.
+        rule = threshold_rule(root, cases["val"], cases["test"], "cpu")
         for mix in mixes:
-            row = run_one(root, seed, mix, args.test)
+            row = run_one(root, card, cases, seed, mix, args.test)
+            row["rule_val_right"] = round(rule["val"] * len(cases["val"]))
+            if args.test:
+                row["rule_test_right"] = round(rule["test"] * len(cases["test"]))
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

@@ -110,7 +110,9 @@ def test_by_default_flipping_the_verdict_word_never_pays():
                 "CORRECT - the treatment fits the finding",
                 "ERROR - the image does not show it",
             ]
-            raw = RewardComposer(cfg, judgements=judged)([case] * 4, texts).raw
+            batch = RewardComposer(cfg, judgements=judged)([case] * 4, texts)
+            assert batch.contradicts == [True, True, False, False]
+            raw = batch.raw
             assert max(raw[:2]) < min(raw[2:]), (case.truth_label, severity, raw)
 
 
