@@ -28,6 +28,12 @@ from core.models.backends._generation import (
 from core.models.backends.base import Backend
 from core.runtime.devices import DeviceChoice
 
+DECODINGS = ("greedy", "verdict_branches")
+DECODING_HELP = (
+    "greedy: the verdict word is chosen on its own, first; verdict_branches: the best ERROR "
+    "answer and the best CORRECT answer are written and the more probable one as a whole is kept "
+    "(about twice greedy's time)"
+)
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -84,6 +90,7 @@ class TransformersPolicy(Backend):
     choice: DeviceChoice
     max_new_tokens: int = 32
     probe_steps: int = 4
+    decoding: str = "greedy"
     image_root: str | None = None
     default_lora_targets: Sequence[str] | str = ("q_proj", "v_proj", "o_proj")
 
@@ -179,9 +186,80 @@ class TransformersPolicy(Backend):
         completions, texts, _ = self._generate(cases, **gen_kwargs)
         return completions, texts
 
+    def answer_logprobs(self, cases: Sequence[Case], completions: Sequence[str]) -> list[float]:
+        """log P(completion and end of sequence | prompt) per case: the sum over the answer's
+        tokens, teacher-forced in one forward pass (the tokens ``encode`` trains on)."""
+        import torch
+
+        batch = self.encode(cases, completions)
+        labels = batch.pop("labels")
+        with torch.inference_mode():
+            logits = self.model(**batch).logits[:, :-1, :].float()
+        target = labels[:, 1:]
+        mask = target != -100
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp(min=0).unsqueeze(-1))
+        return [float(v) for v in (logp.squeeze(-1) * mask).sum(dim=1)]
+
+    def _branch_answers(self, cases: Sequence[Case]) -> tuple[list[str], list[float | None]]:
+        """``decoding="verdict_branches"``: the best ERROR answer and the best CORRECT answer
+        (each verdict word forced, the rest greedy), and of the two the one the model finds
+        more probable as a whole. The verdict word is written first, before the reason; greedy
+        decoding commits to it on the first token alone, so an answer such as ``CORRECT - X is
+        not an accepted treatment for Y`` can win although the model gives ``ERROR - X is not
+        an accepted treatment for Y`` a higher probability. Returns the texts and P(ERROR)
+        renormalised over the two answers' probabilities (the verdict's confidence)."""
+        import math
+
+        import torch
+
+        inputs = self.encode(cases)
+        pad = int(self.tokenizer.pad_token_id)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=self._eos_ids,
+        )
+        branches: list[list[str]] = []
+        for word in ("ERROR", "CORRECT"):
+            head = list(self.tokenizer.encode(word, add_special_tokens=False))
+            n = int(inputs["input_ids"].shape[0])
+            forced = torch.as_tensor([head] * n, dtype=torch.long, device=self.choice.device)
+            batch = dict(inputs)
+            batch["input_ids"] = torch.cat([inputs["input_ids"], forced], dim=1)
+            batch["attention_mask"] = torch.cat(
+                [inputs["attention_mask"], torch.ones_like(forced)], dim=1
+            )
+            if "token_type_ids" in batch:
+                batch["token_type_ids"] = torch.cat(
+                    [inputs["token_type_ids"], torch.zeros_like(forced)], dim=1
+                )
+            with torch.inference_mode():
+                out = self.model.generate(**batch, **kwargs)
+            completions = cut_completions(
+                out[:, inputs["input_ids"].shape[1] :], self._eos_ids, pad
+            )
+            branches.append(
+                [
+                    t.strip()
+                    for t in self.tokenizer.batch_decode(completions, skip_special_tokens=True)
+                ]
+            )
+        err, cor = (self.answer_logprobs(cases, texts) for texts in branches)
+        texts: list[str] = []
+        p_error: list[float | None] = []
+        for e_text, c_text, le, lc in zip(*branches, err, cor, strict=True):
+            pe = 1.0 / (1.0 + math.exp(min(700.0, lc - le)))
+            texts.append(e_text if le >= lc else c_text)
+            p_error.append(pe)
+        return texts, p_error
+
     def _predict_batch(self, cases: Sequence[Case]) -> list[Verdict]:
         t0 = time.perf_counter()
-        _, texts, p_error = self._generate(cases)
+        if self.decoding == "verdict_branches":
+            texts, p_error = self._branch_answers(cases)
+        else:
+            _, texts, p_error = self._generate(cases)
         per_case = (time.perf_counter() - t0) * 1000.0 / max(1, len(cases))
         out = []
         for text, pe in zip(texts, p_error, strict=True):

@@ -21,7 +21,13 @@ from typing import Any
 from core.cases.records import Case
 from core.clinical.knowledge import KnowledgeTable, default_knowledge
 from core.clinical.prompts import build_prompt
-from core.models.backends._policy import TransformersPolicy, load_pil, resolve_image
+from core.models.backends._policy import (
+    DECODING_HELP,
+    DECODINGS,
+    TransformersPolicy,
+    load_pil,
+    resolve_image,
+)
 from core.models.clip_scorer import DEFAULT_CLIP, ClipScorer, describe_scores, open_clip_name
 from core.models.hub import offline, resolve_model
 from core.runtime.devices import configure_threads, select_device
@@ -39,6 +45,7 @@ class ClipLLMConfig:
     device: str = field(default="auto", metadata={"help": "auto | cuda | mps | cpu"})
     dtype: str | None = field(default=None, metadata={"help": "override the device's dtype"})
     max_new_tokens: int = field(default=32, metadata={"help": "longest verdict, in tokens"})
+    decoding: str = field(default="greedy", metadata={"help": DECODING_HELP})
     top_k: int = field(default=2, metadata={"help": "findings named in the image description"})
     stated_threshold: float | None = field(
         default=None,
@@ -58,6 +65,8 @@ class ClipLLMConfig:
     def __post_init__(self) -> None:
         if self.max_new_tokens <= 0:
             raise ValueError("max_new_tokens must be positive")
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}")
         if self.top_k <= 0:
             raise ValueError("top_k must be positive")
         if self.stated_threshold is not None and not 0.0 < self.stated_threshold < 1.0:
@@ -100,6 +109,7 @@ class ClipLLMBackend(TransformersPolicy):
         )
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
+        self.decoding = cfg.decoding
         self.image_root = cfg.image_root
         self.knowledge = knowledge or default_knowledge()
         self._scores: dict[tuple[str, str], list[tuple[str, float]]] = {}

@@ -15,7 +15,13 @@ from typing import Any
 
 from core.cases.records import Case
 from core.clinical.prompts import build_prompt
-from core.models.backends._policy import TransformersPolicy, load_pil, resolve_image
+from core.models.backends._policy import (
+    DECODING_HELP,
+    DECODINGS,
+    TransformersPolicy,
+    load_pil,
+    resolve_image,
+)
 from core.models.hub import offline, resolve_model
 from core.runtime.devices import configure_threads, select_device
 
@@ -33,6 +39,7 @@ class VLMConfig:
     device: str = field(default="auto", metadata={"help": "auto | cuda | mps | cpu"})
     dtype: str | None = field(default=None, metadata={"help": "override the device's dtype"})
     max_new_tokens: int = field(default=32, metadata={"help": "longest verdict, in tokens"})
+    decoding: str = field(default="greedy", metadata={"help": DECODING_HELP})
     image_root: str | None = field(
         default=None, metadata={"help": "folder relative image paths start from"}
     )
@@ -40,6 +47,8 @@ class VLMConfig:
     def __post_init__(self) -> None:
         if self.max_new_tokens <= 0:
             raise ValueError("max_new_tokens must be positive")
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}")
 
 
 def messages_for(case: Case) -> list[dict[str, Any]]:
@@ -83,6 +92,7 @@ class VLMBackend(TransformersPolicy):
         )
         self.model = model.to(self.choice.device).eval()
         self.max_new_tokens = cfg.max_new_tokens
+        self.decoding = cfg.decoding
         self.image_root = cfg.image_root
         self._setup_generation()
         if cfg.adapter:

@@ -184,3 +184,59 @@ def test_the_stated_call_follows_the_threshold(demo_dir: Path, cases: list) -> N
         assert high.endswith(f"; stated finding: not seen ({p:.2f})")
     with pytest.raises(ValueError, match="stated_threshold"):
         ClipLLMConfig(stated_threshold=1.0)
+
+
+def test_answer_logprobs_are_the_generated_tokens_probabilities(
+    demo_dir: Path, cases: list
+) -> None:
+    """Teacher-forced log P(answer) equals the sum of generate's own scores of the greedy answer."""
+    b = _backend(demo_dir, max_new_tokens=8)
+    fit_verdict_lines(b, cases, steps=60)  # long enough to learn where an answer ends
+    inputs = b.encode(cases[:3])
+    with torch.no_grad():
+        out = b.model.generate(**inputs, max_new_tokens=40, do_sample=False,
+                               output_scores=True, return_dict_in_generate=True,
+                               pad_token_id=b.tokenizer.pad_token_id, eos_token_id=b._eos_ids)  # fmt: skip
+    steps = b.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+    new = out.sequences[:, inputs["input_ids"].shape[1] :]
+    want = []
+    for row, score in zip(new, steps, strict=True):
+        ends = [i for i, t in enumerate(row.tolist()) if t in b._eos_ids]
+        assert ends, "the fitted model ends its answer"
+        want.append(float(score[: ends[0] + 1].sum()))
+    texts = [t.strip() for t in b.tokenizer.batch_decode(new, skip_special_tokens=True)]
+    assert b.answer_logprobs(cases[:3], texts) == pytest.approx(want, abs=1e-3)
+
+
+def test_verdict_branches_keep_the_more_probable_whole_answer(demo_dir: Path, cases: list) -> None:
+    """decoding="verdict_branches": of the best ERROR answer and the best CORRECT answer (the word
+    forced, the rest greedy) the verdict is the one with the higher log P(answer), and its
+    confidence is that answer's probability renormalised over the two."""
+    b = _backend(demo_dir, max_new_tokens=8, decoding="verdict_branches")
+    fit_verdict_lines(b, cases)
+    verdicts = b.predict(cases, batch_size=4)
+    inputs = b.encode(cases)
+    best: dict[str, list[str]] = {}
+    for word in ("ERROR", "CORRECT"):  # the branches, written here without the back end's code
+        head = torch.tensor([b.tokenizer.encode(word, add_special_tokens=False)] * len(cases))
+        ids = torch.cat([inputs["input_ids"], head], dim=1)
+        mask = torch.cat([inputs["attention_mask"], torch.ones_like(head)], dim=1)
+        with torch.no_grad():
+            out = b.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
+                                   do_sample=False, pad_token_id=b.tokenizer.pad_token_id,
+                                   eos_token_id=b._eos_ids)  # fmt: skip
+        new = out[:, inputs["input_ids"].shape[1] :]
+        best[word] = [
+            b.tokenizer.decode([t for t in r.tolist() if t not in b._eos_ids and
+                                t != b.tokenizer.pad_token_id], skip_special_tokens=True).strip()
+            for r in new
+        ]  # fmt: skip
+    lp = {w: b.answer_logprobs(cases, texts) for w, texts in best.items()}
+    for i, v in enumerate(verdicts):
+        le, lc = lp["ERROR"][i], lp["CORRECT"][i]
+        want = "ERROR" if le >= lc else "CORRECT"
+        assert v.text == best[want][i] and v.label is Label(want), (v.text, le, lc)
+        p_error = 1.0 / (1.0 + float(torch.exp(torch.tensor(lc - le))))
+        assert v.confidence == pytest.approx(p_error if want == "ERROR" else 1 - p_error, abs=1e-4)
+    with pytest.raises(ValueError, match="decoding"):
+        ClipLLMConfig(decoding="beam")

@@ -114,3 +114,37 @@ def test_adapter_round_trip(model_dir: Path, cases: list, tmp_path: Path) -> Non
     with torch.no_grad():
         torch.testing.assert_close(fresh.model(**fresh.encode(cases[:2])).logits, logits)
     assert fresh.generate(cases[:2])[1] == texts
+
+
+def test_verdict_branches_score_both_answers_with_the_image(model_dir: Path, cases: list) -> None:
+    """The two-branch decoding runs on the image model too (the forced word typed as text), and
+    keeps the answer whose teacher-forced log P, image included, is the higher of the two."""
+    b = _backend(model_dir, max_new_tokens=8, decoding="verdict_branches")
+    fit_verdict_lines(b, cases)
+    texts, p_error = b._branch_answers(cases)
+    assert all(t.split(" ", 1)[0] in ("ERROR", "CORRECT") for t in texts), texts
+    inputs = b.encode(cases)
+    branch: dict[str, list[float]] = {}
+    for word in ("ERROR", "CORRECT"):  # each branch, generated here with the image inputs
+        head = torch.tensor([b.tokenizer.encode(word, add_special_tokens=False)] * len(cases))
+        batch = dict(inputs)
+        batch["input_ids"] = torch.cat([inputs["input_ids"], head], dim=1)
+        batch["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(head)], 1)
+        if "token_type_ids" in batch:
+            batch["token_type_ids"] = torch.cat([inputs["token_type_ids"], 0 * head], dim=1)
+        with torch.no_grad():
+            out = b.model.generate(**batch, max_new_tokens=8, do_sample=False,
+                                   pad_token_id=b.tokenizer.pad_token_id, eos_token_id=b._eos_ids)  # fmt: skip
+        new = out[:, inputs["input_ids"].shape[1] :]
+        words = [
+            b.tokenizer.decode([t for t in r.tolist() if t not in b._eos_ids
+                                and t != b.tokenizer.pad_token_id], skip_special_tokens=True).strip()
+            for r in new
+        ]  # fmt: skip
+        branch[word] = b.answer_logprobs(cases, words)
+    chosen = b.answer_logprobs(cases, texts)
+    for i, (t, pe) in enumerate(zip(texts, p_error, strict=True)):
+        best = max(branch["ERROR"][i], branch["CORRECT"][i])
+        assert chosen[i] == pytest.approx(best, abs=1e-3), (t, branch, chosen)
+        assert pe is not None and (pe >= 0.5) == t.startswith("ERROR"), (t, pe)
+    assert [v.text for v in b.predict(cases, batch_size=4)] == texts
