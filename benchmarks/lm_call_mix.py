@@ -30,12 +30,18 @@ from pathlib import Path
 from typing import Any
 
 
-def lm_right(backend: Any, cases: list) -> int:
-    """Cases whose greedy verdict word is the truth."""
-    return sum(
-        (v.label.value == "ERROR") == bool(c.is_error)
-        for v, c in zip(backend.predict(cases, batch_size=32), cases, strict=True)
-    )
+def lm_right(backend: Any, cases: list, decoding: str = "greedy") -> tuple[int, dict[str, int]]:
+    """Cases whose verdict word is the truth, and the wrong ones by scenario kind."""
+    backend.decoding = decoding
+    wrong: dict[str, int] = {}
+    right = 0
+    for v, c in zip(backend.predict(cases, batch_size=32), cases, strict=True):
+        if (v.label.value == "ERROR") == bool(c.is_error):
+            right += 1
+        else:
+            wrong[c.error_type] = wrong.get(c.error_type, 0) + 1
+    backend.decoding = "greedy"
+    return right, dict(sorted(wrong.items()))
 
 
 def load_workspace(root: Path) -> tuple[dict[str, Any], dict[str, list]]:
@@ -56,7 +62,13 @@ def load_workspace(root: Path) -> tuple[dict[str, Any], dict[str, list]]:
 
 
 def run_one(
-    root: Path, card: dict[str, Any], cases: dict[str, list], seed: int, mix: float, test: bool
+    root: Path,
+    card: dict[str, Any],
+    cases: dict[str, list],
+    seed: int,
+    mix: float,
+    test: bool,
+    balanced: bool = True,
 ) -> dict[str, Any]:
     """A fresh LM trained at ``mix`` on the workspace's kept CLIP, with the card's settings."""
     import torch
@@ -70,7 +82,7 @@ def run_one(
     known = {f.name for f in fields(DemoTrainConfig)}
     trained = {k: v for k, v in card["training"].items() if k in known}
     trained["names"] = tuple(trained.get("names", DemoTrainConfig().names))
-    cfg = replace(DemoTrainConfig(**trained), seed=seed, call_mix=mix)
+    cfg = replace(DemoTrainConfig(**trained), seed=seed, call_mix=mix, balanced_knowledge=balanced)
     tmp = Path(tempfile.mkdtemp(prefix="lm-call-mix-"))
     try:
         torch.manual_seed(seed)
@@ -84,27 +96,35 @@ def run_one(
                 stated_threshold=threshold,
             )
         )
-        examples = list(train) + knowledge_examples(train, True, seed)
+        examples = list(train) + knowledge_examples(train, True, seed, cfg.balanced_knowledge)
         own = backend.describe
         counts = _mix_calls(backend, examples, mix, seed) if mix > 0 else {}
         t0 = time.monotonic()
         fit = train_lm(backend, examples, cfg, None, "lm", val)
         backend.describe = own  # type: ignore[method-assign]
+
+        def scored(split: str, split_cases: list) -> dict[str, Any]:
+            right, wrong = lm_right(backend, split_cases)
+            branches, _ = lm_right(backend, split_cases, "verdict_branches")
+            return {
+                f"{split}_right": right,
+                f"{split}_wrong_by_kind": wrong,
+                f"{split}_right_verdict_branches": branches,
+            }
+
         out: dict[str, Any] = {
             "seed": seed,
             "mix": mix,
+            "draws": "balanced" if balanced else "random",
             "seconds": round(time.monotonic() - t0),
             "best_step": fit.get("best_step"),
             "val_log_loss": round(fit["val_verdict_log_loss"], 4),
             "val_cases": len(val),
-            "val_right": lm_right(backend, val),
+            **scored("val", val),
             **{f"mixed_{k}": v for k, v in counts.items()},
         }
         if test:
-            out.update(
-                test_cases=len(cases["test"]),
-                test_right=lm_right(backend, cases["test"]),
-            )
+            out.update(test_cases=len(cases["test"]), **scored("test", cases["test"]))
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -118,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
     p.add_argument("--mix", default="0,0.3,0.6", help="call_mix shares to compare")
     p.add_argument(
+        "--draws",
+        default="balanced",
+        help="knowledge examples' treatment draws to compare: balanced, random or both "
+        "(balanced,random); see DemoTrainConfig.balanced_knowledge",
+    )
+    p.add_argument(
         "--test", action="store_true", help="also score the test split (once, at the end)"
     )
     p.add_argument("--json", help="write the rows to this file")
@@ -125,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         mixes = [float(m) for m in args.mix.split(",")]
-    except ValueError:
+        draws = [{"balanced": True, "random": False}[d] for d in args.draws.split(",")]
+    except (ValueError, KeyError):
         print(
-            "lm_call_mix: --seeds takes integers and --mix numbers, comma-separated",
+            "lm_call_mix: --seeds takes integers, --mix numbers and --draws balanced or random, "
+            "comma-separated",
             file=sys.stderr,
         )
         return 2
@@ -149,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         # The one-threshold rule on the same CLIP scores, once a seed: the bar the LM should meet.
         rule = threshold_rule(root, cases["val"], cases["test"], "cpu")
-        for mix in mixes:
-            row = run_one(root, card, cases, seed, mix, args.test)
+        for mix, balanced in ((m, b) for b in draws for m in mixes):
+            row = run_one(root, card, cases, seed, mix, args.test, balanced)
             row["rule_val_right"] = round(rule["val"] * len(cases["val"]))
             if args.test:
                 row["rule_test_right"] = round(rule["test"] * len(cases["test"]))

@@ -108,6 +108,14 @@ class DemoTrainConfig:
             "not accepted treatment of its finding, and (demo-v2) with a finding it does not show"
         },
     )
+    balanced_knowledge: bool = field(
+        default=True,
+        metadata={
+            "help": "deal the knowledge examples' treatments and other findings from shuffled "
+            "decks, so every (finding, treatment) pair is taught about equally often (False: "
+            "independent random draws, as before)"
+        },
+    )
     stated_call: bool = field(
         default=True,
         metadata={
@@ -372,15 +380,46 @@ def train_clip(
     return fit
 
 
-def knowledge_examples(cases: Sequence[Case], with_image: bool, seed: int = 0) -> list[Case]:
+class _Deck:
+    """Deals the items of each key's list in a shuffled order, reshuffling when a round is out:
+    over ``n`` draws every item of a list of ``k`` comes ``n // k`` or ``n // k + 1`` times
+    (``random.choice`` leaves some (finding, treatment) pairs with none or one example)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self._left: dict[object, list[Any]] = {}
+
+    def draw(self, key: object, items: Sequence[Any]) -> Any:
+        left = self._left.get(key)
+        if not left:
+            left = list(items)
+            self.rng.shuffle(left)
+            self._left[key] = left
+        return left.pop()
+
+
+def knowledge_examples(
+    cases: Sequence[Case], with_image: bool, seed: int = 0, balanced: bool = True
+) -> list[Case]:
     """More training cases made from ``cases`` and the knowledge table (ground truth of the train
     split only): each image whose finding is known, with its finding and an accepted treatment, with
     its finding and a not accepted one (a treatment for another finding of the modality, as the
     demo's mismatches are), and, for a model that sees the image, with a finding of another visual
     that it does not show (an accepted treatment for that one). About the real mix: half
-    consistent, a quarter of each error."""
+    consistent, a quarter of each error.
+
+    ``balanced`` (the default) deals each finding's treatments (and each modality's other
+    findings) from a shuffled deck, so every pair is taught about equally often. With
+    independent random draws a not accepted pair could come up once or never: demo-v2 then said
+    ``CORRECT - Lobectomy is not an accepted treatment for Lobar consolidation`` on all 11 train
+    images of it (seed 0), knowing the rule in its reason but not in its verdict word."""
     kb = default_knowledge()
     rng = random.Random(seed)
+    deck = _Deck(rng)
+
+    def pick(key: object, items: Sequence[Any]) -> Any:
+        return deck.draw(key, items) if balanced else rng.choice(items)
+
     out: list[Case] = []
     for c in cases:
         shown = _shown_finding(c, kb)
@@ -389,15 +428,17 @@ def knowledge_examples(cases: Sequence[Case], with_image: bool, seed: int = 0) -
         findings = kb.findings_for(c.modality)
         pool = sorted({t for f in findings for t in f.acceptable if t not in shown.acceptable})
         variants: list[tuple[Finding, str, str]] = [
-            (shown, rng.choice(shown.acceptable), "none"),
-            (shown, rng.choice(shown.acceptable), "none"),
+            (shown, pick(("ok", shown.name), shown.acceptable), "none"),
+            (shown, pick(("ok", shown.name), shown.acceptable), "none"),
         ]
         if pool:
-            variants.append((shown, rng.choice(pool), "treatment_mismatch"))
+            variants.append((shown, pick(("not", shown.name), pool), "treatment_mismatch"))
         others = [f for f in findings if f.visual != shown.visual and f.acceptable]
         if with_image and others:
-            other = rng.choice(others)
-            variants.append((other, rng.choice(other.acceptable), "unsupported_by_image"))
+            other = pick(("other", c.modality, shown.visual), others)
+            variants.append(
+                (other, pick(("ok", other.name), other.acceptable), "unsupported_by_image")
+            )
         for k, (stated, treatment, kind) in enumerate(variants):
             out.append(
                 Case(
@@ -717,7 +758,7 @@ def train_demo_models(
                 _describe_with(backend, clip_fit.descriptions, cfg.seed)
             examples = list(train)
             if cfg.knowledge_examples:
-                examples += knowledge_examples(train, with_image, cfg.seed)
+                examples += knowledge_examples(train, with_image, cfg.seed, cfg.balanced_knowledge)
             mixing = None
             if (
                 with_image

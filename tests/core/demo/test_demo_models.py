@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,42 @@ def test_knowledge_examples_teach_the_table_on_train_images_only(tmp_path: Path)
         assert parse_verdict(gold_verdict(c))[0] is Label(c.truth_label)
     share = sum(c.error_type == "none" for c in with_image) / len(with_image)
     assert 0.4 <= share <= 0.6  # about the real mix
+
+
+def test_balanced_knowledge_teaches_every_pair_about_equally(tmp_path: Path) -> None:
+    """Dealt from decks, each finding's not accepted treatments come n // k or n // k + 1 times;
+    independent draws (balanced=False, the old way) leave some pairs far from that."""
+    from collections import Counter
+
+    from core.clinical.knowledge import default_knowledge
+    from core.demo.train_models import _Deck, _shown_finding, knowledge_examples
+
+    kb = default_knowledge()
+    cases = make_cases(tmp_path / "img", n=60, seed=8, split="train")
+
+    def spread(examples: list) -> dict[tuple[str, str], tuple[int, int]]:
+        by: dict[tuple[str, str], Counter] = {}
+        for c in examples:
+            if c.error_type == "treatment_mismatch":
+                by.setdefault((c.modality, c.finding), Counter())[c.treatment] += 1
+        out = {}
+        for (modality, name), counts in by.items():
+            findings = kb.findings_for(modality)
+            f = next(f for f in findings if f.name == name)
+            pool = {t for g in findings for t in g.acceptable} - set(f.acceptable)
+            out[(modality, name)] = (min(counts.get(t, 0) for t in pool), max(counts.values()))
+        return out
+
+    balanced = spread(knowledge_examples(cases, with_image=True, seed=0))
+    assert balanced and all(hi - lo <= 1 for lo, hi in balanced.values()), balanced
+    shown = Counter(f.name for c in cases if (f := _shown_finding(c, kb)) is not None)
+    assert max(shown.values()) >= 8  # enough draws per finding for the spread to mean something
+    unbalanced = [spread(knowledge_examples(cases, with_image=True, seed=s, balanced=False))
+                  for s in range(5)]  # fmt: skip
+    assert any(hi - lo > 1 for sp in unbalanced for lo, hi in sp.values())
+    deck = _Deck(random.Random(0))
+    dealt = [deck.draw("k", "abc") for _ in range(7)]
+    assert sorted(dealt[:3]) == sorted(dealt[3:6]) == ["a", "b", "c"]
 
 
 def test_clip_checkpoint_is_chosen_on_val(tmp_path: Path) -> None:
