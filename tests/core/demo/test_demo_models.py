@@ -330,6 +330,19 @@ def test_demo_v2_states_the_encoders_call_at_the_threshold_chosen_on_val(tmp_pat
     # is made; the card counts them.
     assert cards[1].training["lm_call_mix"]["mixed"] > 0
     assert "lm_call_mix" not in off[1].training and "lm_call_mix" not in cards[0].training
+    # demo-v2's LM was trained twice (lm_restarts 2) and the one val likes best was kept: the
+    # card's val log loss is the lower one, and the saved weights give it again.
+    from core.demo.train_models import verdict_log_loss
+
+    runs = cards[1].training["lm_runs"]
+    assert [r["seed"] for r in runs] == [cfg.seed, cfg.seed + 1000]
+    assert runs[0]["val_verdict_log_loss"] != runs[1]["val_verdict_log_loss"]
+    kept = cards[1].training["val_verdict_log_loss"]
+    assert kept == min(r["val_verdict_log_loss"] for r in runs)
+    assert verdict_log_loss(backend, val, backend._verdict_ids) == pytest.approx(kept, abs=1e-5)
+    assert "lm_runs" not in cards[0].training  # the text-only version trains once
+    once = train_demo_models(train + val, tmp_path / "once", None, replace(cfg, lm_restarts=1))
+    assert "lm_runs" not in once[1].training and once[1].training["lm_restarts"] == 1
 
 
 def test_mixed_scores_stay_a_distribution_best_first() -> None:
