@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     add.add_argument(
         "--no-image", action="store_true", help="clip-llm: text only, no image description"
     )
+    from core.models.backends._policy import DECODING_HELP, DECODINGS
+
+    add.add_argument("--decoding", choices=DECODINGS, default="greedy", help=DECODING_HELP)
     add.add_argument("--activate", action="store_true", help="make it the active version")
     add.set_defaults(func=add_version)
 
@@ -115,6 +118,8 @@ def _base_models(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, ob
         ref = local(getattr(args, slot.key, None) or getattr(config_class, slot.field))
         slot.run_check(ref)
         base_models[slot.key] = checked(slot.key, ref, slot.marker)
+    if getattr(args, "decoding", "greedy") != "greedy":
+        settings["decoding"] = args.decoding
     return base_models, settings
 
 

@@ -94,6 +94,25 @@ def test_folder_models_become_a_version_that_predicts(
     assert rc == 2 and "already exists" in capsys.readouterr().err
 
 
+def test_decoding_is_a_setting_the_version_loads_with(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lm = build_demo_causal_lm(tmp_path / "my-lm")
+    rc = main(["models", "add", "both", "--backend", "clip-llm", "--no-image", "--lm", str(lm),
+               "--decoding", "verdict_branches", "--workspace", str(ws)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    registry = Registry(ws / "models")
+    assert registry.card("both").settings["decoding"] == "verdict_branches"
+    assert registry.load_backend("both", device="cpu").decoding == "verdict_branches"
+    assert main(["models", "add", "plain", "--backend", "clip-llm", "--no-image", "--lm", str(lm),
+                 "--workspace", str(ws)]) == 0  # fmt: skip
+    assert "decoding" not in registry.card("plain").settings
+    assert registry.load_backend("plain", device="cpu").decoding == "greedy"
+    with pytest.raises(SystemExit):
+        main(["models", "add", "x", "--backend", "clip-llm", "--decoding", "beam"])
+    assert "invalid choice: 'beam'" in capsys.readouterr().err
+
+
 def test_a_pickle_only_folder_is_refused_and_pickles_beside_safetensors_are_left_out(
     ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
