@@ -1,0 +1,74 @@
+"""An experiment, not a product path: greedy decoding against ``verdict_branches`` (the more
+probable of the best ERROR and the best CORRECT answer) on a benchmark's versions.
+
+On the workspaces ``medreview benchmark --dir DIR`` leaves (``DIR/seed-N``, never modified), each
+of demo-v2, bench-sft and bench-rl answers the val split (and with ``--test`` the test split)
+both ways; printed per version and decoding: cases right, false alarms, critical errors missed.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.decoding --dir DIR [--seeds 0,1,2] [--test]
+
+About a minute a seed on this 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+VERSIONS = ("demo-v2", "bench-sft", "bench-rl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dir", required=True, help="the folder `medreview benchmark --dir` filled")
+    p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
+    p.add_argument("--test", action="store_true", help="also the test split (look once)")
+    args = p.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        print("decoding: --seeds takes integers, comma-separated", file=sys.stderr)
+        return 2
+
+    from core.cases.records import Case
+    from core.demo.train_models import _absolute
+    from core.models.registry import Registry, RegistryError
+
+    splits = ("val", "test") if args.test else ("val",)
+    for seed in seeds:
+        root = Path(args.dir) / f"seed-{seed}"
+        manifest = root / "demo_manifest.jsonl"
+        if not manifest.is_file():
+            print(f"decoding: {root} has no demo_manifest.jsonl", file=sys.stderr)
+            return 2
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+        every = _absolute([Case.from_dict(json.loads(x)) for x in lines if x.strip()], str(root))
+        registry = Registry(root / "models")
+        for name in VERSIONS:
+            try:
+                backend = registry.load_backend(name, device="cpu", image_root=str(root))
+            except RegistryError as e:
+                print(f"decoding: {e}", file=sys.stderr)
+                continue
+            for decoding in ("greedy", "verdict_branches"):
+                backend.decoding = decoding  # type: ignore[attr-defined]
+                row = [f"seed {seed}", name, decoding]
+                for split in splits:
+                    cases = [c for c in every if c.split == split and c.error_type is not None]
+                    said = [v.label.value == "ERROR" for v in backend.predict(cases, batch_size=16)]
+                    right = sum(s == bool(c.is_error) for s, c in zip(said, cases, strict=True))
+                    fp = sum(s and not c.is_error for s, c in zip(said, cases, strict=True))
+                    crit = sum(
+                        not s and c.severity == "critical" for s, c in zip(said, cases, strict=True)
+                    )
+                    row.append(
+                        f"{split} {right}/{len(cases)} false alarms {fp} critical missed {crit}"
+                    )
+                print(" | ".join(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
