@@ -1,20 +1,22 @@
-"""An experiment, not a product path: does demo-v2's language model read the encoder's call
-better when some of its training descriptions are mixed toward another finding (``call_mix``)?
+"""An experiment, not a product path: how do demo-v2's language model's training choices change
+its reading of the same image scores? The share of training descriptions mixed toward another
+finding (``call_mix``), and the knowledge examples' treatment draws (``balanced_knowledge``).
 
 On the workspaces ``medreview benchmark --dir DIR`` leaves (``DIR/seed-N``, never modified), per
-seed and per mix share: a fresh demo LM (the seed's own initialisation) is trained as
+seed, draw kind and mix share: a fresh demo LM (the seed's own initialisation) is trained as
 ``train_demo_models`` trained demo-v2's (the manifest's cases in its order, the card's
-settings, the train split plus the knowledge examples, the kept
-CLIP's descriptions with the call at the card's ``stated_threshold``, checkpoint on val log
-loss), then its greedy verdicts are scored on val. The kept CLIP is the workspace's own and is
-not retrained, so only the LM's reading of the same scores differs. The one-threshold rule on
-those scores is printed beside it (what the LM should at least match).
+settings, the train split plus the knowledge examples, the kept CLIP's descriptions with the
+call at the card's ``stated_threshold``, checkpoint on val log loss; one run, no restarts), then
+it answers val greedily and with ``verdict_branches``; the wrong greedy answers are counted by
+scenario kind. The kept CLIP is the workspace's own and is not retrained, so only the LM's
+reading of the same scores differs. The one-threshold rule on those scores is printed beside
+it (what the LM should at least match).
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.lm_call_mix --dir DIR \
-        [--seeds 0,1,2] [--mix 0,0.3,0.6] [--test] [--json OUT]
+        [--seeds 0,1,2] [--mix 0,0.3,0.6] [--draws balanced,random] [--test] [--json OUT]
 
-About 3.5 minutes a seed and share on this 2-core CPU. ``--test`` adds the test split: look at
-it once, at the end; the default share was chosen on val.
+About 3.5 minutes a seed, draw kind and share on this 2-core CPU. ``--test`` adds the test
+split: look at it once, at the end; the defaults were chosen on val.
 """
 
 from __future__ import annotations
