@@ -27,6 +27,8 @@ MODELS_PLAN: tuple[tuple[str, str, float], ...] = (
     ("demo: image encoder", "Training the demo image encoder (CLIP)", 180.0),
     ("demo: demo-v1 language model", "Training demo-v1 (text only)", 95.0),
     ("demo: demo-v2 language model", "Training demo-v2 (image and text)", 100.0),
+    # demo-v2's LM is trained twice (DemoTrainConfig.lm_restarts) and the better run on val kept
+    ("demo: demo-v2 language model (run 2)", "Training demo-v2 again, from other weights", 100.0),
     ("predict: demo-v1", "demo-v1 reads every case", 10.0),
     ("predict: demo-v2", "demo-v2 reads every case", 25.0),
 )

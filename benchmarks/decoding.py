@@ -5,7 +5,11 @@ On the workspaces ``medreview benchmark --dir DIR`` leaves (``DIR/seed-N``, neve
 of demo-v2, bench-sft and bench-rl answers the val split (and with ``--test`` the test split)
 both ways; printed per version and decoding: cases right, false alarms, critical errors missed.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.decoding --dir DIR [--seeds 0,1,2] [--test]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.decoding --dir DIR [--seeds 0,1,2] [--test] \
+        [--show]
+
+``--show`` also prints each case a version gets wrong with verdict_branches, with the answer
+kept and P(ERROR) over the two answers.
 
 About a minute a seed on this 2-core CPU.
 """
@@ -25,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", required=True, help="the folder `medreview benchmark --dir` filled")
     p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
     p.add_argument("--test", action="store_true", help="also the test split (look once)")
+    p.add_argument("--show", action="store_true", help="print the cases verdict_branches misses")
     args = p.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -57,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                 row = [f"seed {seed}", name, decoding]
                 for split in splits:
                     cases = [c for c in every if c.split == split and c.error_type is not None]
-                    said = [v.label.value == "ERROR" for v in backend.predict(cases, batch_size=16)]
+                    verdicts = backend.predict(cases, batch_size=16)
+                    said = [v.label.value == "ERROR" for v in verdicts]
+                    if args.show and decoding == "verdict_branches":
+                        for v, s, c in zip(verdicts, said, cases, strict=True):
+                            if s != bool(c.is_error):
+                                p_error = v.confidence if s else 1 - (v.confidence or 0.0)
+                                print(f"  {name} {split} {c.case_id}: {v.text!r}, "
+                                      f"P(ERROR answer) {p_error:.2f}")  # fmt: skip
                     right = sum(s == bool(c.is_error) for s, c in zip(said, cases, strict=True))
                     fp = sum(s and not c.is_error for s, c in zip(said, cases, strict=True))
                     crit = sum(

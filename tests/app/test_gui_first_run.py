@@ -155,3 +155,16 @@ def test_quick_demo_then_the_window_trains_the_full_models_in_the_background(
     assert not job.running and (root / PENDING_NAME).is_file(), (
         "a stop leaves the note: the next start goes on"
     )
+
+
+def test_the_models_plan_names_every_demo_v2_language_model_run() -> None:
+    """Each stage train_demo_models reports for demo-v2's LM runs (lm_restarts) has a row in the
+    plan, so the background training's overall progress never drops out."""
+    from app.demo_plan import MODELS_PLAN
+    from core.demo.train_models import DemoTrainConfig, lm_run_stage
+
+    planned = {stage for stage, _, _ in MODELS_PLAN}
+    runs = DemoTrainConfig().lm_restarts
+    assert runs > 1
+    for r in range(runs):
+        assert lm_run_stage("demo: demo-v2 language model", r) in planned

@@ -30,9 +30,9 @@ from core.runtime.devices import DeviceChoice
 
 DECODINGS = ("greedy", "verdict_branches")
 DECODING_HELP = (
-    "greedy: the verdict word is chosen on its own, first; verdict_branches: the best ERROR "
-    "answer and the best CORRECT answer are written and the more probable one as a whole is kept "
-    "(about twice greedy's time)"
+    "greedy (the default): the verdict word is chosen on its own, first; verdict_branches: an "
+    "answer is written after each verdict word (the rest greedy) and the more probable one as "
+    "a whole is kept (more than twice greedy's time)"
 )
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -188,17 +188,26 @@ class TransformersPolicy(Backend):
 
     def answer_logprobs(self, cases: Sequence[Case], completions: Sequence[str]) -> list[float]:
         """log P(completion and end of sequence | prompt) per case: the sum over the answer's
-        tokens, teacher-forced in one forward pass (the tokens ``encode`` trains on)."""
+        tokens, teacher-forced in one forward pass, as ``encode`` tokenizes them for training
+        (the tokenizer's end-of-sequence token closes every answer, one cut at
+        ``max_new_tokens`` included). Only the answer's positions get logits (left padding puts
+        every answer at the right edge), so a large vocabulary costs no full-sequence copy.
+
+        Raises:
+            ValueError: ``completions`` and ``cases`` differ in length.
+        """
         import torch
 
         batch = self.encode(cases, completions)
         labels = batch.pop("labels")
+        answer = int((labels != -100).sum(dim=1).max())
         with torch.inference_mode():
-            logits = self.model(**batch).logits[:, :-1, :].float()
-        target = labels[:, 1:]
+            logits = self.model(**batch, logits_to_keep=answer + 1).logits[:, :-1, :]
+        target = labels[:, -answer:]
         mask = target != -100
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp(min=0).unsqueeze(-1))
-        return [float(v) for v in (logp.squeeze(-1) * mask).sum(dim=1)]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return [float(v) for v in (picked * mask).sum(dim=1)]
 
     def _branch_answers(self, cases: Sequence[Case]) -> tuple[list[str], list[float | None]]:
         """``decoding="verdict_branches"``: the best ERROR answer and the best CORRECT answer
@@ -207,22 +216,27 @@ class TransformersPolicy(Backend):
         decoding commits to it on the first token alone, so an answer such as ``CORRECT - X is
         not an accepted treatment for Y`` can win although the model gives ``ERROR - X is not
         an accepted treatment for Y`` a higher probability. Returns the texts and P(ERROR)
-        renormalised over the two answers' probabilities (the verdict's confidence)."""
+        renormalised over the two answers' probabilities (the verdict's confidence).
+
+        Two things it does differently from greedy: every answer starts with a verdict word, so
+        a model that would have written something unparseable is not seen doing so; and a sum
+        of log probabilities favours the shorter answer, which for the demo's wording is the
+        CORRECT one (``X fits Y`` against ``X is not an accepted treatment for Y``)."""
         import math
 
         import torch
 
         inputs = self.encode(cases)
         pad = int(self.tokenizer.pad_token_id)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-            eos_token_id=self._eos_ids,
-        )
         branches: list[list[str]] = []
         for word in ("ERROR", "CORRECT"):
             head = list(self.tokenizer.encode(word, add_special_tokens=False))
+            kwargs: dict[str, Any] = dict(  # as long as a greedy answer, the word included
+                max_new_tokens=max(1, self.max_new_tokens - len(head)),
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=self._eos_ids,
+            )
             n = int(inputs["input_ids"].shape[0])
             forced = torch.as_tensor([head] * n, dtype=torch.long, device=self.choice.device)
             batch = dict(inputs)

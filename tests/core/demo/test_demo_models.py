@@ -336,13 +336,43 @@ def test_demo_v2_states_the_encoders_call_at_the_threshold_chosen_on_val(tmp_pat
 
     runs = cards[1].training["lm_runs"]
     assert [r["seed"] for r in runs] == [cfg.seed, cfg.seed + 1000]
-    assert runs[0]["val_verdict_log_loss"] != runs[1]["val_verdict_log_loss"]
-    kept = cards[1].training["val_verdict_log_loss"]
-    assert kept == min(r["val_verdict_log_loss"] for r in runs)
-    assert verdict_log_loss(backend, val, backend._verdict_ids) == pytest.approx(kept, abs=1e-5)
+    assert [r.get("kept", False) for r in runs].count(True) == 1
+    kept = next(r for r in runs if r.get("kept"))
+    assert kept["val_verdict_log_loss"] == min(r["val_verdict_log_loss"] for r in runs)
+    assert cards[1].training["val_verdict_log_loss"] == kept["val_verdict_log_loss"]
+    assert verdict_log_loss(backend, val, backend._verdict_ids) == pytest.approx(
+        kept["val_verdict_log_loss"], abs=1e-5
+    )
+    # each run's mixing counts are its own, and the card's are the kept run's
+    assert cards[1].training["lm_call_mix"] == kept["lm_call_mix"]
+    assert all(sum(r["lm_call_mix"].values()) > 0 for r in runs)
     assert "lm_runs" not in cards[0].training  # the text-only version trains once
-    once = train_demo_models(train + val, tmp_path / "once", None, replace(cfg, lm_restarts=1))
+    # Trained once, demo-v2 is the first run exactly: the restart changes nothing before it.
+    once = train_demo_models(train + val + test, tmp_path / "once", None,
+                             replace(cfg, lm_restarts=1))  # fmt: skip
     assert "lm_runs" not in once[1].training and once[1].training["lm_restarts"] == 1
+    assert once[1].training["val_verdict_log_loss"] == runs[0]["val_verdict_log_loss"]
+    assert once[1].training["lm_call_mix"] == runs[0]["lm_call_mix"]
+
+
+def test_a_second_run_that_val_likes_better_is_the_one_kept(tmp_path: Path) -> None:
+    """The swap: with three runs on these cases a restart wins, and it is what is saved."""
+    from core.demo.train_models import verdict_log_loss
+
+    train = make_cases(tmp_path / "img", n=24, seed=6, split="train")
+    val = make_cases(tmp_path / "val", n=12, seed=7, split="val")
+    cfg = DemoTrainConfig(clip_steps=10, lm_steps=10, batch_size=4, eval_every=5, lm_restarts=3)
+    events: list = []
+    cards = train_demo_models(train + val, tmp_path / "models", Progress(events.append), cfg)
+    runs = cards[1].training["lm_runs"]
+    kept = [i for i, r in enumerate(runs) if r.get("kept")]
+    assert len(runs) == 3 and len(kept) == 1 and kept[0] > 0, runs
+    backend = Registry(tmp_path / "models").load_backend("demo-v2", device="cpu")
+    assert verdict_log_loss(backend, val, backend._verdict_ids) == pytest.approx(
+        runs[kept[0]]["val_verdict_log_loss"], abs=1e-5
+    )
+    stages = {e.stage for e in events}
+    assert "demo: demo-v2 language model (run 3)" in stages
 
 
 def test_mixed_scores_stay_a_distribution_best_first() -> None:

@@ -222,7 +222,8 @@ def test_verdict_branches_keep_the_more_probable_whole_answer(demo_dir: Path, ca
         ids = torch.cat([inputs["input_ids"], head], dim=1)
         mask = torch.cat([inputs["attention_mask"], torch.ones_like(head)], dim=1)
         with torch.no_grad():
-            out = b.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
+            out = b.model.generate(input_ids=ids, attention_mask=mask,
+                                   max_new_tokens=b.max_new_tokens - head.shape[1],
                                    do_sample=False, pad_token_id=b.tokenizer.pad_token_id,
                                    eos_token_id=b._eos_ids)  # fmt: skip
         new = out[:, inputs["input_ids"].shape[1] :]
@@ -238,5 +239,17 @@ def test_verdict_branches_keep_the_more_probable_whole_answer(demo_dir: Path, ca
         assert v.text == best[want][i] and v.label is Label(want), (v.text, le, lc)
         p_error = 1.0 / (1.0 + float(torch.exp(torch.tensor(lc - le))))
         assert v.confidence == pytest.approx(p_error if want == "ERROR" else 1 - p_error, abs=1e-4)
+    # Independently of the above: the branch of the word greedy itself writes first is greedy's
+    # own answer, and the confidences are not greedy's first-token probe.
+    b.decoding = "greedy"
+    greedy = b.predict(cases, batch_size=4)
+    for i, g in enumerate(greedy):
+        if g.label is not Label.UNPARSEABLE:
+            assert best[g.label.value][i] == g.text
+    assert any(
+        g.confidence is not None and abs(g.confidence - v.confidence) > 1e-3
+        for g, v in zip(greedy, verdicts, strict=True)
+        if g.label is v.label
+    )
     with pytest.raises(ValueError, match="decoding"):
         ClipLLMConfig(decoding="beam")

@@ -133,7 +133,7 @@ def test_verdict_branches_score_both_answers_with_the_image(model_dir: Path, cas
         if "token_type_ids" in batch:
             batch["token_type_ids"] = torch.cat([inputs["token_type_ids"], 0 * head], dim=1)
         with torch.no_grad():
-            out = b.model.generate(**batch, max_new_tokens=8, do_sample=False,
+            out = b.model.generate(**batch, max_new_tokens=8 - head.shape[1], do_sample=False,
                                    pad_token_id=b.tokenizer.pad_token_id, eos_token_id=b._eos_ids)  # fmt: skip
         new = out[:, inputs["input_ids"].shape[1] :]
         words = [
