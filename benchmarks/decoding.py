@@ -17,7 +17,6 @@ About a minute a seed on this 2-core CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -37,19 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         print("decoding: --seeds takes integers, comma-separated", file=sys.stderr)
         return 2
 
-    from core.cases.records import Case
-    from core.demo.train_models import _absolute
+    from benchmarks._workspace import manifest_cases
     from core.models.registry import Registry, RegistryError
 
     splits = ("val", "test") if args.test else ("val",)
     for seed in seeds:
         root = Path(args.dir) / f"seed-{seed}"
-        manifest = root / "demo_manifest.jsonl"
-        if not manifest.is_file():
-            print(f"decoding: {root} has no demo_manifest.jsonl", file=sys.stderr)
+        try:
+            every = manifest_cases(root)
+        except FileNotFoundError as e:
+            print(f"decoding: {e}", file=sys.stderr)
             return 2
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-        every = _absolute([Case.from_dict(json.loads(x)) for x in lines if x.strip()], str(root))
         registry = Registry(root / "models")
         for name in VERSIONS:
             try:

@@ -51,13 +51,10 @@ def lm_right(backend: Any, cases: list, decoding: str = "greedy") -> tuple[int, 
 def load_workspace(root: Path) -> tuple[dict[str, Any], dict[str, list]]:
     """demo-v2's card and the cases with ground truth by split, in the manifest's order (the
     order train_demo_models was given: knowledge examples and batches are drawn case by case)."""
-    from core.cases.records import Case
-    from core.demo import MANIFEST_NAME
-    from core.demo.train_models import _absolute
+    from benchmarks._workspace import manifest_cases
 
     card = json.loads((root / "models" / "demo-v2" / "model_card.json").read_text())
-    lines = (root / MANIFEST_NAME).read_text().splitlines()
-    every = _absolute([Case.from_dict(json.loads(x)) for x in lines if x.strip()], str(root))
+    every = manifest_cases(root)
     cases = {
         s: [c for c in every if c.split == s and c.error_type is not None]
         for s in ("train", "val", "test")

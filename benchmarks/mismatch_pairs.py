@@ -17,7 +17,6 @@ Under a minute a version on this 2-core CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from dataclasses import replace
@@ -31,19 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--splits", default="train,val", help="whose images to use (comma-separated)")
     args = p.parse_args(argv)
     root = Path(args.workspace)
-    manifest = root / "demo_manifest.jsonl"
-    if not manifest.is_file():
-        print(f"mismatch_pairs: {root} has no demo_manifest.jsonl", file=sys.stderr)
-        return 2
-
-    from core.cases.records import Case
+    from benchmarks._workspace import manifest_cases
     from core.clinical.knowledge import default_knowledge
-    from core.demo.train_models import _absolute, _shown_finding
+    from core.demo.train_models import _shown_finding
     from core.models.registry import Registry, RegistryError
 
     kb = default_knowledge()
-    lines = manifest.read_text(encoding="utf-8").splitlines()
-    every = _absolute([Case.from_dict(json.loads(x)) for x in lines if x.strip()], str(root))
+    try:
+        every = manifest_cases(root)
+    except FileNotFoundError as e:
+        print(f"mismatch_pairs: {e}", file=sys.stderr)
+        return 2
     try:
         backend = Registry(root / "models").load_backend(
             args.version, device="cpu", image_root=str(root)

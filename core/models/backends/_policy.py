@@ -164,22 +164,30 @@ class TransformersPolicy(Backend):
 
         inputs = self.encode(cases)
         probe = VerdictProbe(*self._verdict_ids, steps=self.probe_steps)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=self.max_new_tokens,
+        kwargs = {**self._greedy_kwargs(self.max_new_tokens), **gen_kwargs}
+        with torch.inference_mode(), probe.attached(self.model):
+            out = self.model.generate(**inputs, **kwargs)
+        completions, texts = self._answers(out, inputs["input_ids"].shape[1])
+        return completions, texts, probe.error_probability(completions)
+
+    def _greedy_kwargs(self, max_new_tokens: int) -> dict[str, Any]:
+        return dict(
+            max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=int(self.tokenizer.pad_token_id),
             eos_token_id=self._eos_ids,
         )
-        kwargs.update(gen_kwargs)
-        with torch.inference_mode(), probe.attached(self.model):
-            out = self.model.generate(**inputs, **kwargs)
+
+    def _answers(self, out: Any, start: int) -> tuple[Any, list[str]]:
+        """The generated ids from column ``start`` on, cut at the first end of sequence, and
+        their texts."""
         completions = cut_completions(
-            out[:, inputs["input_ids"].shape[1] :], self._eos_ids, int(self.tokenizer.pad_token_id)
+            out[:, start:], self._eos_ids, int(self.tokenizer.pad_token_id)
         )
         texts = [
             t.strip() for t in self.tokenizer.batch_decode(completions, skip_special_tokens=True)
         ]
-        return completions, texts, probe.error_probability(completions)
+        return completions, texts
 
     def generate(self, cases: Sequence[Case], **gen_kwargs: Any) -> tuple[Any, list[str]]:
         """Greedy (unless overridden) completions: token ids after the prompt, and their texts."""
@@ -227,16 +235,11 @@ class TransformersPolicy(Backend):
         import torch
 
         inputs = self.encode(cases)
-        pad = int(self.tokenizer.pad_token_id)
         branches: list[list[str]] = []
         for word in ("ERROR", "CORRECT"):
             head = list(self.tokenizer.encode(word, add_special_tokens=False))
-            kwargs: dict[str, Any] = dict(  # as long as a greedy answer, the word included
-                max_new_tokens=max(1, self.max_new_tokens - len(head)),
-                do_sample=False,
-                pad_token_id=pad,
-                eos_token_id=self._eos_ids,
-            )
+            # as long as a greedy answer, the word included
+            kwargs = self._greedy_kwargs(max(1, self.max_new_tokens - len(head)))
             n = int(inputs["input_ids"].shape[0])
             forced = torch.as_tensor([head] * n, dtype=torch.long, device=self.choice.device)
             batch = dict(inputs)
@@ -250,15 +253,7 @@ class TransformersPolicy(Backend):
                 )
             with torch.inference_mode():
                 out = self.model.generate(**batch, **kwargs)
-            completions = cut_completions(
-                out[:, inputs["input_ids"].shape[1] :], self._eos_ids, pad
-            )
-            branches.append(
-                [
-                    t.strip()
-                    for t in self.tokenizer.batch_decode(completions, skip_special_tokens=True)
-                ]
-            )
+            branches.append(self._answers(out, inputs["input_ids"].shape[1])[1])
         err, cor = (self.answer_logprobs(cases, texts) for texts in branches)
         texts: list[str] = []
         p_error: list[float | None] = []
