@@ -1,4 +1,9 @@
-"""``medreview models``: list the workspace's model versions, or register a real model as one.
+"""``medreview models``: list the workspace's model versions, register a real model as one, or
+choose the active one.
+
+``models activate NAME`` puts a version into use by hand: the safety gate promotes a retrained
+version only when it passes (docs/training.md), and an engineer who has looked at one it refused
+(in Compare, with ``evaluate``) may still choose it; the gate's last word on it is printed.
 
 A version made by ``models add`` names its base models on its card: a Hugging Face id found in
 the local cache stays there (the cache is content-addressed), and a folder is copied into the
@@ -71,6 +76,18 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     add.add_argument("--activate", action="store_true", help="make it the active version")
     add.set_defaults(func=add_version)
 
+    act = actions.add_parser(
+        "activate",
+        help="make a version the active one (the one clinicians review and predict with)",
+        description=(
+            "Make NAME the active version, whatever the safety gate said of it (its last "
+            "decision is printed). Example: medreview models activate retrain-3"
+        ),
+    )
+    add_common(act)
+    act.add_argument("name", help="the version to make active (see `medreview models list`)")
+    act.set_defaults(func=activate_version)
+
 
 def list_versions(args: argparse.Namespace) -> int:
     from feedback_db import open_store
@@ -88,6 +105,40 @@ def list_versions(args: argparse.Namespace) -> int:
     for v in versions:
         mark = "*" if v.active else " "
         print(f"{mark} {v.name:<32} {v.backend:<10} parent={v.parent or '-':<24} {v.base_model}")
+    return EXIT_OK
+
+
+def activate_version(args: argparse.Namespace) -> int:
+    from feedback_db import open_store
+
+    ws = workspace(args)
+    if not ws.exists():
+        raise CommandError(f"no workspace at {ws.root}; create one with `medreview demo create`")
+    store = open_store(ws.db_url)
+    try:
+        version = store.get_model_version(args.name)
+        if version is None:
+            names = ", ".join(v.name for v in store.model_versions()) or "none yet"
+            raise CommandError(f"no model version {args.name!r} in {ws.root} (versions: {names})")
+        if version.path is not None and not (ws.root / version.path).is_dir():
+            raise CommandError(
+                f"model version {args.name!r} has no folder at {ws.root / version.path}; "
+                "it cannot be loaded, so it is not made active"
+            )
+        before = store.active_version()
+        if before is not None and before.name == version.name:
+            print(f"{version.name} is already the active version")
+            return EXIT_OK
+        store.set_active(version.name)
+    finally:
+        store.close()
+    was = before.name if before is not None else "none"
+    print(f"{version.name} is now the active version (before: {was})")
+    if version.promoted is False:
+        print(
+            f"note: the safety gate did not promote it: {version.promotion_reason or 'no reason'}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -97,8 +97,10 @@ class RetrainDialog(QDialog):
         self._known = {v.name for v in reader.model_versions()}
         intro = QLabel(
             f"Exports your ratings, then trains: {pipeline_words('retrain')}; and evaluates the "
-            "result on the held-out cases. A new version "
-            "that misses a critical error its parent caught is kept but not promoted. "
+            "result on the held-out cases. A new version is always kept, and replaces the "
+            "active one only if, on the val cases, it misses no critical error the active one "
+            "caught, its false alarm rate is within 10% (or no higher than the active one's), "
+            "and its mean clinical reward is not lower. "
             f"Device: {device}. You can keep reviewing while it runs: closing this window hides it, "
             "and the status bar shows how far it is."
         )

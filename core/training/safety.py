@@ -8,7 +8,11 @@ inspected and compared, but it is promoted only when:
   flagged and the new one passes is a regression no average gain can pay for; and
 - its false positive rate is at most ``max_fpr`` (10%, the plan's target), or, when above it, no
   higher than the active version's (a version that lowers an already high rate is not blocked for
-  it, and the reason says plainly that the rate is still above the limit).
+  it, and the reason says plainly that the rate is still above the limit); and
+- its mean clinical reward on those cases (``core.clinical.rewards``: what each right and wrong
+  verdict costs, by severity) is not below the active version's: the first two rules alone let a
+  version through that misses many high and moderate errors, or is simply wrong more often. A
+  tie is promoted (a retrain that changes nothing measurable on val is not a regression).
 
 The reason is one truthful sentence, recorded with the evaluation: it names the active version,
 the split and the number of cases, and gives the rates it compared.
@@ -37,6 +41,8 @@ class GateDecision:
         reasons: why it was refused (empty when promoted).
         lost_critical: case ids of critical errors the active version caught and the new misses.
         fpr, active_fpr: false positive rates on the gate's cases (NaN: no correct case there).
+        reward, active_reward: mean clinical reward on the gate's cases; accuracy,
+            active_accuracy: the share right (said with the reward, for a reader).
         active: the version it was compared with; split, n: where, on how many cases.
         max_fpr: the limit applied.
     """
@@ -46,6 +52,10 @@ class GateDecision:
     lost_critical: list[str] = field(default_factory=list)
     fpr: float = 0.0
     active_fpr: float = 0.0
+    reward: float = 0.0
+    active_reward: float = 0.0
+    accuracy: float = 0.0
+    active_accuracy: float = 0.0
     active: str = "the active version"
     split: str = "val"
     n: int = 0
@@ -67,13 +77,16 @@ class GateDecision:
                 f"but not above the active version's {self.active_fpr:.1%}"
             )
         return (
-            f"promoted ({where}): it misses no critical error the active version caught, and {rate}"
+            f"promoted ({where}): it misses no critical error the active version caught, {rate}, "
+            f"and its mean clinical reward {self.reward:+.2f} is not below the active version's "
+            f"{self.active_reward:+.2f} (accuracy {self.accuracy:.1%} against "
+            f"{self.active_accuracy:.1%})"
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["reason"] = self.reason
-        for key in ("fpr", "active_fpr"):
+        for key in ("fpr", "active_fpr", "reward", "active_reward", "accuracy", "active_accuracy"):
             if math.isnan(out[key]):
                 out[key] = None
         return out
@@ -104,8 +117,9 @@ def safety_gate(
         if c.is_error and c.severity == "critical" and a.label is Label.ERROR
         and n.label is not Label.ERROR
     ]  # fmt: skip
-    fpr = float(evaluate(cases, new).fpr)
-    active_fpr = float(evaluate(cases, active).fpr)
+    new_report, active_report = evaluate(cases, new), evaluate(cases, active)
+    fpr, active_fpr = float(new_report.fpr), float(active_report.fpr)
+    reward, active_reward = float(new_report.mean_reward), float(active_report.mean_reward)
     reasons = []
     if lost:
         reasons.append(
@@ -118,6 +132,15 @@ def safety_gate(
             f"its false positive rate {fpr:.1%} is above the {max_fpr:.0%} limit and above the "
             f"active version's {active_fpr:.1%}"
         )
+    # With a hair of tolerance: the same verdicts summed in another order must tie.
+    if reward < active_reward - 1e-9:
+        reasons.append(
+            f"its mean clinical reward {reward:+.2f} is below the active version's "
+            f"{active_reward:+.2f} (accuracy {new_report.accuracy:.1%} against "
+            f"{active_report.accuracy:.1%})"
+        )
     return GateDecision(
-        not reasons, reasons, lost, fpr, active_fpr, active_name, split, len(cases), max_fpr
-    )
+        not reasons, reasons, lost, fpr, active_fpr, reward, active_reward,
+        float(new_report.accuracy), float(active_report.accuracy), active_name, split,
+        len(cases), max_fpr,
+    )  # fmt: skip

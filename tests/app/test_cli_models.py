@@ -1,7 +1,9 @@
-"""``medreview models``: register a real model (cache id or folder) as a version, offline."""
+"""``medreview models``: register a real model (cache id or folder) as a version, offline; choose
+the active version by hand."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,37 @@ def test_predict_refuses_a_card_edited_after_registration(
     assert main(["predict", "--version", "text", "--split", "test", "--workspace", str(ws)]) == 2
     err = capsys.readouterr().err
     assert "was changed after it was registered" in err and "Traceback" not in err
+
+
+def test_activate_puts_a_refused_version_into_use_and_says_what_the_gate_said(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lm = build_demo_causal_lm(tmp_path / "my-lm")
+    for name in ("first", "second"):
+        assert main(["models", "add", name, "--backend", "clip-llm", "--no-image", "--lm",
+                     str(lm), "--workspace", str(ws)] + (["--activate"] if name == "first" else [])) == 0  # fmt: skip
+    reason = "not promoted (on 4 val cases against first): its mean clinical reward -0.50 is below"
+    with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:
+        store.record_evaluation("second", {"accuracy": 0.5}, promoted=False, reason=reason)
+        assert store.active_version().name == "first"
+    capsys.readouterr()
+
+    assert main(["models", "activate", "second", "--workspace", str(ws)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "second is now the active version (before: first)"
+    assert err.strip() == f"note: the safety gate did not promote it: {reason}"
+    with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:
+        assert store.active_version().name == "second"
+        assert [v.name for v in store.model_versions() if v.active] == ["second"]
+    assert main(["models", "activate", "second", "--workspace", str(ws)]) == 0
+    assert "already the active version" in capsys.readouterr().out
+
+    # an unknown name, or a version whose folder is gone: one sentence, nothing changes
+    assert main(["models", "activate", "nope", "--workspace", str(ws)]) == 2
+    err = capsys.readouterr().err
+    assert "no model version 'nope'" in err and "first, second" in err and "Traceback" not in err
+    shutil.rmtree(ws / "models" / "first")
+    assert main(["models", "activate", "first", "--workspace", str(ws)]) == 2
+    assert "has no folder" in capsys.readouterr().err
+    with open_store(f"sqlite:///{ws / 'medreview.db'}") as store:
+        assert store.active_version().name == "second"

@@ -1,6 +1,6 @@
 """The retrain pipeline on a registry version: a new version only on success, what it learns from
 (said first, refused when too little or nothing new), the gate against the active version on val
-(its three outcomes, in true words), cancel."""
+(its outcomes, in true words), cancel."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_cancel_leaves_no_version_and_no_run_folder(registry, tmp_path):
     assert list(runs.iterdir()) == []
 
 
-def test_gate_three_outcomes_in_true_words():
+def test_gate_outcomes_in_true_words():
     cases = make_cases(60, seed=5)[:30]
     crit = next(c for c in cases if c.severity == "critical")
     truth = [make_verdict(f"{c.truth_label} - x") for c in cases]
@@ -165,6 +165,27 @@ def test_gate_three_outcomes_in_true_words():
     better = safety_gate(cases, alarms, fewer)
     assert better.promote and "above the 10% limit but not above" in better.reason
     assert "within" not in better.reason
+    assert ok.reward == ok.active_reward and "is not below the active version's" in ok.reason
+    # 4. refused: nothing critical lost and no false alarm, but wrong more often (here every
+    # non-critical error is passed): the mean clinical reward falls below the active version's.
+    passes = [
+        make_verdict("CORRECT - x") if c.is_error and c.severity != "critical" else v
+        for c, v in zip(cases, truth, strict=True)
+    ]
+    assert any(
+        p.label.value == "CORRECT" and c.is_error for c, p in zip(cases, passes, strict=True)
+    )
+    worse = safety_gate(cases, truth, passes, active_name="demo-v2")
+    assert not worse.promote and worse.lost_critical == [] and worse.fpr == 0.0
+    assert worse.reward < worse.active_reward and worse.accuracy < worse.active_accuracy
+    assert worse.reasons == [
+        f"its mean clinical reward {worse.reward:+.2f} is below the active version's "
+        f"{worse.active_reward:+.2f} (accuracy {worse.accuracy:.1%} against 100.0%)"
+    ]
+    # the same verdicts in another order tie, so they are promoted
+    order = list(range(len(cases)))[::-1]
+    same = safety_gate([cases[i] for i in order], [truth[i] for i in order], truth[::-1])
+    assert same.promote and same.reward == same.active_reward
 
 
 def test_gate_compares_with_the_active_version_on_val(registry, tmp_path):
