@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -85,11 +85,18 @@ def clinical_rewards(
 
 @dataclass
 class PPOReport:
-    """What PPO did: one history row per step (reward, clinical, kl, kl_coef, losses...)."""
+    """What PPO did: one history row per step (reward, clinical, kl, kl_coef, losses...).
+
+    ``checks``: the val checks (``{"step", "score"}``, step 0 the starting model) when a
+    ``checkpoint_score`` was given; ``kept_step``: the step whose weights the policy ends with
+    (``steps`` when nothing was checked).
+    """
 
     steps: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    checks: list[dict[str, float]] = field(default_factory=list)
+    kept_step: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -304,8 +311,29 @@ class PPOTrainer:
         )
         return row
 
-    def train(self, cases: Sequence[Case]) -> PPOReport:
+    def _snapshot(self) -> list[Any]:
+        """A copy of everything PPO trains (its adapter's weights and the value head)."""
+        return [p.detach().clone() for p in self._params]
+
+    def _restore(self, saved: list[Any]) -> None:
+        import torch
+
+        with torch.no_grad():
+            for p, v in zip(self._params, saved, strict=True):
+                p.copy_(v)
+
+    def train(
+        self, cases: Sequence[Case], checkpoint_score: Callable[[], float] | None = None
+    ) -> PPOReport:
         """Run ``config.steps`` PPO steps on prompts drawn from ``cases``.
+
+        ``checkpoint_score`` (optional): a score of the policy as it is now, higher is better
+        (retrain's: the mean clinical reward of its verdicts on the val cases). It is asked
+        before the first step and every ``config.val_every`` steps and after the last; the
+        policy ends with the weights of the best check, the later one on a tie (a tie means val
+        cannot tell them apart, and the later one has had what the reward model and the
+        contradiction penalty teach). The starting model is a candidate: PPO that only makes
+        things worse on val leaves it as it was.
 
         Raises:
             ValueError: no cases.
@@ -328,6 +356,24 @@ class PPOTrainer:
                 "ppo", 0, cfg.steps, message=f"{len(mine)} prompts, {judged} judged by a clinician"
             )
         pool: list[Case] = []
+        best: tuple[float, int, list[Any]] | None = None
+
+        def check(step: int) -> None:
+            nonlocal best
+            if checkpoint_score is None or not cfg.val_every:
+                return
+            score = float(checkpoint_score())
+            report.checks.append({"step": float(step), "score": score})
+            if best is None or score >= best[0]:
+                best = (score, step, self._snapshot())
+            if self.progress is not None and acc.is_main_process:
+                self.progress.update(
+                    "ppo", step, cfg.steps,
+                    message=f"val check at step {step}: {score:+.3f} (best {best[0]:+.3f}, "
+                    f"step {best[1]})",
+                )  # fmt: skip
+
+        check(0)
         for step in range(1, cfg.steps + 1):
             if self.progress is not None:
                 self.progress.check()
@@ -345,6 +391,12 @@ class PPOTrainer:
                 self.progress.update(
                     "ppo", step, cfg.steps, loss=row["loss"], reward=row["reward"], kl=row["kl"]
                 )
+            if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
+                check(step)
+        report.kept_step = report.steps
+        if best is not None and best[1] != report.steps:
+            self._restore(best[2])
+            report.kept_step = best[1]
         report.seconds = time.perf_counter() - t0
         return report
 

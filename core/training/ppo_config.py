@@ -78,6 +78,14 @@ class PPOConfig:
         default=True, metadata={"help": "normalize advantages per batch"}
     )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    val_every: int = field(
+        default=10,
+        metadata={
+            "help": "every N steps, the policy's mean clinical reward on the val cases; the best "
+            "check (the starting model included; the later on a tie) is the one kept. 0: keep "
+            "the last step"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed for sampling and case order"})
 
     def __post_init__(self) -> None:
@@ -101,6 +109,8 @@ class PPOConfig:
             raise ValueError("clip ranges must be positive")
         if self.init_kl_coef < 0 or self.target_kl <= 0 or self.kl_horizon < 1:
             raise ValueError("init_kl_coef >= 0, target_kl > 0 and kl_horizon >= 1 are required")
+        if self.val_every < 0:
+            raise ValueError("val_every cannot be negative (0: keep the last step)")
         if self.contradiction_penalty < 0:
             raise ValueError("contradiction_penalty cannot be negative")
         if not 0.0 <= self.lora_dropout < 1.0:

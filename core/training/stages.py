@@ -9,6 +9,7 @@ leave what later stages need on the context (the reward model, the stages that r
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,11 +124,28 @@ def run_ppo(ctx: StageContext) -> dict[str, Any]:
         ctx.policy, ctx.cfg.ppo, reward_model=ctx.reward_model, progress=ctx.progress,
         reference="current" if stack else "base", judgements=data.judgements,
     )  # fmt: skip
-    report = trainer.train(data.prompts)
+    report = trainer.train(data.prompts, checkpoint_score=_val_reward(ctx))
     trainer.fold_adapters()
     reference = ("sft" if "sft" in ctx.ran else "parent") if stack else "base"
     return {"steps": report.steps, "seconds": report.seconds, "reference": reference,
-            "history": report.history}  # fmt: skip
+            "history": report.history, "checks": report.checks,
+            "kept_step": report.kept_step}  # fmt: skip
+
+
+def _val_reward(ctx: StageContext) -> Callable[[], float] | None:
+    """PPO's checkpoint score: the policy's mean clinical reward on the val cases (the measure
+    the safety gate compares), or None when there are no val cases with ground truth."""
+    from core.evaluation import evaluate
+
+    val = [c for c in ctx.val if c.is_error is not None]
+    if not val or not ctx.cfg.ppo.val_every:
+        return None
+
+    def score() -> float:
+        verdicts = ctx.policy.predict(val, batch_size=ctx.cfg.batch_size)
+        return float(evaluate(val, verdicts).mean_reward)
+
+    return score
 
 
 def run_dpo(ctx: StageContext) -> dict[str, Any]:

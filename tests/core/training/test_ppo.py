@@ -97,6 +97,69 @@ def test_ppo_raises_the_clinical_reward_and_holds_kl_at_its_target(verdict_polic
     assert "36 judged by a clinician" in events[0].message
 
 
+def _val_score(policy, val):
+    """Retrain's checkpoint score: the mean clinical reward of greedy verdicts on val (the text
+    policy has no ``predict``, so its greedy answers are parsed here)."""
+    from core.clinical.rewards import clinical_reward
+    from core.clinical.verdicts import parse_verdict
+
+    def score():
+        _, texts = policy.generate(val, do_sample=False, max_new_tokens=3)
+        return sum(
+            clinical_reward(parse_verdict(t)[0], c) for c, t in zip(val, texts, strict=True)
+        ) / len(val)
+
+    return score
+
+
+def test_val_checks_keep_the_best_step_and_the_start_when_ppo_only_hurts(verdict_policy):
+    """Rewarded for ERROR whatever the case, PPO raises false alarms: on val (correct cases)
+    every check is worse than the start, so the policy ends exactly as it started. Rewarded
+    for the clinicians' verdicts (critical errors), it gets better on val (critical errors),
+    and a later check is kept."""
+    cases, judged = _judged_task()
+    pool = make_cases(96, seed=11)
+    val_ok = [c for c in pool if not c.is_error][:24]
+    val_err = [c for c in pool if c.is_error][:24]
+    score = _val_score(verdict_policy, val_ok)
+    start_logits = _logits(verdict_policy, val_ok[:4])
+    start = score()
+    events = []
+    cfg = PPOConfig(steps=10, val_every=5, **FAST)
+    hurt = PPOTrainer(verdict_policy, cfg, reward_fn=starts_with_error,
+                      progress=Progress(events.append))  # fmt: skip
+    report = hurt.train(cases, checkpoint_score=score)
+    assert [c["step"] for c in report.checks] == [0, 5, 10]
+    assert report.checks[0]["score"] == pytest.approx(start)
+    assert all(c["score"] < start for c in report.checks[1:]), report.checks
+    assert report.kept_step == 0 and report.steps == 10
+    # the weights PPO trained are back where they started: the policy is the starting model
+    assert torch.equal(_logits(verdict_policy, val_ok[:4]), start_logits)
+    assert score() == pytest.approx(start)
+    assert any("val check at step 5" in (e.message or "") for e in events)
+
+    score = _val_score(verdict_policy, val_err)
+    start = score()
+    cfg = PPOConfig(steps=12, val_every=4, **{**FAST, "init_kl_coef": 0.2, "clinical_weight": 1.0})
+    helped = PPOTrainer(verdict_policy, cfg, judgements=judged, reference="current")
+    report = helped.train(cases, checkpoint_score=score)
+    scores = [c["score"] for c in report.checks]
+    assert max(scores) > start and report.kept_step > 0, report.checks
+    best = max(scores)
+    assert report.kept_step == max(int(c["step"]) for c in report.checks if c["score"] == best)
+    assert score() == pytest.approx(best)
+
+
+def test_no_val_checks_when_val_every_is_zero(verdict_policy):
+    calls = []
+    cfg = PPOConfig(steps=2, val_every=0, **FAST)
+    trainer = PPOTrainer(verdict_policy, cfg, reward_fn=starts_with_error)
+    report = trainer.train(make_cases(16, seed=3), checkpoint_score=lambda: calls.append(1) or 0.0)
+    assert calls == [] and report.checks == [] and report.kept_step == 2
+    with pytest.raises(ValueError):
+        PPOConfig(val_every=-1)
+
+
 def test_cancel_stops_at_the_next_step(verdict_policy):
     def cancel_after_two(event):
         if event.stage == "ppo" and event.step == 2:

@@ -77,6 +77,14 @@ def test_retrain_registers_a_version_with_adapter_and_reward_model(registry, tmp
     # SFT ran: PPO's reference is the SFT model, so the first step's KL is exactly 0.
     assert card.training["ppo"]["reference"] == "sft"
     assert card.training["ppo"]["history"][0]["kl"] == 0.0
+    # PPO checked the policy on val before its first step and after its last, and kept the
+    # better (the version's val metrics are the kept check's).
+    checks = card.training["ppo"]["checks"]
+    assert [c["step"] for c in checks] == [0, 2]
+    kept = card.training["ppo"]["kept_step"]
+    best = max(c["score"] for c in checks)
+    assert kept == max(c["step"] for c in checks if c["score"] == best)
+    assert card.metrics["mean_reward"] == pytest.approx(best)
     backend = registry.load_backend("v-ok", device="cpu")
     # The saved version (base weights + one adapter folder) answers as the trained policy did.
     again = backend.predict(held)
