@@ -88,6 +88,7 @@ WRITING: tuple[tuple[str, str | None], ...] = (
     ("train", None),
     ("db", "upgrade"),
     ("models", "add"),
+    ("models", "activate"),
     ("benchmark", None),
 )
 

@@ -3,7 +3,7 @@ choose the active one.
 
 ``models activate NAME`` puts a version into use by hand: the safety gate promotes a retrained
 version only when it passes (docs/training.md), and an engineer who has looked at one it refused
-(in Compare, with ``evaluate``) may still choose it; the gate's last word on it is printed.
+(in Compare, with ``evaluate``) may still choose it; when the gate refused it, its reason is printed.
 
 A version made by ``models add`` names its base models on its card: a Hugging Face id found in
 the local cache stays there (the cache is content-addressed), and a folder is copied into the
@@ -80,8 +80,8 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
         "activate",
         help="make a version the active one (the one clinicians review and predict with)",
         description=(
-            "Make NAME the active version, whatever the safety gate said of it (its last "
-            "decision is printed). Example: medreview models activate retrain-3"
+            "Make NAME the active version, whatever the safety gate said of it (when it "
+            "refused it, its reason is printed). Example: medreview models activate retrain-3"
         ),
     )
     add_common(act)

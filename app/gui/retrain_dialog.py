@@ -99,7 +99,7 @@ class RetrainDialog(QDialog):
             f"Exports your ratings, then trains: {pipeline_words('retrain')}; and evaluates the "
             "result on the held-out cases. A new version is always kept, and replaces the "
             "active one only if, on the val cases, it misses no critical error the active one "
-            "caught, its false alarm rate is within 10% (or no higher than the active one's), "
+            "caught, its false positive rate is within 10% (or no higher than the active one's), "
             "and its mean clinical reward is not lower. "
             f"Device: {device}. You can keep reviewing while it runs: closing this window hides it, "
             "and the status bar shows how far it is."

@@ -28,6 +28,7 @@ gradient sync under ``accelerate launch``); each process takes its own share of 
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -364,6 +365,8 @@ class PPOTrainer:
                 return
             score = float(checkpoint_score())
             report.checks.append({"step": float(step), "score": score})
+            if not math.isfinite(score):
+                score = -math.inf  # no measure (e.g. nothing to score on): never preferred
             if best is None or score >= best[0]:
                 best = (score, step, self._snapshot())
             if self.progress is not None and acc.is_main_process:

@@ -76,11 +76,17 @@ class GateDecision:
                 f"its false positive rate {self.fpr:.1%} is above the {self.max_fpr:.0%} limit "
                 f"but not above the active version's {self.active_fpr:.1%}"
             )
+        if math.isnan(self.reward) or math.isnan(self.active_reward):
+            reward = "there are no cases with ground truth to compare clinical rewards on"
+        else:
+            reward = (
+                f"its mean clinical reward {self.reward:+.3f} is not below the active version's "
+                f"{self.active_reward:+.3f} (accuracy {self.accuracy:.1%} against "
+                f"{self.active_accuracy:.1%})"
+            )
         return (
             f"promoted ({where}): it misses no critical error the active version caught, {rate}, "
-            f"and its mean clinical reward {self.reward:+.2f} is not below the active version's "
-            f"{self.active_reward:+.2f} (accuracy {self.accuracy:.1%} against "
-            f"{self.active_accuracy:.1%})"
+            f"and {reward}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,10 +139,11 @@ def safety_gate(
             f"active version's {active_fpr:.1%}"
         )
     # With a hair of tolerance: the same verdicts summed in another order must tie.
+    # (NaN, no case with ground truth: nothing to compare, so this rule does not refuse.)
     if reward < active_reward - 1e-9:
         reasons.append(
-            f"its mean clinical reward {reward:+.2f} is below the active version's "
-            f"{active_reward:+.2f} (accuracy {new_report.accuracy:.1%} against "
+            f"its mean clinical reward {reward:+.3f} is below the active version's "
+            f"{active_reward:+.3f} (accuracy {new_report.accuracy:.1%} against "
             f"{active_report.accuracy:.1%})"
         )
     return GateDecision(

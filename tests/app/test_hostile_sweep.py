@@ -196,6 +196,7 @@ def test_a_read_only_workspace_opens_read_only(
         ["train", "retrain"],
         ["db", "upgrade"],
         ["predict", "--version", "v1"],
+        ["models", "activate", "v1"],
     ):
         rc, text = _run(capsys, [*argv, "--workspace", str(root)])
         assert rc == 2 and "is read-only" in text and "Traceback" not in text, (argv, text)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,13 +188,32 @@ def test_gate_outcomes_in_true_words():
     assert not worse.promote and worse.lost_critical == [] and worse.fpr == 0.0
     assert worse.reward < worse.active_reward and worse.accuracy < worse.active_accuracy
     assert worse.reasons == [
-        f"its mean clinical reward {worse.reward:+.2f} is below the active version's "
-        f"{worse.active_reward:+.2f} (accuracy {worse.accuracy:.1%} against 100.0%)"
+        f"its mean clinical reward {worse.reward:+.3f} is below the active version's "
+        f"{worse.active_reward:+.3f} (accuracy {worse.accuracy:.1%} against 100.0%)"
     ]
-    # the same verdicts in another order tie, so they are promoted
-    order = list(range(len(cases)))[::-1]
-    same = safety_gate([cases[i] for i in order], [truth[i] for i in order], truth[::-1])
-    assert same.promote and same.reward == same.active_reward
+    # other verdicts worth the same (each misses one error of the same severity, not the same
+    # one) tie, and a tie is promoted
+    sev = next(
+        c.severity for c in cases
+        if c.is_error and c.severity != "critical"
+        and sum(d.is_error and d.severity == c.severity for d in cases) >= 2
+    )  # fmt: skip
+    x, y = [c for c in cases if c.is_error and c.severity == sev][:2]
+
+    def missing(case):
+        return [
+            make_verdict("CORRECT - x") if c is case else v
+            for c, v in zip(cases, truth, strict=True)
+        ]
+
+    tie = safety_gate(cases, missing(x), missing(y))
+    assert [v.label for v in missing(x)] != [v.label for v in missing(y)]
+    assert tie.promote and tie.reward == pytest.approx(tie.active_reward) and tie.reward < 2.5
+    # no case with ground truth: nothing to compare, said in words
+    blind = [replace(c, error_type=None, severity=None) for c in cases]
+    none = safety_gate(blind, truth, passes)
+    assert none.promote and "no cases with ground truth to compare clinical rewards" in none.reason
+    assert "nan" not in none.reason
 
 
 def test_gate_compares_with_the_active_version_on_val(registry, tmp_path):
