@@ -92,7 +92,10 @@ def test_retrain_registers_and_records_the_new_version(demo_ws):
     assert {"export", "reward", "ppo", "evaluate", "register"} <= set(stages)
     assert stages[-1] == "done" and "rl-1" in events[-1]["message"]
     ppo = [e for e in events if e["stage"] == "ppo" and e["step"] > 0]
-    assert ppo and all(e["kl"] is not None and e["reward"] is not None for e in ppo)
+    steps = [e for e in ppo if not (e["message"] or "").startswith("val check")]
+    assert steps and all(e["kl"] is not None and e["reward"] is not None for e in steps)
+    checks = [e for e in events if (e["message"] or "").startswith("val check at step")]
+    assert [e["step"] for e in checks] == [0, 2]  # before the first step and after the last
 
     after = _snapshot(demo_ws)
     assert "rl-1" in after["folders"] and after["runs_dir"] == before["runs_dir"]
