@@ -134,11 +134,12 @@ def run_ppo(ctx: StageContext) -> dict[str, Any]:
 
 def _val_reward(ctx: StageContext) -> Callable[[], float] | None:
     """PPO's checkpoint score: the policy's mean clinical reward on the val cases (the measure
-    the safety gate compares), or None when there are no val cases with ground truth."""
+    the safety gate compares), or None when there are no val cases with ground truth. How
+    often it is asked (``PPOConfig.val_every``, 0: never) is the trainer's business."""
     from core.evaluation import evaluate
 
     val = [c for c in ctx.val if c.is_error is not None]
-    if not val or not ctx.cfg.ppo.val_every:
+    if not val:
         return None
 
     def score() -> float:
