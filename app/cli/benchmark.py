@@ -43,7 +43,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.cli.common import EXIT_OK, CommandError, add_common, progress_for, quiet_ml_libraries
+from app.cli.common import (
+    EXIT_OK,
+    CommandError,
+    add_common,
+    add_numerics,
+    progress_for,
+    quiet_ml_libraries,
+)
 from core.runtime.progress import Progress
 
 if TYPE_CHECKING:
@@ -179,6 +186,7 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
     p.add_argument("--from-json", metavar="FILE", help="only render FILE's table (no run)")
     p.add_argument("--until", choices=("ratings",), help="stop after the demo workspaces and the "
                    "simulated ratings (then copy them to try settings on val)")  # fmt: skip
+    add_numerics(p)
     p.set_defaults(func=run)
 
 
@@ -231,14 +239,17 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
     if args.until:
         return EXIT_OK
+    from core.runtime.numerics import describe_numerics, numerics_in_effect
+
     doc = results_json(results)
+    numerics = describe_numerics(numerics_in_effect())
     print(format_table(doc, results))
     print(f"medreview benchmark: {len(seeds)} seed(s) in {time.monotonic() - t0:.0f} s on this "
-          f"machine, workspaces in {root}", file=sys.stderr)  # fmt: skip
+          f"machine, arithmetic {numerics}, workspaces in {root}", file=sys.stderr)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.markdown:
-        Path(args.markdown).write_text(markdown_table(doc, results), encoding="utf-8")
+        Path(args.markdown).write_text(markdown_table(doc, results, numerics), encoding="utf-8")
     return EXIT_OK
 
 
@@ -513,9 +524,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
-def markdown_table(doc: dict[str, Any], results: list[SeedResult] | None = None) -> str:
+def markdown_table(
+    doc: dict[str, Any], results: list[SeedResult] | None = None, numerics: str | None = None
+) -> str:
     """The table docs/training.md shows, from a ``--json`` document (and, after a run, the
-    per-seed times and the reward model's accuracy by kind)."""
+    per-seed times, the gate's decisions and the arithmetic the run used,
+    ``core.runtime.numerics.describe_numerics``)."""
     seeds = doc["seeds"]
     head = (
         "| phase | "
@@ -558,6 +572,8 @@ def markdown_table(doc: dict[str, Any], results: list[SeedResult] | None = None)
             lines.append(
                 f"| {r.seed} | {len(r.test)} | {times} | {r.gates.get('sft', '')} | {r.gates.get('rl', '')} |"
             )
+    if numerics:
+        lines += ["", f"Arithmetic: {numerics}."]
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,35 @@ def add_common(parser: argparse.ArgumentParser, progress: bool = False) -> None:
         )
 
 
+def add_numerics(parser: argparse.ArgumentParser) -> None:
+    """``--numerics`` on the verbs that build the demo models (``core.runtime.numerics``)."""
+    parser.add_argument(
+        "--numerics",
+        choices=("portable", "native"),
+        default="portable",
+        help="CPU arithmetic: 'portable' pins torch, MKL, oneDNN and NumPy to their AVX2 kernels "
+        "and one thread, so any x86-64 machine with AVX2 builds the same demo models and "
+        "reproduces the documented figures; 'native' uses this CPU's fastest kernels and "
+        "threads, whose last bits differ between machines (default portable)",
+    )
+
+
+def apply_numerics(args: argparse.Namespace) -> None:
+    """Pin portable numerics when the verb asks for it, before anything loads NumPy or torch;
+    say so on stderr when this CPU cannot (the models then use its own kernels)."""
+    if getattr(args, "numerics", None) != "portable":
+        return
+    from core.runtime.numerics import use_portable_numerics
+
+    reason = use_portable_numerics()
+    if reason is not None and "was loaded before" not in reason:
+        print(
+            f"note: portable numerics is off: {reason}; the demo models may differ from the "
+            "documented ones in their last bits, and so in some answers",
+            file=sys.stderr,
+        )
+
+
 def quiet_ml_libraries() -> None:
     """Keep the log a clinician reads to what matters: no per-map progress bars from datasets,
     no deprecation notices about library internals (they are for us, not for the user)."""

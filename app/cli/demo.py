@@ -27,6 +27,7 @@ from app.cli.common import (
     EXIT_OK,
     CommandError,
     add_common,
+    add_numerics,
     cancel_on_sigterm,
     progress_for,
     quiet_ml_libraries,
@@ -95,6 +96,7 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
         help=f"train only a quick text model ({QUICK_VERSION}) and leave the two demo models to "
         "`medreview demo models` (the app's first run: reviewable within a minute)",
     )
+    add_numerics(c)
     c.set_defaults(func=create)
     m = demo_sub.add_parser(
         "models",
@@ -112,6 +114,7 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
         choices=("auto", "cuda", "mps", "cpu"),
         help="device for the demo models (default: the one demo create was given, else cpu)",
     )
+    add_numerics(m)
     m.set_defaults(func=models)
 
 

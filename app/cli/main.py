@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from app.cli.common import EXIT_FAILED, CommandError, add_common
+from app.cli.common import EXIT_FAILED, CommandError, add_common, apply_numerics
 
 # (verb, module, one-line help) in the order --help lists them.
 VERBS: tuple[tuple[str, str, str], ...] = (
@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["gui", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_numerics(args)
     try:
         _refuse_writes_to_read_only(args)
         return int(args.func(args) or 0)

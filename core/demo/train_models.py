@@ -739,6 +739,7 @@ def train_demo_models(
     from core.demo.lm import DemoLMConfig, build_demo_causal_lm
     from core.models.backends.clip_llm import ClipLLMBackend, ClipLLMConfig
     from core.runtime.devices import configure_threads
+    from core.runtime.numerics import numerics_in_effect
 
     configure_threads()
     cfg = config or DemoTrainConfig()
@@ -760,7 +761,12 @@ def train_demo_models(
     tmp = Path(tempfile.mkdtemp(prefix=".demo-train-", dir=registry.root))
     torch.manual_seed(cfg.seed)
     lm_cfg = DemoLMConfig()
-    training = {"cases": len(train), "val_cases": len(val), **asdict(cfg)}
+    training = {
+        "cases": len(train),
+        "val_cases": len(val),
+        **asdict(cfg),
+        "numerics": numerics_in_effect(),
+    }
     try:
         v1, v2 = tmp / cfg.names[0], tmp / cfg.names[1]
         build_demo_causal_lm(v1 / "base" / "lm", lm_cfg, seed=cfg.seed)

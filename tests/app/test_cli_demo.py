@@ -1,4 +1,5 @@
-"""``medreview demo create``: a whole workspace or none, and a cancel that leaves nothing."""
+"""``medreview demo create``: a whole workspace or none, a cancel that leaves nothing, and demo
+models built with portable numerics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.cli.main import main
+from core.runtime.numerics import PORTABLE_ENV, portable_unavailable
 from feedback_db import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +63,20 @@ def test_sigterm_during_training_leaves_no_workspace(tmp_path: Path) -> None:
     assert rest and rest[-1]["stage"] == "canceled"
     assert not ws.exists()
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(portable_unavailable() is not None, reason="needs an x86-64 CPU with AVX2")
+def test_demo_models_are_built_with_portable_numerics_and_the_card_says_so(tmp_path: Path) -> None:
+    ws = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k not in PORTABLE_ENV}
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "demo", "create", "--workspace", str(ws),
+         "--cases", "24", "--quick"],
+        cwd=ROOT, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    card = json.loads((ws / "models" / "demo-quick" / "model_card.json").read_text("utf-8"))
+    numerics = card["training"]["numerics"]
+    assert numerics["mode"] == "portable"
+    assert numerics["cpu_capability"] == "AVX2" and numerics["threads"] == 1
