@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -10,6 +11,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _numerics_env_restored() -> Iterator[None]:
+    """An in-process ``main(["demo", ...])`` pins the numerics in ``os.environ`` (when NumPy is
+    not loaded yet); put the variables back so the pins do not leak into later tests."""
+    from core.runtime.numerics import PORTABLE_ENV
+
+    names = (*PORTABLE_ENV, "MEDREVIEW_NUMERICS", "NPY_DISABLE_CPU_FEATURES")
+    before = {k: os.environ.get(k) for k in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

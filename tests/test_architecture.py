@@ -32,8 +32,9 @@ def test_import_contracts_hold() -> None:
 
 def test_cli_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from app.cli.main import build_parser; build_parser();"
-        "heavy = [m for m in ('torch','transformers','trl','open_clip','peft','PySide6') if m in sys.modules];"
+        "import sys; from app.cli.main import build_parser; from app.cli.common import apply_numerics;"
+        "apply_numerics(build_parser().parse_args(['demo', 'models', '--workspace', '/nonexistent']));"
+        "heavy = [m for m in ('torch','transformers','trl','open_clip','peft','PySide6','numpy') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run(

@@ -23,7 +23,7 @@ consecutive phases is computed on the test cases of all seeds pooled. ``--json``
     {"seeds": [...], "phases": [{"phase", "per_seed": [{"seed", "workspace", "version",
       "accuracy", "tp_rate", "tn_rate", "fpr", "fp", "critical_misses",
       "mean_clinical_reward"}], "mean": {...}, "sd": {...}}],
-     "paired": [{"from", "to", "b", "c", "mcnemar_p"}]}
+     "paired": [{"from", "to", "b", "c", "mcnemar_p"}], "numerics": "portable (AVX2 ...)"}
 
 ``b``: test cases the earlier phase got right and the later one wrong; ``c``: the reverse.
 ``sd`` is the sample standard deviation over seeds (0 with one seed). ``--markdown`` writes the
@@ -241,8 +241,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     from core.runtime.numerics import describe_numerics, numerics_in_effect
 
-    doc = results_json(results)
     numerics = describe_numerics(numerics_in_effect())
+    doc = {**results_json(results), "numerics": numerics}
     print(format_table(doc, results))
     print(f"medreview benchmark: {len(seeds)} seed(s) in {time.monotonic() - t0:.0f} s on this "
           f"machine, arithmetic {numerics}, workspaces in {root}", file=sys.stderr)  # fmt: skip
@@ -572,6 +572,7 @@ def markdown_table(
             lines.append(
                 f"| {r.seed} | {len(r.test)} | {times} | {r.gates.get('sft', '')} | {r.gates.get('rl', '')} |"
             )
+    numerics = numerics or doc.get("numerics")
     if numerics:
         lines += ["", f"Arithmetic: {numerics}."]
     return "\n".join(lines) + "\n"

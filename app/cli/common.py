@@ -39,25 +39,38 @@ def add_common(parser: argparse.ArgumentParser, progress: bool = False) -> None:
         )
 
 
-def add_numerics(parser: argparse.ArgumentParser) -> None:
-    """``--numerics`` on the verbs that build the demo models (``core.runtime.numerics``)."""
+def add_numerics(parser: argparse.ArgumentParser, default_help: str = "portable") -> None:
+    """``--numerics`` on the verbs that build the demo models (``core.runtime.numerics``). The
+    default is ``None``: ``apply_numerics`` then asks the verb's ``numerics_default`` (``demo
+    models`` follows what ``demo create`` was given), else portable."""
     parser.add_argument(
         "--numerics",
         choices=("portable", "native"),
-        default="portable",
+        default=None,
         help="CPU arithmetic: 'portable' pins torch, MKL, oneDNN and NumPy to their AVX2 kernels "
-        "and one thread, so any x86-64 machine with AVX2 builds the same demo models and "
-        "reproduces the documented figures; 'native' uses this CPU's fastest kernels and "
-        "threads, whose last bits differ between machines (default portable)",
+        "and one thread, so this machine (and, as checked so far, others like it with the same "
+        "packages) builds the same demo models run after run, about 15-20%% slower; 'native' "
+        "uses this CPU's fastest kernels and threads, whose last bits differ between machines "
+        f"(default {default_help})",
     )
 
 
 def apply_numerics(args: argparse.Namespace) -> None:
     """Pin portable numerics when the verb asks for it, before anything loads NumPy or torch;
-    say so on stderr when this CPU cannot (the models then use its own kernels)."""
-    if getattr(args, "numerics", None) != "portable":
+    say so on stderr when this CPU cannot (the models then use its own kernels). Called by
+    ``main`` before the verb runs, so it must not import NumPy or torch itself."""
+    if not hasattr(args, "numerics") or getattr(args, "from_json", None):
+        return  # not a verb that computes (benchmark --from-json only renders a table)
+    choice = args.numerics
+    if choice is None:
+        pick = getattr(args, "numerics_default", None)
+        choice = (pick(args) if pick is not None else None) or "portable"
+        args.numerics = choice
+    from core.runtime.numerics import clear_portable_numerics, use_portable_numerics
+
+    if choice != "portable":
+        clear_portable_numerics()
         return
-    from core.runtime.numerics import use_portable_numerics
 
     reason = use_portable_numerics()
     if reason is not None and "was loaded before" not in reason:

@@ -114,8 +114,8 @@ def register(sub: argparse._SubParsersAction, verb: str, help_: str) -> None:
         choices=("auto", "cuda", "mps", "cpu"),
         help="device for the demo models (default: the one demo create was given, else cpu)",
     )
-    add_numerics(m)
-    m.set_defaults(func=models)
+    add_numerics(m, "what demo create was given, else portable")
+    m.set_defaults(func=models, numerics_default=_pending_numerics)
 
 
 def create(args: argparse.Namespace) -> int:
@@ -237,6 +237,20 @@ def _warm_imports() -> None:
     threading.Thread(target=work, name="warm-imports", daemon=True).start()
 
 
+def _pending_numerics(args: argparse.Namespace) -> str | None:
+    """The arithmetic ``demo create --quick`` was given, from its note, so ``demo models`` trains
+    the full models the way the images were made (``None``: no readable note). Runs before the
+    verb, so only json and the file system."""
+    import json
+
+    try:
+        note = json.loads((workspace(args).root / PENDING_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    choice = note.get("numerics") if isinstance(note, dict) else None
+    return choice if choice in ("portable", "native") else None
+
+
 def _write_pending(ws: Workspace, args: argparse.Namespace) -> None:
     """The note that the full demo models are still to be trained (``demo models`` reads it)."""
     import json
@@ -245,6 +259,7 @@ def _write_pending(ws: Workspace, args: argparse.Namespace) -> None:
         "seed": args.seed,
         "cases": args.cases,
         "device": args.device,
+        "numerics": args.numerics,
         "versions": list(FULL_VERSIONS),
     }
     (ws.root / PENDING_NAME).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Portable CPU numerics: the same floating-point results on any x86-64 machine with AVX2.
+"""Portable CPU numerics: the same floating-point results on x86-64 Linux machines with AVX2.
 
 Why: PyTorch's own kernels, MKL (its matrix products), oneDNN (its convolutions) and NumPy (its
 ufuncs: exp, sin, ...) each pick their code by the CPU's instruction set, and an AVX-512 kernel
@@ -12,9 +12,12 @@ split over more threads adds in another order).
 
 ``use_portable_numerics()`` pins every one of them to its AVX2 kernels and the intra-op threads
 to one, so ``medreview demo`` and ``medreview benchmark`` build the same cases and the same demo
-models on any such machine (with the same package versions): the documented figures then
-reproduce elsewhere. It costs little here (tiny models are bound by Python overhead, not by
-vector width); ``--numerics native`` turns it off.
+models run after run, and, as far as the libraries keep their AVX2 code paths bitwise alike, on
+other such machines (with the same package versions). Checked on one kind of machine only (an
+Intel Xeon with AVX-512); Intel's MKL documents its AVX2 branch for Intel CPUs, so an AMD one may
+still differ. It costs about 15-20% of the training time on that machine
+(``benchmarks/numerics.py``), more on one with many cores (one thread instead of several);
+``--numerics native`` turns it off.
 
 The libraries read these variables once, when first used, so this must run before the process
 loads NumPy or torch; when either is already loaded it changes nothing and says why.
@@ -69,7 +72,7 @@ def portable_unavailable(flags: frozenset[str] | None = None) -> str | None:
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64"):
         return (
-            f"this is a {platform.machine() or 'non-x86'} CPU, and portable numerics is for x86-64"
+            f"this is an {platform.machine() or 'unknown'} CPU, and portable numerics is for x86-64"
         )
     have = cpu_flags() if flags is None else flags
     if not have:
@@ -101,6 +104,19 @@ def use_portable_numerics(environ: dict[str, str] | None = None) -> str | None:
     env.update(PORTABLE_ENV)
     env[_MARK] = "portable"
     return None
+
+
+def clear_portable_numerics(environ: dict[str, str] | None = None) -> None:
+    """Undo an inherited ``use_portable_numerics`` (``--numerics native`` in a child of a
+    portable process): drop its variables and its mark, so the card does not say portable.
+    Variables the user set without the mark are left alone."""
+    env = os.environ if environ is None else environ
+    if env.get(_MARK) != "portable":
+        return
+    for name, value in PORTABLE_ENV.items():
+        if env.get(name) == value:
+            env.pop(name)
+    env.pop(_MARK, None)
 
 
 def numerics_in_effect() -> dict[str, Any]:

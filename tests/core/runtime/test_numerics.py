@@ -1,6 +1,6 @@
 """Portable numerics: what it sets, when it refuses, and that a small real demo build comes out
-bit for bit the same, run after run and (where the package versions match) machine after
-machine.
+bit for bit the same, run after run, and the recorded bytes on the kind of machine they were
+recorded on (another CPU reports whether it matches them).
 
 The pinning must happen before NumPy and torch load, and this test process has both loaded, so
 the checks that need it run in a fresh interpreter.
@@ -19,6 +19,7 @@ import pytest
 from core.runtime import numerics
 from core.runtime.numerics import (
     PORTABLE_ENV,
+    clear_portable_numerics,
     cpu_flags,
     describe_numerics,
     portable_unavailable,
@@ -55,8 +56,9 @@ out["numerics"] = numerics_in_effect()
 print(json.dumps(out))
 """
 
-# MINI_BUILD's digests under portable numerics, recorded on an AVX-512 machine (Intel Xeon,
-# 2 cores) for these package versions; an AVX2-only machine must give the same bytes.
+# MINI_BUILD's digests under portable numerics, recorded on an AVX-512 machine (GenuineIntel,
+# "Intel(R) Xeon(R) Processor", family 6 model 167, 2 cores) for these package versions.
+RECORDED_ON = ("GenuineIntel", "6", "167")
 GOLDEN = {
     ("2.14.1+cu130", "2.4.6"): {
         "images": "87f97d96e71fe0ec",
@@ -83,6 +85,20 @@ def _fresh_python(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cpu() -> tuple[str, str, str]:
+    """(vendor, family, model) of this machine's first CPU, from /proc/cpuinfo."""
+    got = {"vendor_id": "", "cpu family": "", "model": ""}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in got and not got[key.strip()]:
+            got[key.strip()] = value.strip()
+    return got["vendor_id"], got["cpu family"], got["model"]
+
+
 def test_cpu_flags_read_the_first_cpu(tmp_path: Path) -> None:
     info = tmp_path / "cpuinfo"
     info.write_text(
@@ -101,7 +117,7 @@ def test_unavailable_says_why_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "does not say" in str(portable_unavailable(frozenset()))
     monkeypatch.setattr(numerics.platform, "machine", lambda: "arm64")
     assert portable_unavailable(frozenset(V3.split())) == (
-        "this is a arm64 CPU, and portable numerics is for x86-64"
+        "this is an arm64 CPU, and portable numerics is for x86-64"
     )
 
 
@@ -157,17 +173,32 @@ def test_a_fresh_process_runs_every_library_on_avx2_and_one_thread() -> None:
     assert "'architecture': 'Haswell'" in got["numpy"]
 
 
+def test_clearing_undoes_only_an_inherited_pin() -> None:
+    env = {**PORTABLE_ENV, "MEDREVIEW_NUMERICS": "portable", "OMP_NUM_THREADS": "8"}
+    env["MEDREVIEW_TORCH_THREADS"] = "3"  # changed after the pin: the user's, kept
+    clear_portable_numerics(env)
+    assert env == {"OMP_NUM_THREADS": "8", "MEDREVIEW_TORCH_THREADS": "3"}
+    mine = {"ATEN_CPU_CAPABILITY": "avx2"}  # set by the user, no mark: left alone
+    clear_portable_numerics(mine)
+    assert mine == {"ATEN_CPU_CAPABILITY": "avx2"}
+
+
 @pytest.mark.skipif(portable_unavailable() is not None, reason="needs an x86-64 CPU with AVX2")
-def test_a_demo_build_is_the_same_bytes_every_time_and_on_every_avx2_machine() -> None:
-    first = _fresh_python(MINI_BUILD)
+def test_a_demo_build_is_the_same_bytes_every_time() -> None:
+    first, second = _fresh_python(MINI_BUILD), _fresh_python(MINI_BUILD)
     assert first["reason"] is None and first["numerics"]["mode"] == "portable"
+    digests = {k: first[k] for k in ("images", "demo-v1", "demo-v2")}
+    assert {k: second[k] for k in digests} == digests
     versions = (first["numerics"]["torch"], first["numerics"]["numpy"])
     golden = GOLDEN.get(versions)
-    digests = {k: first[k] for k in ("images", "demo-v1", "demo-v2")}
-    if golden is not None:
-        # Recorded on another machine: the images and both models, to the bit.
+    if golden is None:
+        return  # other package versions compute other bits; repeating itself is what is asked
+    if _cpu() == RECORDED_ON:
+        # The machine kind the digests were recorded on: a change that alters the demo build's
+        # bytes (and so the documented figures) fails here until they are measured again.
         assert digests == golden
-    else:
-        # Other package versions compute other bits; the build must still repeat itself.
-        second = _fresh_python(MINI_BUILD)
-        assert {k: second[k] for k in digests} == digests
+    elif digests != golden:
+        # Another CPU: whether it computes the recorded bytes is what this reports; MKL promises
+        # its AVX2 branch only on Intel CPUs, and oneDNN promises no bitwise equality at all.
+        pytest.skip(f"this CPU {_cpu()} builds other bytes than the recorded {RECORDED_ON}: "
+                    f"{digests} against {golden}")  # fmt: skip
