@@ -75,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         print("loop_ceiling: --seeds takes integers, comma-separated", file=sys.stderr)
         return 2
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    from core.cases.records import SPLITS
+
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        print(f"loop_ceiling: --splits takes some of {', '.join(SPLITS)}; got {args.splits!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
 
     from core.runtime.numerics import use_portable_numerics
 
