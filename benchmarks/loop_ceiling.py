@@ -27,7 +27,7 @@ split only for the record.
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.loop_ceiling --dir DIR [--seeds 0,1,2] \
         [--splits review,val,test] [--json OUT]
 
-About a minute a seed on this 2-core CPU (portable numerics, as the benchmark).
+About 30 s a seed on this 2-core CPU (portable numerics, as the benchmark).
 """
 
 from __future__ import annotations
