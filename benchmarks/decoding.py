@@ -20,23 +20,17 @@ import argparse
 import sys
 from pathlib import Path
 
-VERSIONS = ("demo-v2", "bench-sft", "bench-rl")
+from benchmarks._workspace import VERSIONS, add_workspace_args, manifest_cases
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dir", required=True, help="the folder `medreview benchmark --dir` filled")
-    p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
+    add_workspace_args(p)
     p.add_argument("--test", action="store_true", help="also the test split (look once)")
     p.add_argument("--show", action="store_true", help="print the cases verdict_branches misses")
     args = p.parse_args(argv)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        print("decoding: --seeds takes integers, comma-separated", file=sys.stderr)
-        return 2
+    seeds: list[int] = args.seeds
 
-    from benchmarks._workspace import manifest_cases
     from core.models.registry import Registry, RegistryError
 
     splits = ("val", "test") if args.test else ("val",)

@@ -38,7 +38,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-VERSIONS = ("demo-v2", "bench-sft", "bench-rl")
+from benchmarks._workspace import VERSIONS, add_workspace_args, manifest_cases
+
 IMAGE_KINDS = ("none", "unsupported_by_image")
 
 
@@ -64,16 +65,11 @@ def best_p(n_language_errors: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dir", required=True, help="the folder `medreview benchmark --dir` filled")
-    p.add_argument("--seeds", default="0,1,2", help="its seed-N workspaces to use")
+    add_workspace_args(p)
     p.add_argument("--splits", default="review,val", help="splits to count (add test, once)")
     p.add_argument("--json", metavar="OUT", help="also write the counts as JSON")
     args = p.parse_args(argv)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        print("loop_ceiling: --seeds takes integers, comma-separated", file=sys.stderr)
-        return 2
+    seeds: list[int] = args.seeds
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     from core.cases.records import SPLITS
 
@@ -85,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.runtime.numerics import use_portable_numerics
 
-    use_portable_numerics()  # the benchmark's arithmetic, so the answers are its answers
+    reason = use_portable_numerics()  # the benchmark's arithmetic, so the answers are its own
+    if reason:
+        print(f"loop_ceiling: native arithmetic ({reason}); answers may differ from the "
+              "benchmark's", file=sys.stderr)  # fmt: skip
 
-    from benchmarks._workspace import manifest_cases
     from core.models.registry import Registry, RegistryError
 
     out: dict[str, Any] = {"seeds": seeds, "rows": []}

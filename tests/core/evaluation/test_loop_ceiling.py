@@ -4,6 +4,8 @@ was wrong; every other wrong answer is the language model's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.loop_ceiling import best_p, classify
@@ -40,3 +42,19 @@ def test_best_p_is_mcnemar_with_every_error_fixed_and_none_broken() -> None:
     assert best_p(0) == 1.0
     assert best_p(5) == pytest.approx(0.0625)
     assert best_p(6) == pytest.approx(0.03125)
+
+
+def test_bad_arguments_get_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks._workspace import seed_list
+    from benchmarks.loop_ceiling import main
+
+    assert seed_list("3,4") == [3, 4]
+    with pytest.raises(SystemExit) as e:
+        main(["--dir", str(tmp_path), "--seeds", "1,x"])
+    assert e.value.code == 2 and "--seeds: takes integers" in capsys.readouterr().err
+    assert main(["--dir", str(tmp_path), "--splits", "vall"]) == 2
+    assert "--splits takes some of train, review, val, test" in capsys.readouterr().err
+    assert main(["--dir", str(tmp_path), "--seeds", "0", "--splits", "val"]) == 2
+    assert "seed-0 has no demo_manifest.jsonl" in capsys.readouterr().err
